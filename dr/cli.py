@@ -1,0 +1,98 @@
+"""The `dr` command line: a thin facade over the plan and its front ends.
+
+Exit codes for every command: 0 done, 1 the operation found a problem, 2 bad input or usage.
+Graph errors go to stderr as `path:line: message`, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dr import __version__
+from dr.errors import DrError, GraphError, UsageError
+from dr.modes import MODES
+from dr.plan import plan_for
+from dr.plan_view import render_plan
+from dr.spec import load_graph_file
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+DEFAULT_GRAPH = "stacks/cluster.yaml"
+
+
+def read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _graph_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
+                        help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
+    common.add_argument("--mode", choices=MODES, default="prod",
+                        help="prod rebuilds production; drill drops prod_only components, swaps in their "
+                             "drill replacements and refuses any production marker (default: prod)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dr",
+        description="Rebuild a Kubernetes cluster from its recovery graph, in the right order.",
+        epilog="Exit codes: 0 done, 1 the operation found a problem, 2 bad input or usage. "
+               "See docs/graph-format.md for the graph format.",
+    )
+    parser.add_argument("--version", action="version", version=f"dr {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _graph_options()
+
+    plan = commands.add_parser(
+        "plan", parents=[common], help="validate the graph and print the recovery order",
+        description="Validate the recovery graph and print the recovery order: waves (what can run in "
+                    "parallel), steps, the critical path and the predicted RTO.")
+    plan.add_argument("--only", nargs="+", metavar="NAME", default=[],
+                      help="plan only these components and everything they depend on")
+    plan.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    plan.set_defaults(handler=_cmd_plan)
+    return parser
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    spec = load_graph_file(args.graph)
+    plan = plan_for(spec, mode=args.mode, only=args.only, read_text=read_text)
+    for warning in plan.warnings:
+        print(warning, file=sys.stderr)
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        sys.stdout.write(render_plan(plan))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except GraphError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"dr {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DrError as exc:
+        print(f"dr {args.command}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        print("dr: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

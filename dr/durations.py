@@ -1,0 +1,36 @@
+"""Durations as people write them in a recovery graph ("90s", "8m", "1h30m", "2d") and back.
+
+Pure helpers used by the spec loader and the plan/report writers.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration like '1h30m'; ValueError with a hint otherwise."""
+    cleaned = text.strip().replace(" ", "")
+    match = _DURATION.match(cleaned)
+    if not cleaned or match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration; write it like 90s, 8m, 1h30m or 2d")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return days * 86_400 + hours * 3_600 + minutes * 60 + seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A compact human form: 0s, 45s, 8m, 1h05m, 2d03h."""
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"

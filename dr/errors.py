@@ -1,0 +1,49 @@
+"""The small exception hierarchy callers actually catch.
+
+`GraphError` carries the file and line of every problem found in a recovery graph, so the CLI
+can print `path:line: message` and exit 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DrError(Exception):
+    """Base class of every error dr raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a recovery graph, located in its file."""
+
+    path: str
+    line: int
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.path}:{self.line}: {prefix}{self.message}"
+
+
+class GraphError(DrError):
+    """The recovery graph is invalid; holds every error found (at least one)."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        if not diagnostics:
+            raise ValueError("GraphError needs at least one diagnostic")
+        self.diagnostics = tuple(diagnostics)
+        super().__init__("\n".join(str(d) for d in diagnostics))
+
+
+class UsageError(DrError):
+    """A command was called wrongly (unknown component in --only, bad option value)."""
+
+
+class RestoreError(DrError):
+    """A restore could not be done; nothing was lost."""
+
+
+class DrillFailed(DrError):
+    """A drill ran but a step, a check or a target failed."""

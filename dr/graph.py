@@ -1,0 +1,249 @@
+"""The recovery graph as a networkx DiGraph: validation rules, waves, critical path, subgraphs.
+
+Edges point from a dependency to the component that needs it, so a topological order is a valid
+recovery order. `RecoveryGraph.build` runs every rule of design.md against a declared `GraphSpec`
+for one mode (the mode rules come from `dr.modes`) and raises one `GraphError` holding all errors;
+warnings travel with the graph. Nothing here touches the disk: manifest text comes through `read_text`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from dr.errors import Diagnostic, GraphError, UsageError
+from dr.modes import ReadText, find_leaks, for_mode
+from dr.spec import Component, GraphSpec, ManifestsAction, RestoreAction, did_you_mean
+
+
+@dataclass(frozen=True)
+class RecoveryGraph:
+    """A validated, mode-resolved recovery graph. Treat `digraph` as read-only."""
+
+    spec: GraphSpec
+    mode: str
+    digraph: nx.DiGraph = field(repr=False, compare=False)
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @classmethod
+    def build(cls, spec: GraphSpec, *, mode: str = "prod", read_text: ReadText | None = None) -> RecoveryGraph:
+        """Validate `spec` for `mode`; raise GraphError with every error found."""
+        problems = check_references(spec, read_text)
+        if problems:
+            raise GraphError(problems)
+        resolved, problems = for_mode(spec, mode)
+        if problems:
+            raise GraphError(problems)
+        digraph = _digraph(resolved)
+        problems = _cycles(resolved, digraph)
+        if problems:
+            raise GraphError(problems)
+        problems = _data_rules(resolved, digraph)
+        if mode == "drill":
+            problems += find_leaks(resolved, read_text)
+        if problems:
+            raise GraphError(problems)
+        return cls(spec=resolved, mode=mode, digraph=digraph, warnings=tuple(_warnings(resolved, digraph)))
+
+    # -- order -------------------------------------------------------------------------------
+    @property
+    def components(self) -> dict[str, Component]:
+        return dict(self.spec.components)
+
+    def topological_order(self) -> list[str]:
+        return list(nx.topological_sort(self.digraph))
+
+    def wave_of(self) -> dict[str, int]:
+        """Each component's wave: 0 without dependencies, else 1 + the largest wave among them."""
+        wave: dict[str, int] = {}
+        for name in self.topological_order():
+            preds = self.digraph.pred[name]
+            wave[name] = 1 + max(wave[p] for p in preds) if preds else 0
+        return wave
+
+    def waves(self) -> list[list[str]]:
+        """Topological generations: wave i holds what can start once waves 0..i-1 are done."""
+        wave = self.wave_of()
+        grouped: list[list[str]] = [[] for _ in range(max(wave.values(), default=-1) + 1)]
+        for name, index in wave.items():
+            grouped[index].append(name)
+        return [sorted(group) for group in grouped]
+
+    def critical_path(self) -> tuple[list[str], int]:
+        """The longest chain by estimate and its length in seconds (ties go to the first name)."""
+        finish: dict[str, int] = {}
+        best_pred: dict[str, str | None] = {}
+        for name in self.topological_order():
+            chosen: str | None = None
+            for pred in sorted(self.digraph.pred[name]):
+                if chosen is None or finish[pred] > finish[chosen]:
+                    chosen = pred
+            best_pred[name] = chosen
+            finish[name] = self.spec.components[name].estimate_s + (finish[chosen] if chosen else 0)
+        if not finish:
+            return [], 0
+        end = min(finish, key=lambda n: (-finish[n], n))
+        path: list[str] = []
+        cursor: str | None = end
+        while cursor is not None:
+            path.append(cursor)
+            cursor = best_pred[cursor]
+        return path[::-1], finish[end]
+
+    def only(self, names: Iterable[str]) -> RecoveryGraph:
+        """The named components and everything they need (their ancestors), nothing else."""
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in self.digraph]
+        if unknown:
+            hints = "; ".join(f"{n!r}{did_you_mean(n, self.spec.components)}" for n in unknown)
+            raise UsageError(f"--only names components that are not in the {self.mode} graph: {hints}")
+        keep: set[str] = set()
+        for name in wanted:
+            keep.add(name)
+            keep |= nx.ancestors(self.digraph, name)
+        sub_spec = self.spec.with_components({n: c for n, c in self.spec.components.items() if n in keep})
+        return RecoveryGraph(spec=sub_spec, mode=self.mode, digraph=self.digraph.subgraph(keep).copy(),
+                             warnings=tuple(w for w in self.warnings if _mentions(w, keep)))
+
+
+def _mentions(warning: Diagnostic, names: set[str]) -> bool:
+    return any(f"{n!r}" in warning.message for n in names)
+
+
+def _digraph(spec: GraphSpec) -> nx.DiGraph:
+    digraph = nx.DiGraph()
+    digraph.add_nodes_from(spec.components)
+    digraph.add_edges_from((dep, c.name) for c in spec.components.values() for dep in c.depends_on)
+    return digraph
+
+
+def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list[Diagnostic]:
+    """Rules 1, 5 and the names a component or backup refers to; mode-independent."""
+    problems: list[Diagnostic] = []
+    names = spec.components
+    host_targets = {"all", *spec.hosts, *(g for h in spec.hosts.values() for g in h.groups)}
+
+    def error(line: int, message: str) -> None:
+        problems.append(Diagnostic(spec.path, line, message))
+
+    for name, component in names.items():
+        for i, dep in enumerate(component.depends_on):
+            line = spec.line_of("components", name, "depends_on", i)
+            if dep == name:
+                error(line, f"component {name!r} depends on itself: cycle {name} -> {name}")
+            elif dep not in names:
+                error(line, f"component {name!r} depends on unknown component {dep!r}{did_you_mean(dep, names)}")
+        action = component.action
+        if isinstance(action, RestoreAction) and action.backup not in spec.backups:
+            hint = did_you_mean(action.backup, spec.backups) or (
+                f"; declared backups: {', '.join(sorted(spec.backups)) or 'none'}")
+            error(spec.line_of("components", name, "restore", "backup"),
+                  f"component {name!r} restores unknown backup {action.backup!r}{hint}")
+        if spec.hosts and action is not None and action.kind in ("playbook", "restore"):
+            for i, target in enumerate(action.hosts):  # type: ignore[union-attr]
+                if target not in host_targets:
+                    error(spec.line_of("components", name, "hosts", i),
+                          f"component {name!r} runs on {target!r}, which is neither a host nor a group in "
+                          f"'hosts'{did_you_mean(target, sorted(host_targets))}")
+        if isinstance(action, ManifestsAction) and read_text is not None:
+            for i, manifest in enumerate(action.paths):
+                try:
+                    read_text(spec.base_dir / manifest)
+                except OSError:
+                    error(spec.line_of("components", name, "manifests", i),
+                          f"component {name!r}: manifest file {manifest!r} cannot be read "
+                          f"(looked for {Path(spec.base_dir, manifest)}); paths are relative to the graph file")
+        replacement = component.drill.replace_with
+        if replacement is not None:
+            line = spec.line_of("components", name, "drill", "replace_with")
+            if not component.prod_only:
+                error(line, f"component {name!r} has drill.replace_with but is not prod_only; "
+                            "add prod_only: true or remove replace_with")
+            if replacement not in names:
+                error(line, f"component {name!r}: drill.replace_with names unknown component "
+                            f"{replacement!r}{did_you_mean(replacement, names)}")
+            elif not names[replacement].drill_only:
+                error(line, f"component {name!r}: drill.replace_with {replacement!r} must be a drill_only "
+                            "component, or it would also run in prod")
+    for backup in spec.backups.values():
+        if backup.protects is not None and backup.protects not in names:
+            error(spec.line_of("backups", backup.name, "protects"),
+                  f"backup {backup.name!r} protects unknown component {backup.protects!r}"
+                  f"{did_you_mean(backup.protects, names)}")
+    return problems
+
+
+def _cycles(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
+    """Rule 2: every cycle, printed as a -> b -> c -> a starting at its first name."""
+    problems = []
+    for scc in nx.strongly_connected_components(digraph):
+        if len(scc) < 2:
+            continue
+        edges = nx.find_cycle(digraph.subgraph(scc))
+        cycle = [u for u, _ in edges]
+        start = cycle.index(min(cycle))
+        cycle = cycle[start:] + cycle[:start]
+        shown = " -> ".join([*cycle, cycle[0]])
+        first = cycle[0]
+        problems.append(Diagnostic(spec.path, spec.line_of("components", first, "depends_on"),
+                                   f"dependency cycle: {shown}; a recovery order needs one of these "
+                                   "dependencies removed"))
+    return sorted(problems, key=lambda d: d.line)
+
+
+def _data_rules(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
+    """Rules 6 and 7: data is restored before the component that owns it starts."""
+    problems: list[Diagnostic] = []
+    restores_of: dict[str, list[str]] = {}
+    for name, component in spec.components.items():
+        if isinstance(component.action, RestoreAction):
+            restores_of.setdefault(component.action.backup, []).append(name)
+    protected: set[str] = set()
+    for backup in spec.backups.values():
+        owner = backup.protects
+        if owner is None or owner not in spec.components:
+            continue
+        protected.add(owner)
+        restorers = restores_of.get(backup.name, [])
+        if restorers and nx.ancestors(digraph, owner) & set(restorers):
+            continue
+        if owner in restorers:
+            continue
+        if restorers:
+            fix = f"add {sorted(restorers)[0]!r} to its depends_on"
+        else:
+            fix = (f"add a component with restore: {{backup: {backup.name}}} (layer data) "
+                   "and list it in depends_on")
+        problems.append(Diagnostic(
+            spec.path, spec.line_of("components", owner),
+            f"component {owner!r} owns the data of backup {backup.name!r} but does not depend on a restore "
+            f"of it; it would start on empty storage and initialise it: {fix}"))
+    for name, component in spec.components.items():
+        if component.stateful and name not in protected:
+            problems.append(Diagnostic(
+                spec.path, spec.line_of("components", name, "stateful"),
+                f"component {name!r} is stateful but no backup protects it; add a backup with "
+                f"protects: {name}, or drop stateful if it holds no data"))
+    return problems
+
+
+def _warnings(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
+    """Rule 9 and estimates: things worth a look that do not stop a rebuild."""
+    warnings: list[Diagnostic] = []
+    components = spec.components
+    for dep, name in digraph.edges:
+        later, earlier = components[dep], components[name]
+        if later.layer_index > earlier.layer_index:
+            warnings.append(Diagnostic(
+                spec.path, spec.line_of("components", name, "depends_on"),
+                f"component {name!r} (layer {earlier.layer}) depends on {dep!r} from the later layer "
+                f"{later.layer}; is that intended?", severity="warning"))
+    for name, component in components.items():
+        if component.action is not None and component.estimate_s == 0:
+            warnings.append(Diagnostic(
+                spec.path, spec.line_of("components", name),
+                f"component {name!r} has no estimate; the predicted RTO counts it as 0s", severity="warning"))
+    return sorted(warnings, key=lambda d: d.line)

@@ -1,0 +1,181 @@
+"""Prod and drill modes: which components exist in each, and what a drill must never touch.
+
+`for_mode` takes a declared `GraphSpec` and returns the spec of one mode: in drill mode,
+`prod_only` components are dropped and their dependents re-pointed to `drill.replace_with`, `drill`
+values are deep-merged into each action; in prod mode `drill_only` components are dropped.
+`find_leaks` scans what a drill would deploy for the graph's `prod_markers`. Both are pure: the only
+outside input, the text of manifest files, comes through the `read_text` callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dr.errors import Diagnostic
+from dr.spec import (
+    Component,
+    GraphSpec,
+    HelmAction,
+    ManifestsAction,
+    PlaybookAction,
+    RestoreAction,
+    deep_merge,
+    freeze,
+)
+
+MODES: tuple[str, ...] = ("prod", "drill")
+ReadText = Callable[[Path], str]
+
+
+def for_mode(spec: GraphSpec, mode: str) -> tuple[GraphSpec, list[Diagnostic]]:
+    """The spec as it is deployed in `mode`, and the problems that mode has (rule 8, first half)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    problems: list[Diagnostic] = []
+    components = spec.components
+    if mode == "prod":
+        kept = {n: c for n, c in components.items() if not c.drill_only}
+        for component in kept.values():
+            for dep in component.depends_on:
+                if dep in components and components[dep].drill_only:
+                    problems.append(Diagnostic(
+                        spec.path, spec.line_of("components", component.name, "depends_on"),
+                        f"component {component.name!r} depends on {dep!r}, which is drill_only and does not "
+                        f"exist in prod; depend on the production component that {dep!r} replaces instead"))
+        return spec.with_components(kept), problems
+
+    kept = {}
+    for name, component in components.items():
+        if component.prod_only:
+            continue
+        kept[name] = _with_drill_overrides(component)
+    for name, component in list(kept.items()):
+        depends_on: list[str] = []
+        for dep in component.depends_on:
+            target = components.get(dep)
+            if target is None or not target.prod_only:
+                depends_on.append(dep)
+                continue
+            replacement = target.drill.replace_with
+            if replacement is None:
+                problems.append(Diagnostic(
+                    spec.path, spec.line_of("components", name, "depends_on"),
+                    f"component {name!r} depends on {dep!r}, which is prod_only and has no "
+                    f"drill.replace_with; in drill mode {name!r} would lose it. Give {dep!r} a "
+                    "drill.replace_with (a drill_only component) or mark it not prod_only"))
+                continue
+            if replacement == name:
+                problems.append(Diagnostic(
+                    spec.path, spec.line_of("components", name, "depends_on"),
+                    f"drill_only component {name!r} depends on {dep!r}, the component it replaces in drill mode"))
+                continue
+            if replacement not in depends_on:
+                depends_on.append(replacement)
+        if tuple(depends_on) != component.depends_on:
+            kept[name] = replace(component, depends_on=tuple(depends_on))
+    return spec.with_components(kept), problems
+
+
+def _with_drill_overrides(component: Component) -> Component:
+    overrides = component.drill.values
+    action = component.action
+    if not overrides or action is None:
+        return component
+    if isinstance(action, HelmAction):
+        return replace(component, action=replace(action, values=freeze(deep_merge(action.values, overrides))))
+    if isinstance(action, PlaybookAction | RestoreAction):
+        return replace(component, action=replace(action, vars=freeze(deep_merge(action.vars, overrides))))
+    return component
+
+
+def _strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield (*path, key), key
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, tuple | list):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*path, i))
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _has_path(value: Any, path: tuple[str | int, ...]) -> bool:
+    for key in path:
+        if isinstance(value, Mapping) and key in value:
+            value = value[key]
+        elif isinstance(value, tuple | list) and isinstance(key, int) and key < len(value):
+            value = value[key]
+        else:
+            return False
+    return True
+
+
+def _declared_fields(component: Component) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """(path in the graph file, value) of every field a drill would deploy.
+
+    A restore's backup is deliberately absent: the production repository is the read-only source a
+    drill restores from, and the backup name is all the component carries.
+    """
+    action = component.action
+    if isinstance(action, HelmAction):
+        yield ("helm", "chart"), action.chart
+        yield ("helm", "repo"), action.repo
+        yield ("helm", "values"), action.values
+    elif isinstance(action, PlaybookAction):
+        yield ("playbook",), action.playbook
+        yield ("vars",), action.vars
+    elif isinstance(action, RestoreAction):
+        yield ("vars",), action.vars
+    for i, check in enumerate(component.verify):
+        yield ("verify", i), check.spec
+
+
+def find_leaks(spec: GraphSpec, read_text: ReadText | None) -> list[Diagnostic]:
+    """Every place a drill-mode component carries a production marker (rule 8, second half)."""
+    problems: list[Diagnostic] = []
+    if not spec.prod_markers:
+        return problems
+    for name, component in spec.components.items():
+        for field_path, value in _declared_fields(component):
+            for sub_path, text in _strings(value):
+                for marker in spec.prod_markers:
+                    if marker not in text:
+                        continue
+                    full = (*field_path, *sub_path)
+                    drill_path = ("drill", "values", *full[1:])
+                    where = drill_path if _has_path(component.drill.values, full[1:]) and full[0] in (
+                        "vars", "helm") and sub_path else full
+                    line = spec.line_of("components", name, *where)
+                    shown = ".".join(str(p) for p in full)
+                    problems.append(Diagnostic(
+                        spec.path, line,
+                        f"component {name!r} in drill mode: {shown} contains the production marker "
+                        f"{marker!r}; a drill must not touch production. Override it under drill.values, "
+                        "or mark the component prod_only with a drill.replace_with"))
+        if isinstance(component.action, ManifestsAction) and read_text is not None:
+            for manifest in component.action.paths:
+                problems.extend(_manifest_leaks(spec, name, manifest, read_text))
+    return problems
+
+
+def _manifest_leaks(spec: GraphSpec, name: str, manifest: str, read_text: ReadText) -> list[Diagnostic]:
+    path = spec.base_dir / manifest
+    try:
+        text = read_text(path)
+    except OSError:
+        return []  # a missing manifest is reported by the graph's reference checks
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for marker in spec.prod_markers:
+            if marker in line:
+                problems.append(Diagnostic(
+                    str(path), number,
+                    f"component {name!r} in drill mode: manifest {manifest} contains the production marker "
+                    f"{marker!r}; a drill must not touch production. Put the drill version in a drill_only "
+                    "component and mark this one prod_only with drill.replace_with"))
+    return problems

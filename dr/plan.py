@@ -1,0 +1,95 @@
+"""The plan: the ordered, mode-resolved list of steps that every front end consumes.
+
+`Plan.from_graph` turns a validated `RecoveryGraph` into steps with waves, the critical path and the
+predicted RTO; `to_json` is the `dr plan --json` contract of design.md. `plan_for` is the whole
+pipeline (spec -> graph for a mode -> optional --only -> plan) that the CLI and the Pulumi program
+share, so no front end derives the order on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dr.errors import Diagnostic
+from dr.graph import RecoveryGraph
+from dr.modes import ReadText
+from dr.spec import Component, GraphSpec
+
+
+@dataclass(frozen=True)
+class Step:
+    """One component in recovery order."""
+
+    name: str
+    layer: str
+    depends_on: tuple[str, ...]
+    action: str  # playbook | helm | manifests | restore | milestone
+    wave: int
+    estimate_s: int
+    on_critical_path: bool
+    component: Component
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "layer": self.layer, "depends_on": list(self.depends_on),
+                "action": self.action, "wave": self.wave, "estimate_s": self.estimate_s}
+
+
+@dataclass(frozen=True)
+class Plan:
+    cluster: str
+    mode: str
+    waves: tuple[tuple[str, ...], ...]
+    steps: tuple[Step, ...]
+    critical_path: tuple[str, ...]
+    predicted_rto_s: int
+    warnings: tuple[Diagnostic, ...] = ()
+    graph: RecoveryGraph | None = None
+
+    @classmethod
+    def from_graph(cls, graph: RecoveryGraph, *, estimates: Mapping[str, int] | None = None) -> Plan:
+        """Steps ordered by wave, then layer, then name; `estimates` overrides the graph's (drill history)."""
+        if estimates:
+            graph = _with_estimates(graph, estimates)
+        wave = graph.wave_of()
+        path, length = graph.critical_path()
+        on_path = set(path)
+        components = graph.spec.components
+        order = sorted(components, key=lambda n: (wave[n], components[n].layer_index, n))
+        steps = tuple(
+            Step(name=n, layer=components[n].layer, depends_on=tuple(sorted(components[n].depends_on)),
+                 action=components[n].action_kind, wave=wave[n], estimate_s=components[n].estimate_s,
+                 on_critical_path=n in on_path, component=components[n])
+            for n in order)
+        return cls(cluster=graph.spec.cluster, mode=graph.mode,
+                   waves=tuple(tuple(w) for w in graph.waves()), steps=steps, critical_path=tuple(path),
+                   predicted_rto_s=length, warnings=graph.warnings, graph=graph)
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "mode": self.mode,
+                "waves": [list(w) for w in self.waves],
+                "steps": [s.to_json() for s in self.steps],
+                "critical_path": list(self.critical_path),
+                "predicted_rto_s": self.predicted_rto_s}
+
+
+def _with_estimates(graph: RecoveryGraph, estimates: Mapping[str, int]) -> RecoveryGraph:
+    components = {n: replace(c, estimate_s=estimates.get(n, c.estimate_s)) for n, c in graph.spec.components.items()}
+    return replace(graph, spec=graph.spec.with_components(components))
+
+
+def plan_for(spec: GraphSpec, *, mode: str = "prod", only: Iterable[str] = (),
+             read_text: ReadText | None = None, estimates: Mapping[str, int] | None = None) -> Plan:
+    """Validate `spec` for `mode` and plan it, optionally for `only` some components and their needs."""
+    graph = RecoveryGraph.build(spec, mode=mode, read_text=read_text)
+    wanted = list(only)
+    if wanted:
+        graph = graph.only(wanted)
+    return Plan.from_graph(graph, estimates=estimates)

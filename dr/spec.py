@@ -1,0 +1,655 @@
+"""The recovery graph as typed, immutable objects (format v1 of design.md).
+
+`GraphSpec.from_yaml` turns YAML text into frozen dataclasses and checks the shape of every field:
+types, unknown fields (with a suggestion for near-misses), durations, cron schedules, versions.
+Cross-references between components and backups are the graph module's job. Every problem is a
+`Diagnostic` with file and line; all of them are collected and raised together as a `GraphError`.
+Reading the file from disk is `load_graph_file`, the only I/O here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
+
+from dr.durations import parse_duration
+from dr.errors import Diagnostic, GraphError
+from dr.yaml_source import LocatedDocument, PathKey, decode_text, parse_yaml
+
+LAYERS: tuple[str, ...] = ("os", "etcd", "control-plane", "cni", "storage", "addon", "gitops", "data", "app")
+BACKUP_TOOLS: tuple[str, ...] = ("etcd-snapshot", "restic", "pgbackrest", "cnpg-barman", "longhorn", "velero")
+# Tools whose restores run on hosts through Ansible; the others are restored by Kubernetes objects.
+HOST_LEVEL_TOOLS: frozenset[str] = frozenset({"etcd-snapshot", "restic", "pgbackrest"})
+ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore")
+VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
+RETENTION_KEYS: tuple[str, ...] = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
+_CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+
+
+def freeze(value: Any) -> Any:
+    """Deep, read-only copy: mappings become MappingProxyType, lists become tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain dict/list copy of frozen data, for JSON, YAML and deep merges."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Override wins; nested mappings merge key by key; lists and scalars are replaced."""
+    merged = thaw(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = thaw(value)
+    return merged
+
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})  # shared: it cannot be mutated
+
+
+@dataclass(frozen=True)
+class Retention:
+    """GFS retention: how many of each kind of restore point a backup keeps."""
+
+    last: int = 0
+    hourly: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+    yearly: int = 0
+
+    @property
+    def restore_points(self) -> int:
+        return self.last + self.hourly + self.daily + self.weekly + self.monthly + self.yearly
+
+
+@dataclass(frozen=True)
+class Backup:
+    """Where the data of one component lives, how often it is taken and how fresh it must be."""
+
+    name: str
+    tool: str
+    repo: str
+    schedule: str
+    retention: Retention
+    rpo_s: int
+    protects: str | None = None
+    source: tuple[str, ...] = ()
+    line: int = 0
+
+    @property
+    def host_level(self) -> bool:
+        return self.tool in HOST_LEVEL_TOOLS
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    groups: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class PlaybookAction:
+    playbook: str
+    hosts: tuple[str, ...] = ("all",)
+    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    kind: Literal["playbook"] = "playbook"
+
+
+@dataclass(frozen=True)
+class HelmAction:
+    chart: str
+    repo: str
+    version: str
+    namespace: str
+    values: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    release: str = ""
+    kind: Literal["helm"] = "helm"
+
+
+@dataclass(frozen=True)
+class ManifestsAction:
+    paths: tuple[str, ...]  # relative to the graph file's directory
+    kind: Literal["manifests"] = "manifests"
+
+
+@dataclass(frozen=True)
+class RestoreAction:
+    backup: str
+    target_time: str = "latest"  # "latest" or an ISO 8601 time with a UTC offset
+    hosts: tuple[str, ...] = ("all",)
+    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    allow_collapsed: bool = False
+    kind: Literal["restore"] = "restore"
+
+
+Action: TypeAlias = PlaybookAction | HelmAction | ManifestsAction | RestoreAction
+
+
+@dataclass(frozen=True)
+class DrillOverrides:
+    """How a component changes in drill mode."""
+
+    replace_with: str | None = None
+    values: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class VerifyCheck:
+    """One check that proves a component came back (`http`, `command`, `sql`, `etcd`, `files`)."""
+
+    kind: str
+    spec: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    layer: str
+    depends_on: tuple[str, ...] = ()
+    action: Action | None = None
+    estimate_s: int = 0
+    stateful: bool = False
+    prod_only: bool = False
+    drill_only: bool = False
+    drill: DrillOverrides = DrillOverrides()
+    verify: tuple[VerifyCheck, ...] = ()
+    description: str = ""
+    line: int = 0
+
+    @property
+    def action_kind(self) -> str:
+        return self.action.kind if self.action is not None else "milestone"
+
+    @property
+    def layer_index(self) -> int:
+        return LAYERS.index(self.layer)
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One cluster's recovery graph, as declared (before any mode is applied)."""
+
+    path: str
+    cluster: str
+    kubernetes: str
+    hosts: Mapping[str, Host]
+    prod_markers: tuple[str, ...]
+    backups: Mapping[str, Backup]
+    components: Mapping[str, Component]
+    document: LocatedDocument | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.path).parent
+
+    def line_of(self, *where: str | int) -> int:
+        return self.document.line_of(where) if self.document is not None else 0
+
+    def key_line_of(self, *where: str | int) -> int:
+        return self.document.key_line_of(where) if self.document is not None else 0
+
+    def with_components(self, components: Mapping[str, Component]) -> GraphSpec:
+        return replace(self, components=MappingProxyType(dict(components)))
+
+    @classmethod
+    def from_yaml(cls, text: str, *, path: str) -> GraphSpec:
+        document = parse_yaml(text, path=path)
+        return _SpecReader(document).read()
+
+
+def load_graph_file(path: str | Path) -> GraphSpec:
+    """Read and parse a graph file; a missing or unreadable file is a GraphError too."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise GraphError([Diagnostic(name, 0, "no such file; pass --graph PATH to the recovery graph")]) from None
+    except IsADirectoryError:
+        raise GraphError([Diagnostic(name, 0, "this is a directory; pass --graph PATH to a YAML file")]) from None
+    except OSError as exc:
+        raise GraphError([Diagnostic(name, 0, f"cannot read the file: {exc.strerror}")]) from None
+    return GraphSpec.from_yaml(decode_text(raw, path=name), path=name)
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | Mapping[str, Any]) -> str:
+    """' (did you mean 'x'?)' for a near-miss, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _SpecReader:
+    """Reads the located document field by field, collecting every problem it finds."""
+
+    def __init__(self, document: LocatedDocument) -> None:
+        self.doc = document
+        self.problems: list[Diagnostic] = []
+
+    # -- reporting -----------------------------------------------------------------------------
+    def error(self, where: PathKey, message: str, *, at_key: bool = False) -> None:
+        line = self.doc.key_line_of(where) if at_key else self.doc.line_of(where)
+        self.problems.append(Diagnostic(self.doc.path, line, message))
+
+    def fields(self, mapping: Mapping[Any, Any], where: PathKey, allowed: tuple[str, ...], what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed)
+                if not hint:
+                    hint = f"; known fields: {', '.join(allowed)}"
+                self.error((*where, key), f"unknown field {key!r} in {what}{hint}", at_key=True)
+
+    # -- typed getters -------------------------------------------------------------------------
+    def mapping(self, value: Any, where: PathKey, what: str) -> Mapping[Any, Any] | None:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(where, f"{what} must be a mapping of name: value, not {_kind(value)}")
+            return None
+        return value
+
+    def string(self, value: Any, where: PathKey, what: str, *, required: bool = False) -> str | None:
+        if value is None:
+            if required:
+                self.error(where, f"{what} is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.error(where, f"{what} must be text, not {_kind(value)}")
+            return None
+        if not isinstance(value, str):
+            self.error(where, f"{what} must be text; quote it: \"{value}\"")
+            return None
+        if required and not value.strip():
+            self.error(where, f"{what} must not be empty")
+            return None
+        return value
+
+    def version(self, value: Any, where: PathKey, what: str, *, required: bool = False) -> str | None:
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            self.error(where, f"{what} must be a quoted string: YAML reads {value!r} as a number "
+                              f"(1.30 becomes 1.3); write it as \"{value}\"")
+            return None
+        return self.string(value, where, what, required=required)
+
+    def boolean(self, value: Any, where: PathKey, what: str) -> bool:
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.error(where, f"{what} must be true or false, not {value!r}")
+            return False
+        return value
+
+    def count(self, value: Any, where: PathKey, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.error(where, f"{what} must be a whole number of 0 or more, not {value!r}")
+            return 0
+        return value
+
+    def duration(self, value: Any, where: PathKey, what: str) -> int | None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.error(where, f"{what} needs a unit: write {value}s, {value}m or {value}h")
+            return None
+        text = self.string(value, where, what)
+        if text is None:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            self.error(where, f"{what}: {exc}")
+            return None
+
+    def names(self, value: Any, where: PathKey, what: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            self.error(where, f"{what} must be a list of names, like [os, etcd], not {_kind(value)}")
+            return ()
+        out: list[str] = []
+        for i, item in enumerate(items):
+            at = (*where, i) if isinstance(value, list) else where
+            if not isinstance(item, str):
+                self.error(at, f"{what} must list names, not {_kind(item)} ({item!r})")
+            elif item in out:
+                self.error(at, f"{what} lists {item!r} twice")
+            else:
+                out.append(item)
+        return tuple(out)
+
+    def name(self, name: Any, where: PathKey, what: str) -> bool:
+        if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+            self.error(where, f"{what} name {name!r} must be lowercase letters, digits and '-', "
+                              "start and end with a letter or digit, at most 63 characters "
+                              "(it becomes a Kubernetes and Pulumi name)", at_key=True)
+            return False
+        return True
+
+    # -- sections ------------------------------------------------------------------------------
+    def read(self) -> GraphSpec:
+        root = self.doc.data
+        if not isinstance(root, Mapping):
+            raise GraphError([Diagnostic(self.doc.path, 1,
+                                         f"the top level must be a mapping with 'cluster' and 'components', "
+                                         f"not {_kind(root)}")])
+        self.fields(root, (), ("cluster", "kubernetes", "hosts", "prod_markers", "backups", "components"),
+                    "the recovery graph")
+        cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
+        kubernetes = self.version(root.get("kubernetes", "1.30"), ("kubernetes",), "'kubernetes'") or "1.30"
+        if not re.match(r"^1\.\d+$", kubernetes):
+            self.error(("kubernetes",), f"'kubernetes' must be a minor version like \"1.30\", not {kubernetes!r}")
+        hosts = self.hosts(root.get("hosts"))
+        markers = self.markers(root.get("prod_markers"))
+        backups = self.backups(root.get("backups"))
+        if "components" not in root:
+            self.error((), "the recovery graph needs a 'components' mapping")
+        components = self.components(root.get("components"))
+        if self.problems:
+            raise GraphError(self.problems)
+        return GraphSpec(path=self.doc.path, cluster=cluster, kubernetes=kubernetes,
+                         hosts=MappingProxyType(hosts), prod_markers=markers,
+                         backups=MappingProxyType(backups), components=MappingProxyType(components),
+                         document=self.doc)
+
+    def hosts(self, value: Any) -> dict[str, Host]:
+        section = self.mapping(value, ("hosts",), "'hosts'")
+        out: dict[str, Host] = {}
+        for name, body in (section or {}).items():
+            where: PathKey = ("hosts", name)
+            if not isinstance(name, str) or not name:
+                self.error(where, f"host name {name!r} must be text", at_key=True)
+                continue
+            spec = self.mapping(body, where, f"host {name!r}")
+            if spec is None:
+                continue
+            self.fields(spec, where, ("address", "groups", "vars"), f"host {name!r}")
+            address = self.string(spec.get("address"), (*where, "address"), f"host {name!r}: 'address'",
+                                  required=True)
+            groups = self.names(spec.get("groups"), (*where, "groups"), f"host {name!r}: 'groups'")
+            host_vars = self.mapping(spec.get("vars"), (*where, "vars"), f"host {name!r}: 'vars'")
+            out[name] = Host(name=name, address=address or "", groups=groups, vars=freeze(host_vars or {}))
+        return out
+
+    def markers(self, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.error(("prod_markers",), f"'prod_markers' must be a list of strings, not {_kind(value)}")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            text = self.string(item, ("prod_markers", i), "a prod_markers entry", required=True)
+            if text:
+                out.append(text)
+        return tuple(out)
+
+    def backups(self, value: Any) -> dict[str, Backup]:
+        section = self.mapping(value, ("backups",), "'backups'")
+        out: dict[str, Backup] = {}
+        for name, body in (section or {}).items():
+            where: PathKey = ("backups", name)
+            if not self.name(name, where, "backup"):
+                continue
+            spec = self.mapping(body, where, f"backup {name!r}")
+            if spec is None:
+                continue
+            what = f"backup {name!r}"
+            self.fields(spec, where, ("tool", "protects", "repo", "schedule", "retention", "rpo", "source"), what)
+            tool = self.string(spec.get("tool"), (*where, "tool"), f"{what}: 'tool'", required=True)
+            if tool is not None and tool not in BACKUP_TOOLS:
+                self.error((*where, "tool"), f"{what}: unknown tool {tool!r}{did_you_mean(tool, BACKUP_TOOLS)}; "
+                                             f"one of {', '.join(BACKUP_TOOLS)}")
+            repo = self.string(spec.get("repo"), (*where, "repo"), f"{what}: 'repo'", required=True)
+            schedule = self.schedule(spec.get("schedule"), (*where, "schedule"), what)
+            retention = self.retention(spec.get("retention"), (*where, "retention"), what)
+            rpo = spec.get("rpo")
+            if rpo is None:
+                self.error(where, f"{what}: 'rpo' is required (how old the newest good backup may be, like 1h)")
+            rpo_s = self.duration(rpo, (*where, "rpo"), f"{what}: 'rpo'") if rpo is not None else None
+            protects = self.string(spec.get("protects"), (*where, "protects"), f"{what}: 'protects'")
+            source = self.names(spec.get("source"), (*where, "source"), f"{what}: 'source'")
+            out[name] = Backup(name=name, tool=tool or "", repo=repo or "", schedule=schedule or "",
+                               retention=retention, rpo_s=rpo_s or 0, protects=protects, source=source,
+                               line=self.doc.key_line_of(where))
+        return out
+
+    def schedule(self, value: Any, where: PathKey, what: str) -> str | None:
+        text = self.string(value, where, f"{what}: 'schedule'", required=True)
+        if text is None:
+            return None
+        fields = text.split()
+        if text.strip() in _CRON_MACROS:
+            return text.strip()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            self.error(where, f"{what}: 'schedule' must be a cron expression with five fields "
+                              f"(minute hour day month weekday), like \"0 3 * * *\", not {text!r}")
+            return None
+        return text
+
+    def retention(self, value: Any, where: PathKey, what: str) -> Retention:
+        if value is None:
+            self.error(where, f"{what}: 'retention' is required, like {{hourly: 24, daily: 7, weekly: 4, monthly: 6}}")
+            return Retention()
+        spec = self.mapping(value, where, f"{what}: 'retention'")
+        if spec is None:
+            return Retention()
+        self.fields(spec, where, RETENTION_KEYS, f"{what}: 'retention'")
+        counts = {k: self.count(spec[k], (*where, k), f"{what}: retention '{k}'") for k in RETENTION_KEYS
+                  if k in spec}
+        return Retention(**counts)
+
+    def components(self, value: Any) -> dict[str, Component]:
+        section = self.mapping(value, ("components",), "'components'")
+        out: dict[str, Component] = {}
+        if section is not None and not section and value is not None:
+            self.error(("components",), "'components' is empty; declare at least one component")
+        for name, body in (section or {}).items():
+            where: PathKey = ("components", name)
+            if not self.name(name, where, "component"):
+                continue
+            spec = self.mapping(body, where, f"component {name!r}")
+            if spec is None:
+                continue
+            component = self.component(name, spec, where)
+            if component is not None:
+                out[name] = component
+        return out
+
+    def component(self, name: str, spec: Mapping[Any, Any], where: PathKey) -> Component | None:
+        what = f"component {name!r}"
+        allowed = ("layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "stateful", "prod_only",
+                   "drill_only", "drill", "verify", "description")
+        self.fields(spec, where, allowed, what)
+        layer = self.string(spec.get("layer"), (*where, "layer"), f"{what}: 'layer'", required=True)
+        if layer is not None and layer not in LAYERS:
+            self.error((*where, "layer"), f"{what}: unknown layer {layer!r}{did_you_mean(layer, LAYERS)}; "
+                                          f"one of {', '.join(LAYERS)}")
+            layer = None
+        depends_on = self.names(spec.get("depends_on"), (*where, "depends_on"), f"{what}: 'depends_on'")
+        action = self.action(name, spec, where)
+        estimate_s = 0
+        if "estimate" in spec:
+            estimate_s = self.duration(spec["estimate"], (*where, "estimate"), f"{what}: 'estimate'") or 0
+        prod_only = self.boolean(spec.get("prod_only"), (*where, "prod_only"), f"{what}: 'prod_only'")
+        drill_only = self.boolean(spec.get("drill_only"), (*where, "drill_only"), f"{what}: 'drill_only'")
+        if prod_only and drill_only:
+            self.error(where, f"{what} is both prod_only and drill_only; it would never run", at_key=True)
+        drill = self.drill(spec.get("drill"), (*where, "drill"), what)
+        if drill.values and action is not None and action.kind == "manifests":
+            self.error((*where, "drill"), f"{what}: drill 'values' have nothing to merge into for a manifests "
+                                          "action; add a drill_only component with the drill manifests instead")
+        if drill.values and action is None:
+            self.error((*where, "drill"), f"{what}: drill 'values' need a helm, playbook or restore action")
+        description = self.string(spec.get("description"), (*where, "description"), f"{what}: 'description'")
+        return Component(
+            name=name, layer=layer or "app", depends_on=depends_on, action=action, estimate_s=estimate_s,
+            stateful=self.boolean(spec.get("stateful"), (*where, "stateful"), f"{what}: 'stateful'"),
+            prod_only=prod_only, drill_only=drill_only, drill=drill,
+            verify=self.verify(spec.get("verify"), (*where, "verify"), what),
+            description=description or "", line=self.doc.key_line_of(where),
+        )
+
+    def action(self, name: str, spec: Mapping[Any, Any], where: PathKey) -> Action | None:
+        what = f"component {name!r}"
+        present = [a for a in ACTIONS if a in spec]
+        if len(present) > 1:
+            self.error((*where, present[1]), f"{what} has {len(present)} actions ({', '.join(present)}); "
+                                             "one action per component: split it into components that "
+                                             "depend on each other", at_key=True)
+            return None
+        hosts = self.names(spec.get("hosts", "all"), (*where, "hosts"), f"{what}: 'hosts'")
+        raw_vars = self.mapping(spec.get("vars"), (*where, "vars"), f"{what}: 'vars'") or {}
+        if not present:
+            for key in ("hosts", "vars"):
+                if key in spec:
+                    self.error((*where, key), f"{what}: {key!r} only applies to playbook and restore actions",
+                               at_key=True)
+            return None
+        kind = present[0]
+        value = spec[kind]
+        at: PathKey = (*where, kind)
+        if kind in ("helm", "manifests"):
+            for key in ("hosts", "vars"):
+                if key in spec:
+                    self.error((*where, key), f"{what}: {key!r} only applies to playbook and restore actions; "
+                                              "a helm chart takes 'values'", at_key=True)
+        if kind == "playbook":
+            playbook = self.string(value, at, f"{what}: 'playbook'", required=True)
+            if playbook is None:
+                return None
+            return PlaybookAction(playbook=playbook, hosts=hosts or ("all",), vars=freeze(raw_vars))
+        if kind == "helm":
+            return self.helm(name, value, at)
+        if kind == "manifests":
+            paths = self.names(value, at, f"{what}: 'manifests'")
+            if not paths:
+                self.error(at, f"{what}: 'manifests' must name at least one YAML file")
+                return None
+            return ManifestsAction(paths=paths)
+        return self.restore(name, value, at, hosts=hosts, raw_vars=raw_vars)
+
+    def helm(self, name: str, value: Any, at: PathKey) -> HelmAction | None:
+        what = f"component {name!r}: helm"
+        spec = self.mapping(value, at, what)
+        if spec is None:
+            return None
+        self.fields(spec, at, ("chart", "repo", "version", "namespace", "values", "release"), what)
+        chart = self.string(spec.get("chart"), (*at, "chart"), f"{what} 'chart'", required=True)
+        repo = self.string(spec.get("repo"), (*at, "repo"), f"{what} 'repo'", required=True)
+        version = self.version(spec.get("version"), (*at, "version"), f"{what} 'version'", required=True)
+        namespace = self.string(spec.get("namespace"), (*at, "namespace"), f"{what} 'namespace'", required=True)
+        values = self.mapping(spec.get("values"), (*at, "values"), f"{what} 'values'")
+        release = self.string(spec.get("release"), (*at, "release"), f"{what} 'release'")
+        if None in (chart, repo, version, namespace) or values is None:
+            return None
+        assert chart is not None and repo is not None and version is not None and namespace is not None
+        return HelmAction(chart=chart, repo=repo, version=version, namespace=namespace, values=freeze(values),
+                          release=release or name)
+
+    def restore(self, name: str, value: Any, at: PathKey, *, hosts: tuple[str, ...],
+                raw_vars: Mapping[Any, Any]) -> RestoreAction | None:
+        what = f"component {name!r}: restore"
+        spec = self.mapping(value, at, what)
+        if spec is None:
+            return None
+        self.fields(spec, at, ("backup", "target_time", "allow_collapsed"), what)
+        backup = self.string(spec.get("backup"), (*at, "backup"), f"{what} 'backup'", required=True)
+        target = self.target_time(spec.get("target_time", "latest"), (*at, "target_time"), what)
+        allow_collapsed = self.boolean(spec.get("allow_collapsed"), (*at, "allow_collapsed"),
+                                       f"{what} 'allow_collapsed'")
+        if backup is None or target is None:
+            return None
+        return RestoreAction(backup=backup, target_time=target, hosts=hosts or ("all",), vars=freeze(raw_vars),
+                             allow_collapsed=allow_collapsed)
+
+    def target_time(self, value: Any, where: PathKey, what: str) -> str | None:
+        if isinstance(value, dt.datetime):
+            moment = value
+        elif isinstance(value, str) and value == "latest":
+            return value
+        elif isinstance(value, str):
+            try:
+                moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                moment = None
+            if moment is None:
+                self.error(where, f"{what} 'target_time' must be 'latest' or an ISO 8601 time with a UTC "
+                                  f"offset like 2026-11-20T03:00:00Z, not {value!r}")
+                return None
+        else:
+            self.error(where, f"{what} 'target_time' must be 'latest' or an ISO 8601 time, not {_kind(value)}")
+            return None
+        if moment.tzinfo is None:
+            self.error(where, f"{what} 'target_time' {value!s} has no UTC offset; a restore target must be "
+                              "unambiguous: add Z or +01:00")
+            return None
+        return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+    def drill(self, value: Any, where: PathKey, what: str) -> DrillOverrides:
+        spec = self.mapping(value, where, f"{what}: 'drill'")
+        if not spec:
+            return DrillOverrides()
+        self.fields(spec, where, ("replace_with", "values"), f"{what}: 'drill'")
+        replace_with = self.string(spec.get("replace_with"), (*where, "replace_with"),
+                                   f"{what}: drill 'replace_with'")
+        values = self.mapping(spec.get("values"), (*where, "values"), f"{what}: drill 'values'") or {}
+        return DrillOverrides(replace_with=replace_with, values=freeze(values))
+
+    def verify(self, value: Any, where: PathKey, what: str) -> tuple[VerifyCheck, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.error(where, f"{what}: 'verify' must be a list of checks, like "
+                              "[{http: \"https://host/healthz\", status: 200}]")
+            return ()
+        checks = []
+        for i, item in enumerate(value):
+            at = (*where, i)
+            if not isinstance(item, Mapping):
+                self.error(at, f"{what}: each verify check must be a mapping, not {_kind(item)}")
+                continue
+            kinds = [k for k in VERIFY_KINDS if k in item]
+            if len(kinds) != 1:
+                self.error(at, f"{what}: a verify check needs exactly one of {', '.join(VERIFY_KINDS)}")
+                continue
+            checks.append(VerifyCheck(kind=kinds[0], spec=freeze(item)))
+        return tuple(checks)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"text ({value!r})"
+    return type(value).__name__
+
+
+ReadText = Callable[[Path], str]
