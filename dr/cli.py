@@ -15,9 +15,8 @@ from pathlib import Path
 from dr import __version__
 from dr.errors import DrError, GraphError, UsageError
 from dr.modes import MODES
-from dr.plan import plan_for
+from dr.plan import plan_graph_file
 from dr.plan_view import render_plan
-from dr.spec import load_graph_file
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_GRAPH = "stacks/cluster.yaml"
@@ -60,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    spec = load_graph_file(args.graph)
-    plan = plan_for(spec, mode=args.mode, only=args.only, read_text=read_text)
+    plan = plan_graph_file(args.graph, mode=args.mode, only=args.only, read_text=read_text)
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
     if args.json:

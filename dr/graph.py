@@ -8,8 +8,10 @@ warnings travel with the graph. Nothing here touches the disk: manifest text com
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import networkx as nx
@@ -21,12 +23,21 @@ from dr.spec import Component, GraphSpec, ManifestsAction, RestoreAction, did_yo
 
 @dataclass(frozen=True)
 class RecoveryGraph:
-    """A validated, mode-resolved recovery graph. Treat `digraph` as read-only."""
+    """A validated, mode-resolved recovery graph.
+
+    The hot paths (order, waves, critical path) walk each component's `depends_on` directly; the
+    networkx view, `digraph`, is built on first use for structural queries (ancestors, drawing).
+    """
 
     spec: GraphSpec
     mode: str
-    digraph: nx.DiGraph = field(repr=False, compare=False)
     warnings: tuple[Diagnostic, ...] = ()
+    order: tuple[str, ...] = field(default=(), repr=False, compare=False)  # a topological order
+
+    @cached_property
+    def digraph(self) -> nx.DiGraph:
+        """Edges point from a dependency to the component that needs it. Treat it as read-only."""
+        return _digraph(self.spec)
 
     @classmethod
     def build(cls, spec: GraphSpec, *, mode: str = "prod", read_text: ReadText | None = None) -> RecoveryGraph:
@@ -37,16 +48,15 @@ class RecoveryGraph:
         resolved, problems = for_mode(spec, mode)
         if problems:
             raise GraphError(problems)
-        digraph = _digraph(resolved)
-        problems = _cycles(resolved, digraph)
-        if problems:
-            raise GraphError(problems)
-        problems = _data_rules(resolved, digraph)
+        order = _topological_order(resolved)
+        if order is None:
+            raise GraphError(_cycles(resolved, _digraph(resolved)))
+        problems = _data_rules(resolved)
         if mode == "drill":
             problems += find_leaks(resolved, read_text)
         if problems:
             raise GraphError(problems)
-        return cls(spec=resolved, mode=mode, digraph=digraph, warnings=tuple(_warnings(resolved, digraph)))
+        return cls(spec=resolved, mode=mode, warnings=tuple(_warnings(resolved)), order=order)
 
     # -- order -------------------------------------------------------------------------------
     @property
@@ -54,19 +64,20 @@ class RecoveryGraph:
         return dict(self.spec.components)
 
     def topological_order(self) -> list[str]:
-        return list(nx.topological_sort(self.digraph))
+        return list(self.order)
 
     def wave_of(self) -> dict[str, int]:
         """Each component's wave: 0 without dependencies, else 1 + the largest wave among them."""
         wave: dict[str, int] = {}
-        for name in self.topological_order():
-            preds = self.digraph.pred[name]
-            wave[name] = 1 + max(wave[p] for p in preds) if preds else 0
+        components = self.spec.components
+        for name in self.order:
+            deps = components[name].depends_on
+            wave[name] = 1 + max([wave[d] for d in deps]) if deps else 0
         return wave
 
-    def waves(self) -> list[list[str]]:
+    def waves(self, wave: dict[str, int] | None = None) -> list[list[str]]:
         """Topological generations: wave i holds what can start once waves 0..i-1 are done."""
-        wave = self.wave_of()
+        wave = wave if wave is not None else self.wave_of()
         grouped: list[list[str]] = [[] for _ in range(max(wave.values(), default=-1) + 1)]
         for name, index in wave.items():
             grouped[index].append(name)
@@ -76,13 +87,15 @@ class RecoveryGraph:
         """The longest chain by estimate and its length in seconds (ties go to the first name)."""
         finish: dict[str, int] = {}
         best_pred: dict[str, str | None] = {}
-        for name in self.topological_order():
+        components = self.spec.components
+        for name in self.order:
             chosen: str | None = None
-            for pred in sorted(self.digraph.pred[name]):
-                if chosen is None or finish[pred] > finish[chosen]:
+            for pred in components[name].depends_on:
+                if chosen is None or finish[pred] > finish[chosen] or (
+                        finish[pred] == finish[chosen] and pred < chosen):
                     chosen = pred
             best_pred[name] = chosen
-            finish[name] = self.spec.components[name].estimate_s + (finish[chosen] if chosen else 0)
+            finish[name] = components[name].estimate_s + (finish[chosen] if chosen else 0)
         if not finish:
             return [], 0
         end = min(finish, key=lambda n: (-finish[n], n))
@@ -96,7 +109,7 @@ class RecoveryGraph:
     def only(self, names: Iterable[str]) -> RecoveryGraph:
         """The named components and everything they need (their ancestors), nothing else."""
         wanted = list(names)
-        unknown = [n for n in wanted if n not in self.digraph]
+        unknown = [n for n in wanted if n not in self.spec.components]
         if unknown:
             hints = "; ".join(f"{n!r}{did_you_mean(n, self.spec.components)}" for n in unknown)
             raise UsageError(f"--only names components that are not in the {self.mode} graph: {hints}")
@@ -105,12 +118,45 @@ class RecoveryGraph:
             keep.add(name)
             keep |= nx.ancestors(self.digraph, name)
         sub_spec = self.spec.with_components({n: c for n, c in self.spec.components.items() if n in keep})
-        return RecoveryGraph(spec=sub_spec, mode=self.mode, digraph=self.digraph.subgraph(keep).copy(),
-                             warnings=tuple(w for w in self.warnings if _mentions(w, keep)))
+        return RecoveryGraph(spec=sub_spec, mode=self.mode,
+                             warnings=tuple(w for w in self.warnings if _mentions(w, keep)),
+                             order=tuple(n for n in self.topological_order() if n in keep))
 
 
 def _mentions(warning: Diagnostic, names: set[str]) -> bool:
     return any(f"{n!r}" in warning.message for n in names)
+
+
+def _topological_order(spec: GraphSpec) -> tuple[str, ...] | None:
+    """Kahn's algorithm over depends_on; None when there is a cycle."""
+    components = spec.components
+    waiting = {name: len(c.depends_on) for name, c in components.items()}
+    dependents: dict[str, list[str]] = {name: [] for name in components}
+    for name, component in components.items():
+        for dep in component.depends_on:
+            dependents[dep].append(name)
+    ready = deque(name for name, count in waiting.items() if count == 0)
+    order: list[str] = []
+    while ready:
+        name = ready.popleft()
+        order.append(name)
+        for dependent in dependents[name]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                ready.append(dependent)
+    return tuple(order) if len(order) == len(components) else None
+
+
+def _ancestors(spec: GraphSpec, name: str) -> set[str]:
+    """Everything `name` needs, directly or through others."""
+    seen: set[str] = set()
+    stack = list(spec.components[name].depends_on)
+    while stack:
+        dep = stack.pop()
+        if dep not in seen:
+            seen.add(dep)
+            stack.extend(spec.components[dep].depends_on)
+    return seen
 
 
 def _digraph(spec: GraphSpec) -> nx.DiGraph:
@@ -131,11 +177,12 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
 
     for name, component in names.items():
         for i, dep in enumerate(component.depends_on):
-            line = spec.line_of("components", name, "depends_on", i)
             if dep == name:
-                error(line, f"component {name!r} depends on itself: cycle {name} -> {name}")
+                error(spec.line_of("components", name, "depends_on", i),
+                      f"component {name!r} depends on itself: cycle {name} -> {name}")
             elif dep not in names:
-                error(line, f"component {name!r} depends on unknown component {dep!r}{did_you_mean(dep, names)}")
+                error(spec.line_of("components", name, "depends_on", i),
+                      f"component {name!r} depends on unknown component {dep!r}{did_you_mean(dep, names)}")
         action = component.action
         if isinstance(action, RestoreAction) and action.backup not in spec.backups:
             hint = did_you_mean(action.backup, spec.backups) or (
@@ -143,7 +190,7 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
             error(spec.line_of("components", name, "restore", "backup"),
                   f"component {name!r} restores unknown backup {action.backup!r}{hint}")
         if spec.hosts and action is not None and action.kind in ("playbook", "restore"):
-            for i, target in enumerate(action.hosts):  # type: ignore[union-attr]
+            for i, target in enumerate(action.hosts):
                 if target not in host_targets:
                     error(spec.line_of("components", name, "hosts", i),
                           f"component {name!r} runs on {target!r}, which is neither a host nor a group in "
@@ -194,7 +241,7 @@ def _cycles(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
     return sorted(problems, key=lambda d: d.line)
 
 
-def _data_rules(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
+def _data_rules(spec: GraphSpec) -> list[Diagnostic]:
     """Rules 6 and 7: data is restored before the component that owns it starts."""
     problems: list[Diagnostic] = []
     restores_of: dict[str, list[str]] = {}
@@ -208,7 +255,7 @@ def _data_rules(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
             continue
         protected.add(owner)
         restorers = restores_of.get(backup.name, [])
-        if restorers and nx.ancestors(digraph, owner) & set(restorers):
+        if restorers and _ancestors(spec, owner) & set(restorers):
             continue
         if owner in restorers:
             continue
@@ -230,13 +277,15 @@ def _data_rules(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
     return problems
 
 
-def _warnings(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
+def _warnings(spec: GraphSpec) -> list[Diagnostic]:
     """Rule 9 and estimates: things worth a look that do not stop a rebuild."""
     warnings: list[Diagnostic] = []
     components = spec.components
-    for dep, name in digraph.edges:
-        later, earlier = components[dep], components[name]
-        if later.layer_index > earlier.layer_index:
+    for name, earlier in components.items():
+        for dep in earlier.depends_on:
+            later = components[dep]
+            if later.layer_index <= earlier.layer_index:
+                continue
             warnings.append(Diagnostic(
                 spec.path, spec.line_of("components", name, "depends_on"),
                 f"component {name!r} (layer {earlier.layer}) depends on {dep!r} from the later layer "

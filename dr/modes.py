@@ -106,12 +106,11 @@ def _strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tup
 
 def _has_path(value: Any, path: tuple[str | int, ...]) -> bool:
     for key in path:
-        if isinstance(value, Mapping) and key in value:
-            value = value[key]
-        elif isinstance(value, tuple | list) and isinstance(key, int) and key < len(value):
-            value = value[key]
-        else:
+        in_mapping = isinstance(value, Mapping) and key in value
+        in_sequence = isinstance(value, tuple | list) and isinstance(key, int) and key < len(value)
+        if not (in_mapping or in_sequence):
             return False
+        value = value[key]
     return True
 
 

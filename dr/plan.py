@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from dr.errors import Diagnostic
 from dr.graph import RecoveryGraph
 from dr.modes import ReadText
-from dr.spec import Component, GraphSpec
+from dr.spec import Component, GraphSpec, load_graph_file
+from dr.yaml_source import paused_gc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One component in recovery order."""
 
@@ -56,14 +58,16 @@ class Plan:
         path, length = graph.critical_path()
         on_path = set(path)
         components = graph.spec.components
-        order = sorted(components, key=lambda n: (wave[n], components[n].layer_index, n))
-        steps = tuple(
-            Step(name=n, layer=components[n].layer, depends_on=tuple(sorted(components[n].depends_on)),
-                 action=components[n].action_kind, wave=wave[n], estimate_s=components[n].estimate_s,
-                 on_critical_path=n in on_path, component=components[n])
-            for n in order)
+        waves = graph.waves(wave)  # each wave sorted by name; a stable sort by layer keeps that within a layer
+        steps = []
+        for index, names in enumerate(waves):
+            for n in sorted(names, key=lambda n: components[n].layer_index):
+                c = components[n]
+                steps.append(Step(name=n, layer=c.layer, depends_on=tuple(sorted(c.depends_on)),
+                                  action=c.action_kind, wave=index, estimate_s=c.estimate_s,
+                                  on_critical_path=n in on_path, component=c))
         return cls(cluster=graph.spec.cluster, mode=graph.mode,
-                   waves=tuple(tuple(w) for w in graph.waves()), steps=steps, critical_path=tuple(path),
+                   waves=tuple(tuple(w) for w in waves), steps=tuple(steps), critical_path=tuple(path),
                    predicted_rto_s=length, warnings=graph.warnings, graph=graph)
 
     def step(self, name: str) -> Step:
@@ -88,8 +92,16 @@ def _with_estimates(graph: RecoveryGraph, estimates: Mapping[str, int]) -> Recov
 def plan_for(spec: GraphSpec, *, mode: str = "prod", only: Iterable[str] = (),
              read_text: ReadText | None = None, estimates: Mapping[str, int] | None = None) -> Plan:
     """Validate `spec` for `mode` and plan it, optionally for `only` some components and their needs."""
-    graph = RecoveryGraph.build(spec, mode=mode, read_text=read_text)
-    wanted = list(only)
-    if wanted:
-        graph = graph.only(wanted)
-    return Plan.from_graph(graph, estimates=estimates)
+    with paused_gc():
+        graph = RecoveryGraph.build(spec, mode=mode, read_text=read_text)
+        wanted = list(only)
+        if wanted:
+            graph = graph.only(wanted)
+        return Plan.from_graph(graph, estimates=estimates)
+
+
+def plan_graph_file(path: str | Path, *, mode: str = "prod", only: Iterable[str] = (),
+                    read_text: ReadText | None = None, estimates: Mapping[str, int] | None = None) -> Plan:
+    """Load the graph file and plan it: what `dr plan` does, in one pass without GC pauses between steps."""
+    with paused_gc():
+        return plan_for(load_graph_file(path), mode=mode, only=only, read_text=read_text, estimates=estimates)

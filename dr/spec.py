@@ -20,14 +20,18 @@ from typing import Any, Literal, TypeAlias
 
 from dr.durations import parse_duration
 from dr.errors import Diagnostic, GraphError
-from dr.yaml_source import LocatedDocument, PathKey, decode_text, parse_yaml
+from dr.yaml_source import LocatedDocument, PathKey, decode_text, parse_yaml, paused_gc
 
 LAYERS: tuple[str, ...] = ("os", "etcd", "control-plane", "cni", "storage", "addon", "gitops", "data", "app")
+LAYER_INDEX: dict[str, int] = {layer: i for i, layer in enumerate(LAYERS)}
 BACKUP_TOOLS: tuple[str, ...] = ("etcd-snapshot", "restic", "pgbackrest", "cnpg-barman", "longhorn", "velero")
 # Tools whose restores run on hosts through Ansible; the others are restored by Kubernetes objects.
 HOST_LEVEL_TOOLS: frozenset[str] = frozenset({"etcd-snapshot", "restic", "pgbackrest"})
 ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore")
 VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
+COMPONENT_FIELDS: tuple[str, ...] = (
+    "layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "stateful", "prod_only", "drill_only", "drill",
+    "verify", "description")
 RETENTION_KEYS: tuple[str, ...] = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -38,7 +42,7 @@ _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily
 def freeze(value: Any) -> Any:
     """Deep, read-only copy: mappings become MappingProxyType, lists become tuples."""
     if isinstance(value, Mapping):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+        return MappingProxyType({k: freeze(v) for k, v in value.items()}) if value else EMPTY
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
     return value
@@ -55,7 +59,7 @@ def thaw(value: Any) -> Any:
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Override wins; nested mappings merge key by key; lists and scalars are replaced."""
-    merged = thaw(base)
+    merged: dict[str, Any] = thaw(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
@@ -67,7 +71,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 EMPTY: Mapping[str, Any] = MappingProxyType({})  # shared: it cannot be mutated
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Retention:
     """GFS retention: how many of each kind of restore point a backup keeps."""
 
@@ -83,7 +87,7 @@ class Retention:
         return self.last + self.hourly + self.daily + self.weekly + self.monthly + self.yearly
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Backup:
     """Where the data of one component lives, how often it is taken and how fresh it must be."""
 
@@ -95,14 +99,13 @@ class Backup:
     rpo_s: int
     protects: str | None = None
     source: tuple[str, ...] = ()
-    line: int = 0
 
     @property
     def host_level(self) -> bool:
         return self.tool in HOST_LEVEL_TOOLS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Host:
     name: str
     address: str
@@ -110,7 +113,7 @@ class Host:
     vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlaybookAction:
     playbook: str
     hosts: tuple[str, ...] = ("all",)
@@ -118,7 +121,7 @@ class PlaybookAction:
     kind: Literal["playbook"] = "playbook"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HelmAction:
     chart: str
     repo: str
@@ -129,13 +132,13 @@ class HelmAction:
     kind: Literal["helm"] = "helm"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManifestsAction:
     paths: tuple[str, ...]  # relative to the graph file's directory
     kind: Literal["manifests"] = "manifests"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RestoreAction:
     backup: str
     target_time: str = "latest"  # "latest" or an ISO 8601 time with a UTC offset
@@ -148,7 +151,7 @@ class RestoreAction:
 Action: TypeAlias = PlaybookAction | HelmAction | ManifestsAction | RestoreAction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DrillOverrides:
     """How a component changes in drill mode."""
 
@@ -156,7 +159,10 @@ class DrillOverrides:
     values: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 
-@dataclass(frozen=True)
+NO_DRILL_OVERRIDES = DrillOverrides()
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyCheck:
     """One check that proves a component came back (`http`, `command`, `sql`, `etcd`, `files`)."""
 
@@ -164,7 +170,7 @@ class VerifyCheck:
     spec: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Component:
     name: str
     layer: str
@@ -177,7 +183,6 @@ class Component:
     drill: DrillOverrides = DrillOverrides()
     verify: tuple[VerifyCheck, ...] = ()
     description: str = ""
-    line: int = 0
 
     @property
     def action_kind(self) -> str:
@@ -185,10 +190,10 @@ class Component:
 
     @property
     def layer_index(self) -> int:
-        return LAYERS.index(self.layer)
+        return LAYER_INDEX[self.layer]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GraphSpec:
     """One cluster's recovery graph, as declared (before any mode is applied)."""
 
@@ -217,7 +222,8 @@ class GraphSpec:
     @classmethod
     def from_yaml(cls, text: str, *, path: str) -> GraphSpec:
         document = parse_yaml(text, path=path)
-        return _SpecReader(document).read()
+        with paused_gc():
+            return _SpecReader(document).read()
 
 
 def load_graph_file(path: str | Path) -> GraphSpec:
@@ -429,8 +435,7 @@ class _SpecReader:
             protects = self.string(spec.get("protects"), (*where, "protects"), f"{what}: 'protects'")
             source = self.names(spec.get("source"), (*where, "source"), f"{what}: 'source'")
             out[name] = Backup(name=name, tool=tool or "", repo=repo or "", schedule=schedule or "",
-                               retention=retention, rpo_s=rpo_s or 0, protects=protects, source=source,
-                               line=self.doc.key_line_of(where))
+                               retention=retention, rpo_s=rpo_s or 0, protects=protects, source=source)
         return out
 
     def schedule(self, value: Any, where: PathKey, what: str) -> str | None:
@@ -477,9 +482,7 @@ class _SpecReader:
 
     def component(self, name: str, spec: Mapping[Any, Any], where: PathKey) -> Component | None:
         what = f"component {name!r}"
-        allowed = ("layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "stateful", "prod_only",
-                   "drill_only", "drill", "verify", "description")
-        self.fields(spec, where, allowed, what)
+        self.fields(spec, where, COMPONENT_FIELDS, what)
         layer = self.string(spec.get("layer"), (*where, "layer"), f"{what}: 'layer'", required=True)
         if layer is not None and layer not in LAYERS:
             self.error((*where, "layer"), f"{what}: unknown layer {layer!r}{did_you_mean(layer, LAYERS)}; "
@@ -506,7 +509,7 @@ class _SpecReader:
             stateful=self.boolean(spec.get("stateful"), (*where, "stateful"), f"{what}: 'stateful'"),
             prod_only=prod_only, drill_only=drill_only, drill=drill,
             verify=self.verify(spec.get("verify"), (*where, "verify"), what),
-            description=description or "", line=self.doc.key_line_of(where),
+            description=description or "",
         )
 
     def action(self, name: str, spec: Mapping[Any, Any], where: PathKey) -> Action | None:
@@ -591,8 +594,6 @@ class _SpecReader:
             try:
                 moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                moment = None
-            if moment is None:
                 self.error(where, f"{what} 'target_time' must be 'latest' or an ISO 8601 time with a UTC "
                                   f"offset like 2026-11-20T03:00:00Z, not {value!r}")
                 return None
@@ -608,7 +609,7 @@ class _SpecReader:
     def drill(self, value: Any, where: PathKey, what: str) -> DrillOverrides:
         spec = self.mapping(value, where, f"{what}: 'drill'")
         if not spec:
-            return DrillOverrides()
+            return NO_DRILL_OVERRIDES
         self.fields(spec, where, ("replace_with", "values"), f"{what}: 'drill'")
         replace_with = self.string(spec.get("replace_with"), (*where, "replace_with"),
                                    f"{what}: drill 'replace_with'")

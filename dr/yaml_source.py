@@ -8,7 +8,9 @@ here, before anything is interpreted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,27 +29,71 @@ PathKey = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class LocatedDocument:
-    """Parsed YAML data with the 1-based line of each value and of each mapping key."""
+    """Parsed YAML data plus the composed node tree, which knows the line of every value.
+
+    Lines are looked up only when an error is reported, by walking the nodes along the path, so a
+    large valid graph pays nothing for them.
+    """
 
     path: str
     data: Any
-    value_lines: Mapping[PathKey, int] = field(repr=False)
-    key_lines: Mapping[PathKey, int] = field(repr=False)
+    root: yaml.Node | None = field(default=None, repr=False)
+    # Per mapping node, its keys by text; built the first time a lookup passes through it.
+    _index: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(default_factory=dict, repr=False,
+                                                                       compare=False)
+
+    def _keys(self, node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        index = self._index.get(id(node))
+        if index is None:
+            index = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    index.setdefault(k.value, (k, v))
+            self._index[id(node)] = index
+        return index
+
+    def _nodes(self, path: PathKey) -> tuple[yaml.Node | None, yaml.Node | None]:
+        """(key node, value node) at the deepest reachable point along `path`."""
+        node, key_node = self.root, None
+        for step in path:
+            if isinstance(node, yaml.MappingNode):
+                found = self._keys(node).get(str(step))
+                if found is None:
+                    return None, node
+                key_node, node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+                key_node, node = None, node.value[step]
+            else:
+                return None, node
+        return key_node, node
 
     def line_of(self, path: PathKey) -> int:
         """Line of the value at `path`, or of its nearest located ancestor."""
-        probe = tuple(path)
-        while probe:
-            if probe in self.value_lines:
-                return self.value_lines[probe]
-            probe = probe[:-1]
-        return self.value_lines.get((), 1)
+        _, node = self._nodes(path)
+        return node.start_mark.line + 1 if node is not None else 1
 
     def key_line_of(self, path: PathKey) -> int:
         """Line of the mapping key that ends `path` (where an unknown field is written)."""
-        if tuple(path) in self.key_lines:
-            return self.key_lines[tuple(path)]
-        return self.line_of(path)
+        key_node, node = self._nodes(path)
+        if key_node is not None:
+            return key_node.start_mark.line + 1
+        return node.start_mark.line + 1 if node is not None else 1
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a large acyclic tree.
+
+    Building a 100,000-component graph allocates millions of objects; the collector would rescan
+    them again and again for cycles that cannot exist, which makes loading grow faster than linearly.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _fail(path: str, line: int, message: str) -> GraphError:
@@ -90,18 +136,10 @@ class _Converter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.value_lines: dict[PathKey, int] = {}
-        self.key_lines: dict[PathKey, int] = {}
-        self.count = 0
         self.active: set[int] = set()
         self.constructor = yaml.SafeLoader("")
 
-    def convert(self, node: yaml.Node, where: PathKey) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise _fail(self.path, node.start_mark.line + 1,
-                        f"the document expands to more than {MAX_VALUES} values (aliases?)")
-        self.value_lines[where] = node.start_mark.line + 1
+    def convert(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
             if node.tag == "tag:yaml.org,2002:str":
                 return node.value
@@ -119,9 +157,9 @@ class _Converter:
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [self.convert(item, (*where, i)) for i, item in enumerate(node.value)]
+                return [self.convert(item) for item in node.value]
             if isinstance(node, yaml.MappingNode):
-                return self._mapping(node, where)
+                return self._mapping(node)
         finally:
             self.active.discard(id(node))
         raise _fail(self.path, node.start_mark.line + 1, "unsupported YAML node")  # pragma: no cover
@@ -142,13 +180,13 @@ class _Converter:
             return key_node.value
         return key
 
-    def _mapping(self, node: yaml.MappingNode, where: PathKey) -> dict[Any, Any]:
+    def _mapping(self, node: yaml.MappingNode) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         merged: dict[Any, Any] = {}
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                for source in self._merge_sources(value_node, where):
+                for source in self._merge_sources(value_node):
                     for k, v in source.items():
                         merged.setdefault(k, v)
                 continue
@@ -159,27 +197,48 @@ class _Converter:
                             f"duplicate key {key!r} (first on line {seen[key]}); "
                             "YAML would silently keep only one: remove or rename one of them")
             seen[key] = key_line
-            child = (*where, key)
-            self.key_lines[child] = key_line
-            result[key] = self.convert(value_node, child)
+            result[key] = self.convert(value_node)
         for k, v in merged.items():
             result.setdefault(k, v)
         return result
 
-    def _merge_sources(self, value_node: yaml.Node, where: PathKey) -> list[dict[Any, Any]]:
+    def _merge_sources(self, value_node: yaml.Node) -> list[dict[Any, Any]]:
         nodes = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
         sources = []
         for item in nodes:
             if not isinstance(item, yaml.MappingNode):
                 raise _fail(self.path, item.start_mark.line + 1, "'<<' merges only mappings")
-            sources.append(self.convert(item, (*where, "<<")))
+            sources.append(self.convert(item))
         return sources
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int], path: str) -> int:
+    """How many values the node becomes once aliases are expanded (memoised per node, so cheap)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if isinstance(node, yaml.ScalarNode):
+        return 1
+    if key in active:
+        raise _fail(path, node.start_mark.line + 1,
+                    "an alias refers to the structure that contains it; recursive YAML is not allowed")
+    active.add(key)
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+    total = 1
+    for child in children:
+        total += _expanded_size(child, memo, active, path)
+        if total > MAX_VALUES:
+            break
+    active.discard(key)
+    memo[key] = total
+    return total
 
 
 def parse_yaml(text: str, *, path: str) -> LocatedDocument:
     """Parse one YAML document; raise GraphError (never a YAML traceback) on bad input."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        with paused_gc():
+            nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         raise _yaml_error_to_graph_error(exc, text, path) from None
     except RecursionError:
@@ -192,8 +251,12 @@ def parse_yaml(text: str, *, path: str) -> LocatedDocument:
                     "the file holds more than one YAML document ('---'); keep one recovery graph per file")
     converter = _Converter(path)
     try:
-        data = converter.convert(documents[0], ())
+        # Without an anchor there is no alias, so nothing can expand: skip the walk on big plain graphs.
+        if "&" in text and _expanded_size(documents[0], {}, set(), path) > MAX_VALUES:
+            raise _fail(path, 1, f"the document expands to more than {MAX_VALUES} values through its aliases; "
+                                 "write the graph out without alias chains")
+        with paused_gc():
+            data = converter.convert(documents[0])
     except RecursionError:
         raise _fail(path, 1, "the YAML is nested too deeply to read") from None
-    return LocatedDocument(path=path, data=data, value_lines=converter.value_lines,
-                           key_lines=converter.key_lines)
+    return LocatedDocument(path=path, data=data, root=documents[0])

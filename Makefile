@@ -1,0 +1,60 @@
+# Two commands set everything up on a fresh Debian machine (as root) and run:
+#   make demo   the main job on the example graph
+#   make test   the whole test suite (lint, types, unit, property and integration tests)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .make
+APT_PACKAGES := python3 python3-venv python3-pip etcd-server etcd-client restic pgbackrest \
+                postgresql-15 graphviz openssh-client rsync sudo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-quick lint typecheck system venv bench clean
+
+demo: system venv
+	$(BIN)/dr plan --graph stacks/cluster.yaml --mode prod
+	@echo
+	$(BIN)/dr plan --graph stacks/cluster.yaml --mode drill
+
+test: system venv lint typecheck
+	$(BIN)/pytest -q
+
+# Unit and property tests only: skips the tests that start real etcd, PostgreSQL, restic, Ansible.
+test-quick: venv
+	$(BIN)/pytest -q -m "not integration"
+
+lint: venv
+	$(BIN)/ruff check dr tests bench
+
+typecheck: venv
+	$(BIN)/mypy dr
+
+bench: venv
+	$(BIN)/python bench/plan.py
+
+system: $(STAMPS)/apt
+venv: $(STAMPS)/venv
+
+# Debian packages: installed only when one is missing, so repeated runs stay fast and offline.
+$(STAMPS)/apt: Makefile
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "Installing Debian packages:" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then $(MAKE) --no-print-directory system; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,46 @@
+"""Shared helpers: write a graph to a temporary file, run the CLI in-process."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dr.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_GRAPH = REPO / "stacks" / "cluster.yaml"
+
+MINIMAL = """\
+cluster: lab
+kubernetes: "1.30"
+components:
+  os: {layer: os, playbook: os.yml, estimate: 1m}
+"""
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def write_graph(tmp_path: Path):
+    def write(text: str, name: str = "graph.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+    return write
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    def run(*args: str) -> CliResult:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+    return run

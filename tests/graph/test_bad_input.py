@@ -1,0 +1,159 @@
+"""Every way a user can get the graph wrong: one clear `path:line: message`, exit 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dr.errors import GraphError
+from dr.graph import RecoveryGraph
+from dr.spec import GraphSpec
+
+
+def diagnostics(text: str, *, mode: str = "prod") -> list[tuple[int, str]]:
+    with pytest.raises(GraphError) as caught:
+        spec = GraphSpec.from_yaml(text, path="g.yaml")
+        RecoveryGraph.build(spec, mode=mode)
+    return [(d.line, d.message) for d in caught.value.diagnostics]
+
+
+CASES = {
+    "empty file": ("", 1, "the file is empty"),
+    "only a comment": ("# nothing here\n", 1, "the file is empty"),
+    "root is a list": ("- a\n- b\n", 1, "top level must be a mapping"),
+    "root is a scalar": ("hello\n", 1, "top level must be a mapping"),
+    "no components": ("cluster: lab\n", 1, "needs a 'components' mapping"),
+    "estimate banana": (
+        "cluster: lab\ncomponents:\n  os:\n    layer: os\n    estimate: banana\n", 5,
+        "'banana' is not a duration"),
+    "estimate without unit": (
+        "cluster: lab\ncomponents:\n  os: {layer: os, estimate: 90}\n", 3, "needs a unit: write 90s"),
+    "depends_on a number": (
+        "cluster: lab\ncomponents:\n  os: {layer: os}\n  k3s:\n    layer: control-plane\n    depends_on: 7\n", 6,
+        "must be a list of names"),
+    "depends_on lists a mapping": (
+        "cluster: lab\ncomponents:\n  os: {layer: os}\n  k3s:\n    layer: os\n    depends_on:\n      - {a: 1}\n", 7,
+        "must list names, not a mapping"),
+    "unknown top-level field": ("cluster: lab\ncomponent:\n  os: {layer: os}\n", 2,
+                                "unknown field 'component' in the recovery graph (did you mean 'components'?)"),
+    "unknown component field": (
+        "cluster: lab\ncomponents:\n  os:\n    layer: os\n    dependson: []\n", 5,
+        "unknown field 'dependson' in component 'os' (did you mean 'depends_on'?)"),
+    "unknown field far from any": (
+        "cluster: lab\ncomponents:\n  os:\n    layer: os\n    zzzz: 1\n", 5, "known fields: layer"),
+    "unknown layer": ("cluster: lab\ncomponents:\n  os: {layer: cnii}\n", 3, "unknown layer 'cnii' (did you mean 'cni'?)"),
+    "missing layer": ("cluster: lab\ncomponents:\n  os: {estimate: 1m}\n", 3, "'layer' is required"),
+    "tab indentation": ("cluster: lab\ncomponents:\n\tos: {layer: os}\n", 3, "tab character"),
+    "duplicate component": (
+        "cluster: lab\ncomponents:\n  os: {layer: os}\n  os: {layer: etcd}\n", 4,
+        "duplicate key 'os' (first on line 3)"),
+    "duplicate backup": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "components:\n  os: {layer: os}\n", 4, "duplicate key 'b'"),
+    "duplicate field": ("cluster: lab\ncluster: other\ncomponents:\n  os: {layer: os}\n", 2, "duplicate key 'cluster'"),
+    "unknown dependency": (
+        "cluster: lab\ncomponents:\n  etcd: {layer: etcd}\n  k3s:\n    layer: control-plane\n    depends_on: [etdc]\n",
+        6, "depends on unknown component 'etdc' (did you mean 'etcd'?)"),
+    "self dependency": ("cluster: lab\ncomponents:\n  os: {layer: os, depends_on: [os]}\n", 3, "cycle os -> os"),
+    "two actions": (
+        "cluster: lab\ncomponents:\n  os:\n    layer: os\n    playbook: a.yml\n    manifests: b.yaml\n", 6,
+        "has 2 actions (playbook, manifests)"),
+    "restore of unknown backup": (
+        "cluster: lab\nbackups:\n  gitea-data: {tool: restic, repo: r, schedule: '0 * * * *', retention: {daily: 7},"
+        " rpo: 1h}\ncomponents:\n  r:\n    layer: data\n    restore: {backup: gitea-dat}\n", 7,
+        "restores unknown backup 'gitea-dat' (did you mean 'gitea-data'?)"),
+    "unquoted kubernetes version": ("cluster: lab\nkubernetes: 1.30\ncomponents:\n  os: {layer: os}\n", 2,
+                                    "YAML reads 1.3 as a number"),
+    "unquoted helm version": (
+        "cluster: lab\ncomponents:\n  c:\n    layer: cni\n    helm: {chart: c, repo: r, version: 1.16, namespace: n}\n",
+        5, "must be a quoted string"),
+    "bad cron": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: 'every hour', retention: {daily: 7}, rpo: 1h}\n"
+        "components:\n  os: {layer: os}\n", 3, "cron expression with five fields"),
+    "unknown backup tool": (
+        "cluster: lab\nbackups:\n  b: {tool: resticc, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "components:\n  os: {layer: os}\n", 3, "unknown tool 'resticc' (did you mean 'restic'?)"),
+    "negative retention": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: -1}, rpo: 1d}\n"
+        "components:\n  os: {layer: os}\n", 3, "whole number of 0 or more"),
+    "missing rpo": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}}\n"
+        "components:\n  os: {layer: os}\n", 3, "'rpo' is required"),
+    "naive target time": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "components:\n  r:\n    layer: data\n    restore: {backup: b, target_time: '2026-01-02T03:04:05'}\n", 7,
+        "has no UTC offset"),
+    "bad component name": ("cluster: lab\ncomponents:\n  Gitea_App: {layer: app}\n", 3, "must be lowercase letters"),
+    "boolean that is not": ("cluster: lab\ncomponents:\n  os: {layer: os, stateful: 'yes please'}\n", 3,
+                            "must be true or false"),
+    "flow mapping not closed": ("cluster: lab\ncomponents:\n  os: {layer: os\n", 4, "invalid YAML"),
+    "two documents": ("cluster: a\ncomponents: {os: {layer: os}}\n---\ncluster: b\n", 4, "more than one YAML document"),
+    "recursive alias": ("cluster: lab\ncomponents: &c\n  os: {layer: os, vars: *c}\n", 2, "recursive"),
+    "control character": ("cluster: lab\x07\ncomponents: {}\n", 1, "control character"),
+    "hosts not known": (
+        "cluster: lab\nhosts:\n  cp0: {address: 10.0.0.1, groups: [servers]}\ncomponents:\n"
+        "  os:\n    layer: os\n    playbook: os.yml\n    hosts: [server]\n", 8,
+        "runs on 'server', which is neither a host nor a group in 'hosts' (did you mean 'servers'?)"),
+    "helm takes no vars": (
+        "cluster: lab\ncomponents:\n  c:\n    layer: cni\n    helm: {chart: c, repo: r, version: '1', namespace: n}\n"
+        "    vars: {a: 1}\n", 6, "only applies to playbook and restore actions"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES), ids=sorted(CASES))
+def test_bad_input_is_one_located_message(case: str) -> None:
+    text, line, fragment = CASES[case]
+    found = diagnostics(text)
+    assert any(fragment in message and found_line == line for found_line, message in found), found
+
+
+def test_binary_garbage_is_refused_with_a_line(tmp_path: Path) -> None:
+    from dr.spec import load_graph_file
+
+    path = tmp_path / "g.yaml"
+    path.write_bytes(b"cluster: lab\n\x00\x01\x02\xff\xfe garbage")
+    with pytest.raises(GraphError) as caught:
+        load_graph_file(path)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.line == 2
+    assert "binary file" in diagnostic.message
+
+
+def test_latin1_text_is_refused_as_not_utf8(tmp_path: Path) -> None:
+    from dr.spec import load_graph_file
+
+    path = tmp_path / "g.yaml"
+    path.write_bytes("cluster: lab\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(GraphError, match="not UTF-8"):
+        load_graph_file(path)
+
+
+def test_all_errors_are_reported_together() -> None:
+    found = diagnostics("cluster: lab\ncomponents:\n  a: {layer: nope}\n  b: {layer: os, estimate: soon}\n")
+    assert [line for line, _ in found] == [3, 4]
+
+
+def test_alias_bomb_is_refused() -> None:
+    lines = ["cluster: lab", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    found = diagnostics("\n".join(lines) + "\n")
+    assert any("expands to more than" in message for _, message in found)
+
+
+def test_anchors_and_merge_keys_work() -> None:
+    text = (
+        "cluster: lab\n"
+        "components:\n"
+        "  os: &base {layer: os, estimate: 2m}\n"
+        "  etcd:\n"
+        "    <<: *base\n"
+        "    layer: etcd\n"
+        "    depends_on: [os]\n"
+    )
+    graph = RecoveryGraph.build(GraphSpec.from_yaml(text, path="g.yaml"))
+    etcd = graph.spec.components["etcd"]
+    assert (etcd.layer, etcd.estimate_s) == ("etcd", 120)
