@@ -293,8 +293,8 @@ class _SpecReader:
 
     def version(self, value: Any, where: PathKey, what: str, *, required: bool = False) -> str | None:
         if isinstance(value, float | int) and not isinstance(value, bool):
-            self.error(where, f"{what} must be a quoted string: YAML reads {value!r} as a number "
-                              f"(1.30 becomes 1.3); write it as \"{value}\"")
+            self.error(where, f"{what} must be a quoted string: YAML reads it as the number {value!r} "
+                              "(1.30 would become 1.3); put the version in quotes, like \"1.30\"")
             return None
         return self.string(value, where, what, required=required)
 

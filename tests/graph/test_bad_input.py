@@ -65,7 +65,7 @@ CASES = {
         " rpo: 1h}\ncomponents:\n  r:\n    layer: data\n    restore: {backup: gitea-dat}\n", 7,
         "restores unknown backup 'gitea-dat' (did you mean 'gitea-data'?)"),
     "unquoted kubernetes version": ("cluster: lab\nkubernetes: 1.30\ncomponents:\n  os: {layer: os}\n", 2,
-                                    "YAML reads 1.3 as a number"),
+                                    "YAML reads it as the number 1.3"),
     "unquoted helm version": (
         "cluster: lab\ncomponents:\n  c:\n    layer: cni\n    helm: {chart: c, repo: r, version: 1.16, namespace: n}\n",
         5, "must be a quoted string"),
