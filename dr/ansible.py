@@ -1,0 +1,197 @@
+"""Runs dr's playbooks through ansible-runner: the only module that starts Ansible.
+
+Each run gets a private data directory, an inventory built from the graph's `hosts` (or a local
+inventory for this machine), extravars, and secrets. Secrets are playbook variables read from a
+0600 file in RAM (/dev/shm) that exists only while the playbook runs; playbooks use them only in
+`no_log` tasks. They are not passed as environment variables because ansible-runner writes the whole
+environment into the `command` artifact; for the same reason that artifact's environment is
+removed after every run (`suppress_env_files` keeps the rest of the environment off the disk). Events are
+streamed to a progress callback; the result is a `PlaybookResult` with per-host counts, rc and
+duration. ansible-runner does not raise when `ansible-playbook` is missing or a host cannot be
+reached: this module turns both into a `PlaybookError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from dr.errors import DrError
+from dr.spec import Host
+
+PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+ProgressCallback = Callable[[str], None]
+
+
+class PlaybookError(DrError):
+    """A playbook could not run or failed; `result` holds what is known."""
+
+    def __init__(self, message: str, result: PlaybookResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class HostCounts:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class PlaybookResult:
+    playbook: str
+    rc: int
+    status: str
+    duration_s: float
+    hosts: Mapping[str, HostCounts]
+    failures: tuple[str, ...] = ()  # "host: task: message", secrets already censored by no_log
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.status == "successful"
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Hosts and groups for one run, in ansible-runner's dict form."""
+
+    hosts: Mapping[str, Mapping[str, Any]]
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_graph(cls, hosts: Mapping[str, Host], *, user_vars: Mapping[str, Any] | None = None) -> Inventory:
+        groups: dict[str, list[str]] = {}
+        for host in hosts.values():
+            for group in host.groups:
+                groups.setdefault(group, []).append(host.name)
+        return cls(hosts={h.name: {"ansible_host": h.address, **dict(h.vars), **dict(user_vars or {})}
+                          for h in hosts.values()},
+                   groups={g: tuple(members) for g, members in groups.items()})
+
+    @classmethod
+    def local(cls, groups: tuple[str, ...] = ()) -> Inventory:
+        """This machine as `localhost`, run with the current interpreter (discovery picks wrong ones)."""
+        return cls(hosts={"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+                   groups={g: ("localhost",) for g in groups})
+
+    def to_runner(self) -> dict[str, Any]:
+        children: dict[str, Any] = {g: {"hosts": {h: {} for h in members}} for g, members in self.groups.items()}
+        return {"all": {"hosts": {h: dict(v) for h, v in self.hosts.items()}, "children": children}}
+
+
+def _ansible_playbook_binary() -> str | None:
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("ansible-playbook")
+
+
+def _ram_dir() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _scrub_command_artifacts(artifacts: Path) -> None:
+    """Drop the process environment ansible-runner records in each run's `command` artifact."""
+    for command_file in artifacts.glob("*/command"):
+        try:
+            recorded = json.loads(command_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if "env" in recorded:
+            recorded["env"] = "removed by dr: the environment may hold credentials"
+            command_file.write_text(json.dumps(recorded), encoding="utf-8")
+
+
+def run_playbook(playbook: str, *, inventory: Inventory, extravars: Mapping[str, Any] | None = None,
+                 secrets: Mapping[str, str] | None = None, limit: str | None = None, check: bool = False,
+                 progress: ProgressCallback | None = None, artifacts_dir: Path | None = None,
+                 keep_artifacts: int = 5, playbook_dir: Path = PLAYBOOK_DIR) -> PlaybookResult:
+    """Run one playbook; raise PlaybookError unless it succeeded on every host."""
+    path = playbook_dir / playbook
+    if not path.is_file():
+        raise PlaybookError(f"playbook {playbook!r} not found in {playbook_dir}")
+    binary = _ansible_playbook_binary()
+    if binary is None:
+        raise PlaybookError("ansible-playbook is not installed; run `make venv` (it installs ansible-core) "
+                            "or put ansible-playbook on PATH")
+    failures: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> bool:
+        data = event.get("event_data", {})
+        kind = event.get("event", "")
+        host, task = data.get("host", ""), data.get("task", "")
+        if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            message = (data.get("res") or {}).get("msg", "") or kind
+            failures.append(f"{host}: {task}: {message}")
+        if progress is not None:
+            if kind == "playbook_on_task_start":
+                progress(f"{playbook}: {task}")
+            elif kind in ("runner_on_failed", "runner_on_unreachable"):
+                progress(f"{playbook}: {task} FAILED on {host}")
+        return True  # keep the event in the artifacts (no_log tasks are censored by Ansible)
+
+    run_root = Path(tempfile.mkdtemp(prefix="dr-ansible-"))
+    secrets_dir = Path(tempfile.mkdtemp(prefix="dr-secrets-", dir=_ram_dir()))
+    artifacts = artifacts_dir or Path(tempfile.gettempdir()) / "dr-ansible-artifacts"
+    started = time.monotonic()
+    envvars = {"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+               "ANSIBLE_NOCOLOR": "True", "ANSIBLE_LOCAL_TEMP": str(run_root / "tmp"),
+               "PATH": f"{Path(binary).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    options = ["--check", "--diff"] if check else []
+    if secrets:
+        secrets_file = secrets_dir / "secrets.json"
+        fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(dict(secrets), handle)
+        options += ["-e", f"@{secrets_file}"]
+    cmdline = shlex.join(options) if options else None
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(run_root), playbook=str(path), inventory=inventory.to_runner(),
+            extravars=dict(extravars or {}), envvars=envvars, suppress_env_files=True, limit=limit,
+            cmdline=cmdline, quiet=True, event_handler=on_event, artifact_dir=str(artifacts),
+            rotate_artifacts=keep_artifacts, settings={"suppress_ansible_output": True})
+    finally:
+        # The private data dir holds this run's inventory and extravars only; artifacts live elsewhere.
+        shutil.rmtree(run_root, ignore_errors=True)
+        shutil.rmtree(secrets_dir, ignore_errors=True)
+        _scrub_command_artifacts(artifacts)
+    stats = runner.stats or {}
+    per_host: dict[str, HostCounts] = {}
+    for name in set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped"))):
+        per_host[name] = HostCounts(ok=stats.get("ok", {}).get(name, 0), changed=stats.get("changed", {}).get(name, 0),
+                                    failed=stats.get("failures", {}).get(name, 0),
+                                    unreachable=stats.get("dark", {}).get(name, 0),
+                                    skipped=stats.get("skipped", {}).get(name, 0))
+    result = PlaybookResult(playbook=playbook, rc=runner.rc, status=runner.status,
+                            duration_s=time.monotonic() - started, hosts=per_host, failures=tuple(failures))
+    if runner.rc == 127:
+        raise PlaybookError("ansible-playbook could not be started (rc 127); is ansible-core installed in "
+                            "the virtualenv? run `make venv`", result)
+    unreachable = sorted(h for h, c in per_host.items() if c.unreachable)
+    if unreachable:
+        raise PlaybookError(f"{playbook}: host(s) unreachable: {', '.join(unreachable)}; check the address "
+                            "in the graph's hosts, SSH access and that the machine is up", result)
+    if not result.ok:
+        detail = "; ".join(failures) or f"status {runner.status}, rc {runner.rc}"
+        raise PlaybookError(f"{playbook} failed: {detail}", result)
+    return result

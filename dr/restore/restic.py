@@ -1,0 +1,135 @@
+"""restic restore driver: list snapshots, choose one, restore it through volume-restore.yml, verify.
+
+Talks to the `restic` binary (listing, stats) and to `dr.ansible` (the restore itself). The
+repository password is a secret: it travels in the environment of the restic process and of the
+playbook run, never on a command line, in a file or in a message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dr.ansible import Inventory, PlaybookResult, ProgressCallback, run_playbook
+from dr.errors import RestoreError
+from dr.restore.selection import BackupPoint, choose_backup
+from dr.spec import Retention
+
+_READ_ONLY_COMMANDS = frozenset({"snapshots", "stats", "ls", "restore", "cat"})
+
+
+@dataclass(frozen=True)
+class ResticRepository:
+    repository: str
+    password: str = field(repr=False)
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "RESTIC_PASSWORD": self.password}
+
+    def run(self, *args: str) -> str:
+        """Run restic against this repository and return stdout; RestoreError with its reason otherwise."""
+        try:
+            # Reading must work on a repository dr may not write to (a drill reads production backups).
+            lock = ["--no-lock"] if args and args[0] in _READ_ONLY_COMMANDS else []
+            done = subprocess.run(["restic", *lock, "-r", self.repository, *args], env=self._env(),
+                                  capture_output=True, text=True, check=False, timeout=3600)
+        except FileNotFoundError:
+            raise RestoreError("restic is not installed; run `make system` (Debian package restic)") from None
+        if done.returncode != 0:
+            raise RestoreError(f"restic {args[0]} on {self.repository} failed: {_reason(done.stderr)}")
+        return done.stdout
+
+
+def _reason(stderr: str) -> str:
+    text = stderr.strip()
+    if "wrong password" in text:
+        return "wrong password or no key found; check the repository password (RESTIC_PASSWORD)"
+    if "does not exist" in text or "unable to open config file" in text:
+        return "the repository does not exist at this location; check the backup's repo"
+    return text.splitlines()[-1] if text else "no output"
+
+
+def forget_args(retention: Retention) -> list[str]:
+    """restic forget flags for a graph's GFS retention."""
+    args = []
+    for field_name, flag in (("last", "--keep-last"), ("hourly", "--keep-hourly"), ("daily", "--keep-daily"),
+                             ("weekly", "--keep-weekly"), ("monthly", "--keep-monthly"),
+                             ("yearly", "--keep-yearly")):
+        count = getattr(retention, field_name)
+        if count:
+            args += [flag, str(count)]
+    return args
+
+
+@dataclass(frozen=True)
+class ResticSnapshot:
+    point: BackupPoint
+    source_path: str
+
+
+def _parse_time(text: str) -> dt.datetime:
+    # restic prints nanoseconds; Python keeps microseconds.
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    return dt.datetime.fromisoformat(trimmed)
+
+
+def list_snapshots(repo: ResticRepository) -> list[ResticSnapshot]:
+    """Every snapshot with its time, restore size and file count, oldest first."""
+    snapshots: list[dict[str, Any]] = json.loads(repo.run("snapshots", "--json") or "[]")
+    out = []
+    for snap in snapshots:
+        stats = json.loads(repo.run("stats", "--json", "--mode", "restore-size", snap["id"]))
+        paths = snap.get("paths") or []
+        out.append(ResticSnapshot(
+            point=BackupPoint(id=snap["short_id"], time=_parse_time(snap["time"]),
+                              size_bytes=int(stats.get("total_size", 0)),
+                              file_count=int(stats.get("total_file_count", 0))),
+            source_path=paths[0] if len(paths) == 1 else ""))
+    return sorted(out, key=lambda s: s.point.time)
+
+
+def choose_snapshot(snapshots: list[ResticSnapshot], target_time: str, *, allow_collapsed: bool) -> ResticSnapshot:
+    chosen = choose_backup([s.point for s in snapshots], target_time, allow_collapsed=allow_collapsed)
+    snapshot = next(s for s in snapshots if s.point.id == chosen.id)
+    if not snapshot.source_path:
+        raise RestoreError(f"snapshot {chosen.id} holds several paths; dr restores one volume per snapshot")
+    return snapshot
+
+
+def restore(repo: ResticRepository, snapshot: ResticSnapshot, *, restore_path: Path, inventory: Inventory,
+            force: bool = False, progress: ProgressCallback | None = None,
+            extra_vars: Mapping[str, Any] | None = None) -> PlaybookResult:
+    """Restore `snapshot` into `restore_path` through volume-restore.yml."""
+    return run_playbook(
+        "volume-restore.yml", inventory=inventory, progress=progress,
+        extravars={"restic_repository": repo.repository, "restic_snapshot": snapshot.point.id,
+                   "restic_source_path": snapshot.source_path, "restore_path": str(restore_path),
+                   "restore_force": force, **dict(extra_vars or {})},
+        secrets={"restic_password": repo.password})
+
+
+def tree_summary(root: Path) -> tuple[int, int]:
+    """(file count, total bytes) the way restic counts a restore: files and directories, not the root."""
+    count, size = 0, 0
+    for path in root.rglob("*"):
+        count += 1
+        if path.is_file() and not path.is_symlink():
+            size += path.stat().st_size
+    return count, size
+
+
+def verify(snapshot: ResticSnapshot, restore_path: Path) -> None:
+    """The restored tree has the snapshot's size; RestoreError if not."""
+    if not restore_path.is_dir():
+        raise RestoreError(f"verification failed: {restore_path} does not exist after the restore")
+    _, size = tree_summary(restore_path)
+    if size != snapshot.point.size_bytes:
+        raise RestoreError(f"verification failed: {restore_path} holds {size} B, snapshot {snapshot.point.id} "
+                           f"holds {snapshot.point.size_bytes} B")

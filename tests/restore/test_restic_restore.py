@@ -1,0 +1,175 @@
+"""restic, for real: back up a tree, forget by GFS policy, destroy, restore through the playbook, compare."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dr.ansible import Inventory, PlaybookError
+from dr.errors import RestoreError
+from dr.restore import restic
+from dr.restore.selection import CollapsedBackup
+from dr.spec import Retention
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed (make system)")]
+
+PASSWORD = "canary-restic-password-7f3a"
+
+
+def build_tree(root: Path) -> None:
+    (root / "docs" / "empty").mkdir(parents=True)
+    (root / "docs" / "readme.txt").write_text("hello\n")
+    (root / "bin").mkdir()
+    script = root / "bin" / "run.sh"
+    script.write_text("#!/bin/sh\necho run\n")
+    script.chmod(0o750)
+    secret = root / "private.key"
+    secret.write_bytes(os.urandom(4096))
+    secret.chmod(0o600)
+    (root / "link-to-readme").symlink_to("docs/readme.txt")
+    for i in range(40):
+        (root / "docs" / f"page-{i}.bin").write_bytes(os.urandom(2048))
+
+
+def fingerprint(root: Path) -> dict[str, tuple[str, int, str]]:
+    """Relative path -> (kind, mode, content hash or link target)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = ("link", 0, os.readlink(path))
+        elif path.is_dir():
+            out[rel] = ("dir", path.stat().st_mode & 0o7777, "")
+        else:
+            out[rel] = ("file", path.stat().st_mode & 0o7777, hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> restic.ResticRepository:
+    repository = restic.ResticRepository(str(tmp_path / "repo"), PASSWORD)
+    repository.run("init")
+    return repository
+
+
+def backup(repo: restic.ResticRepository, source: Path) -> None:
+    repo.run("backup", str(source))
+
+
+def test_restore_latest_through_the_playbook(repo: restic.ResticRepository, tmp_path: Path) -> None:
+    source = tmp_path / "volume"
+    source.mkdir()
+    build_tree(source)
+    for i in range(5):
+        (source / "docs" / f"change-{i}.txt").write_text(f"change {i}\n")
+        backup(repo, source)
+    repo.run("forget", *restic.forget_args(Retention(last=3, daily=7)), "--prune")
+    snapshots = restic.list_snapshots(repo)
+    assert len(snapshots) == 3
+    expected = fingerprint(source)
+    shutil.rmtree(source)  # the disaster
+
+    chosen = restic.choose_snapshot(snapshots, "latest", allow_collapsed=False)
+    target = tmp_path / "restored" / "volume"
+    result = restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
+    assert result.ok and result.changed > 0
+    assert fingerprint(target) == expected
+    restic.verify(chosen, target)
+
+    again = restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
+    assert again.changed == 0, "a second run of the same restore changes nothing"
+    assert fingerprint(target) == expected
+
+
+def test_collapsed_newest_backup_is_refused_then_last_good_restored(repo: restic.ResticRepository,
+                                                                     tmp_path: Path) -> None:
+    source = tmp_path / "volume"
+    source.mkdir()
+    build_tree(source)
+    backup(repo, source)
+    backup(repo, source)
+    good = fingerprint(source)
+    shutil.rmtree(source)
+    source.mkdir()
+    (source / "lost+found").mkdir()  # the blank volume the app initialised
+    backup(repo, source)
+    snapshots = restic.list_snapshots(repo)
+    with pytest.raises(CollapsedBackup) as caught:
+        restic.choose_snapshot(snapshots, "latest", allow_collapsed=False)
+    assert caught.value.last_good is not None
+    assert caught.value.last_good.id == snapshots[1].point.id
+    chosen = restic.choose_snapshot(snapshots, "latest", allow_collapsed=True)
+    target = tmp_path / "restored"
+    restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
+    assert fingerprint(target) == good
+
+
+def test_non_empty_target_is_refused_and_forced_restore_moves_it_aside(repo: restic.ResticRepository,
+                                                                       tmp_path: Path) -> None:
+    source = tmp_path / "volume"
+    source.mkdir()
+    build_tree(source)
+    backup(repo, source)
+    chosen = restic.choose_snapshot(restic.list_snapshots(repo), "latest", allow_collapsed=False)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "precious.txt").write_text("do not lose me\n")
+    with pytest.raises(PlaybookError, match="is not empty"):
+        restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
+    assert (target / "precious.txt").read_text() == "do not lose me\n"
+    restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local(), force=True)
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("target.before-restore-")]
+    assert len(aside) == 1 and (aside[0] / "precious.txt").read_text() == "do not lose me\n"
+    assert fingerprint(target) == fingerprint(source)
+
+
+def test_wrong_password_is_a_clear_error(repo: restic.ResticRepository) -> None:
+    with pytest.raises(RestoreError, match="wrong password"):
+        restic.list_snapshots(restic.ResticRepository(repo.repository, "not-the-password"))
+
+
+def test_missing_repository_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RestoreError, match="does not exist"):
+        restic.list_snapshots(restic.ResticRepository(str(tmp_path / "nowhere"), PASSWORD))
+
+
+def test_empty_repository_has_nothing_to_restore(repo: restic.ResticRepository) -> None:
+    with pytest.raises(RestoreError, match="no backups found"):
+        restic.choose_snapshot(restic.list_snapshots(repo), "latest", allow_collapsed=False)
+
+
+def test_unreachable_host_is_a_clear_error(repo: restic.ResticRepository, tmp_path: Path) -> None:
+    source = tmp_path / "volume"
+    source.mkdir()
+    build_tree(source)
+    backup(repo, source)
+    chosen = restic.choose_snapshot(restic.list_snapshots(repo), "latest", allow_collapsed=False)
+    nowhere = Inventory(hosts={"nas": {"ansible_host": "127.0.0.1", "ansible_port": 9,
+                                       "ansible_connection": "ssh", "ansible_ssh_common_args": "-o ConnectTimeout=3"}})
+    with pytest.raises(PlaybookError, match="host\\(s\\) unreachable: nas"):
+        restic.restore(repo, chosen, restore_path=tmp_path / "out", inventory=nowhere)
+    assert not (tmp_path / "out").exists()
+
+
+def test_password_never_reaches_artifacts_or_messages(repo: restic.ResticRepository, tmp_path: Path) -> None:
+    source = tmp_path / "volume"
+    source.mkdir()
+    build_tree(source)
+    backup(repo, source)
+    chosen = restic.choose_snapshot(restic.list_snapshots(repo), "latest", allow_collapsed=False)
+    artifacts = tmp_path / "artifacts"
+    from dr.ansible import run_playbook
+
+    run_playbook("volume-restore.yml", inventory=Inventory.local(), artifacts_dir=artifacts,
+                 extravars={"restic_repository": repo.repository, "restic_snapshot": chosen.point.id,
+                            "restic_source_path": chosen.source_path, "restore_path": str(tmp_path / "out")},
+                 secrets={"restic_password": PASSWORD})
+    leaked = subprocess.run(["grep", "-rl", PASSWORD, str(artifacts)], capture_output=True, text=True, check=False)
+    assert leaked.stdout == "", f"password found in {leaked.stdout}"
+    assert PASSWORD not in repr(repo)
