@@ -27,6 +27,7 @@ test-quick: venv
 
 lint: venv
 	$(BIN)/ruff check dr tests bench
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --offline --profile production -q playbooks/
 
 typecheck: venv
 	$(BIN)/mypy dr

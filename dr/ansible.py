@@ -139,8 +139,11 @@ def run_playbook(playbook: str, *, inventory: Inventory, extravars: Mapping[str,
         data = event.get("event_data", {})
         kind = event.get("event", "")
         host, task = data.get("host", ""), data.get("task", "")
-        if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
-            message = (data.get("res") or {}).get("msg", "") or kind
+        if kind in ("runner_on_failed", "runner_item_on_failed", "runner_on_unreachable") and not data.get(
+                "ignore_errors") and (data.get("res") or {}).get("msg") != "One or more items failed":
+            res = data.get("res") or {}
+            stderr = str(res.get("stderr", "")).strip().splitlines()
+            message = " ".join([str(res.get("msg", "") or kind), *stderr[-1:]])
             failures.append(f"{host}: {task}: {message}")
         if progress is not None:
             if kind == "playbook_on_task_start":
