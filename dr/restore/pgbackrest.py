@@ -80,3 +80,21 @@ def restore(stanza: PgBackRestStanza, backup: BackupPoint, *, target_time: str, 
         "pg_target_time": pgbackrest_time(target_time), "pg_data": str(pg_data), "pg_bin": pg_bin,
         "pg_port": pg_port, "pg_socket_dir": str(pg_socket_dir), "pg_os_user": stanza.os_user,
         "pg_force": force})
+
+
+def verify(*, pg_socket_dir: Path, pg_port: int, sql: str, minimum: int, database: str = "postgres",
+           os_user: str = "postgres", pg_bin: str = "/usr/lib/postgresql/15/bin") -> int:
+    """Run a counting query on the restored server; RestoreError when it returns less than `minimum`."""
+    prefix = ["runuser", "-u", os_user, "--"] if os.geteuid() == 0 else []
+    done = subprocess.run([*prefix, f"{pg_bin}/psql", "-h", str(pg_socket_dir), "-p", str(pg_port), "-d", database,
+                           "-v", "ON_ERROR_STOP=1", "-Atc", sql], capture_output=True, text=True, check=False,
+                          timeout=120)
+    if done.returncode != 0:
+        raise RestoreError(f"verification query failed on the restored database: {done.stderr.strip()}")
+    try:
+        value = int(done.stdout.strip().splitlines()[0])
+    except (ValueError, IndexError):
+        raise RestoreError(f"verification query must return one number, got {done.stdout.strip()!r}") from None
+    if value < minimum:
+        raise RestoreError(f"verification failed: {sql!r} returned {value}, expected at least {minimum}")
+    return value

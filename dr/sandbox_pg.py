@@ -1,0 +1,82 @@
+"""A throwaway PostgreSQL 15 whose WAL pgBackRest archives, all inside one directory.
+
+Used by sandbox drills, tests and benchmarks to build a small "production" database on this machine.
+PostgreSQL refuses to run as root, so everything runs as the `postgres` user (through `runuser` when
+dr runs as root) in a directory that user owns; nothing listens beyond 127.0.0.1 and a socket in
+that directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def as_postgres(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgSandbox:
+    base: Path
+    port: int
+
+    @property
+    def data(self) -> Path:
+        return self.base / "pgdata"
+
+    @property
+    def config(self) -> Path:
+        return self.base / "pgbackrest.conf"
+
+    @classmethod
+    def create(cls, *, parent: Path | None = None) -> PgSandbox:
+        """initdb, WAL archiving to a pgBackRest repository in the same directory, start."""
+        base = Path(tempfile.mkdtemp(prefix="dr-pg-", dir=parent))
+        sandbox = cls(base=base, port=free_port())
+        for sub in ("repo", "lock", "log", "spool"):
+            (base / sub).mkdir()
+        sandbox.config.write_text(
+            "[global]\n"
+            f"repo1-path={base}/repo\nrepo1-retention-full=2\nlock-path={base}/lock\nlog-path={base}/log\n"
+            f"spool-path={base}/spool\nstart-fast=y\nlog-level-console=warn\n"
+            "[main]\n"
+            f"pg1-path={sandbox.data}\npg1-port={sandbox.port}\npg1-socket-path={base}\n")
+        for path in [base, *base.rglob("*")]:
+            shutil.chown(path, "postgres", "postgres")
+        as_postgres(str(PG_BIN / "initdb"), "-D", str(sandbox.data), "-A", "trust", "-U", "postgres")
+        with (sandbox.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"port = {sandbox.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{base}'\nwal_level = replica\narchive_mode = on\n"
+                       f"archive_command = 'pgbackrest --config={sandbox.config} --stanza=main archive-push %p'\n")
+        sandbox.start()
+        return sandbox
+
+    def start(self) -> None:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "pg.log"), "-w", "start")
+
+    def sql(self, statement: str) -> str:
+        done = as_postgres(str(PG_BIN / "psql"), "-h", str(self.base), "-p", str(self.port), "-d", "postgres",
+                           "-v", "ON_ERROR_STOP=1", "-Atc", statement)
+        return done.stdout.strip()
+
+    def stop(self) -> None:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop", check=False)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
