@@ -55,6 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="plan only these components and everything they depend on")
     plan.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     plan.set_defaults(handler=_cmd_plan)
+
+    preview = commands.add_parser(
+        "preview", help="run the Pulumi program offline and list what it would create",
+        description="Run the Pulumi program of a stack offline, under mocks, with the stack file's own config: "
+                    "list the resources in dependency order, write every Kubernetes object dr renders as YAML "
+                    "and validate it (core kinds against the graph's Kubernetes version, custom resources "
+                    "against dr/schemas). Exit 1 when an object does not validate.")
+    preview.add_argument("--stack", choices=("prod", "drill"), default="prod",
+                         help="the stack file stacks/Pulumi.<stack>.yaml (default: prod)")
+    preview.add_argument("--out", metavar="DIR", help="write the Kubernetes objects as YAML under DIR")
+    preview.add_argument("--json", action="store_true", help="print resources and objects as JSON")
+    preview.add_argument("--diff", nargs=2, metavar=("A", "B"),
+                         help="instead, print what changes from stack A to stack B, object by object")
+    preview.set_defaults(handler=_cmd_preview)
     return parser
 
 
@@ -67,6 +81,27 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_plan(plan))
     return EXIT_OK
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from dr.preview import diff_modes, render_preview, run_preview, validation_problems, write_objects
+
+    if args.diff:
+        first, second = (run_preview(stack) for stack in args.diff)
+        sys.stdout.write(diff_modes(first.plan, second.plan))
+        return EXIT_OK
+    preview = run_preview(args.stack)
+    problems = validation_problems(preview)
+    if args.json:
+        print(json.dumps({**preview.to_json(), "problems": problems}, indent=2))
+    else:
+        sys.stdout.write(render_preview(preview))
+    if args.out:
+        written = write_objects(preview, Path(args.out))
+        print(f"wrote {len(written)} objects under {args.out}", file=sys.stderr)
+    for problem in problems:
+        print(f"invalid: {problem}", file=sys.stderr)
+    return EXIT_PROBLEM if problems else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,28 +1,106 @@
 """The Pulumi program that `pulumi up` runs (through the one-line `__main__.py`).
 
-Today it reads the stack's config (`dr:graph`, `dr:mode`), loads and validates the recovery graph
-and builds the plan for that mode, failing the update with the graph's `path:line` errors before
-anything is touched. It exports the recovery order as stack outputs. Turning each step into Pulumi
-resources (ComponentResources with helm, manifest, restore and playbook children) is not built yet:
-it is the work of the issue "`pulumi up` rebuilds the cluster from the graph"; until then this
-program creates no cluster resources and says so in its output.
+It reads the stack config, builds the plan for the stack's mode and its resource plan
+(`dr.resources`, where dependencies, `protect` and `retain_on_delete` are decided and a drill is
+checked for production markers before anything is registered), then registers one
+`ComponentResource` per component, whose `depends_on` are exactly the graph's edges, with children:
+
+- playbook steps and host-level restores: `dr.pulumi_dynamic.HostStep` (runs Ansible);
+- Helm charts: `kubernetes.helm.v3.Release`; manifest files: `kubernetes.yaml.v2.ConfigGroup`;
+- Kubernetes-level restores: the restore objects themselves (CloudNativePG `Cluster`, Velero
+  `Restore`, Longhorn `Volume` with its PV and PVC, and their namespaces).
+
+The Kubernetes provider takes its kubeconfig from the control-plane step's output, or from the
+`dr:kubeconfig` secret when the cluster is managed elsewhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from dr.errors import GraphError
-from dr.plan import Plan, plan_for
-from dr.spec import load_graph_file
+from dr.plan import plan_for
+from dr.pulumi_dynamic import HostStep, HostStepProvider
+from dr.resources import Child, ComponentResources, ResourcePlan, resource_plan
+from dr.spec import GraphSpec, load_graph_file
+
+COMPONENT_TYPE = "dr:recovery:Component"
+CORE_KINDS = {"Namespace": k8s.core.v1.Namespace, "PersistentVolume": k8s.core.v1.PersistentVolume,
+              "PersistentVolumeClaim": k8s.core.v1.PersistentVolumeClaim}
 
 
-def load_plan(*, graph_path: str, mode: str) -> Plan:
-    """The plan the stack's config asks for; a GraphError carries every `path:line` problem."""
+def read_text(path: Path) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def load_resources(*, graph_path: str, mode: str) -> tuple[GraphSpec, ResourcePlan]:
+    """The graph and its resource plan for `mode`; GraphError with every `path:line` problem."""
     spec = load_graph_file(graph_path)
-    return plan_for(spec, mode=mode, read_text=lambda p: Path(p).read_text(encoding="utf-8"))
+    plan = plan_for(spec, mode=mode, read_text=read_text)
+    return spec, resource_plan(plan, plan.graph.spec if plan.graph else spec, read_text=read_text)
+
+
+def hosts_inventory(spec: GraphSpec) -> dict[str, dict[str, Any]]:
+    return {h.name: {"address": h.address, "groups": list(h.groups), "vars": dict(h.vars)}
+            for h in spec.hosts.values()}
+
+
+def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
+             kubeconfig: pulumi.Input[str] | None = None, kube_context: str | None = None,
+             step_provider: HostStepProvider | None = None) -> dict[str, pulumi.ComponentResource]:
+    """Register every component and child; returns the components by name."""
+    registered: dict[str, pulumi.ComponentResource] = {}
+    provider: k8s.Provider | None = None
+    if kubeconfig is not None:
+        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context)
+    for component in resources.components:
+        parent = pulumi.ComponentResource(COMPONENT_TYPE, component.name, None, pulumi.ResourceOptions(
+            depends_on=[registered[d] for d in component.depends_on]))
+        outputs: dict[str, Any] = {}
+        for child in component.children:
+            resource = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
+                              step_provider=step_provider)
+            if component.provides_kubeconfig and isinstance(resource, HostStep) and provider is None:
+                provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
+                                        opts=pulumi.ResourceOptions(parent=parent))
+                outputs["kubeconfig"] = resource.kubeconfig
+        parent.register_outputs(outputs)
+        registered[component.name] = parent
+    return registered
+
+
+def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resource, provider: k8s.Provider | None,
+           hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
+           step_provider: HostStepProvider | None) -> pulumi.Resource:
+    opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete)
+    if child.kind in ("playbook", "host-restore"):
+        return HostStep(child.name, step=component.name, inputs=child.inputs, hosts_inventory=hosts,
+                        secrets=pulumi.Output.secret(secrets), opts=opts, provider=step_provider)
+    if provider is None:
+        raise pulumi.RunError(f"component {component.name!r} needs Kubernetes, but no control-plane playbook "
+                              "step comes before it and dr:kubeconfig is not set")
+    opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
+    inputs = child.inputs
+    if child.kind == "helm-release":
+        return k8s.helm.v3.Release(
+            child.name, name=inputs["release"], chart=inputs["chart"], version=inputs["version"],
+            namespace=inputs["namespace"], create_namespace=True, values=inputs["values"],
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=inputs["repo"]), opts=opts)
+    if child.kind == "config-group":
+        return k8s.yaml.v2.ConfigGroup(child.name, files=inputs["files"], opts=opts)
+    manifest = inputs["manifest"]
+    kind = manifest["kind"]
+    if kind in CORE_KINDS:
+        core: pulumi.Resource = CORE_KINDS[kind](child.name, metadata=manifest["metadata"], spec=manifest.get("spec"),
+                                                  opts=opts)
+        return core
+    return k8s.apiextensions.CustomResource(child.name, api_version=manifest["apiVersion"], kind=kind,
+                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
 
 
 def run() -> None:
@@ -32,11 +110,14 @@ def run() -> None:
     if mode not in ("prod", "drill"):
         raise pulumi.RunError(f"config dr:mode must be prod or drill, not {mode!r}")
     try:
-        plan = load_plan(graph_path=graph_path, mode=mode)
+        spec, resources = load_resources(graph_path=graph_path, mode=mode)
     except GraphError as exc:
         raise pulumi.RunError(f"the recovery graph is invalid:\n{exc}") from None
-    pulumi.export("cluster", plan.cluster)
-    pulumi.export("mode", plan.mode)
-    pulumi.export("recovery_order", [step.name for step in plan.steps])
-    pulumi.export("predicted_rto_s", plan.predicted_rto_s)
-    pulumi.export("resources", "none yet: mapping the plan to resources is not built (see docs/pulumi.md)")
+    secrets: pulumi.Input[Mapping[str, str]] = config.get_secret_object("secrets") or {}
+    registered = register(resources, hosts=hosts_inventory(spec), secrets=secrets,
+                          kubeconfig=config.get_secret("kubeconfig"),
+                          kube_context=pulumi.Config("kubernetes").get("context"))
+    pulumi.export("cluster", resources.cluster)
+    pulumi.export("mode", resources.mode)
+    pulumi.export("recovery_order", [c.name for c in resources.components])
+    pulumi.export("components", len(registered))

@@ -1,0 +1,216 @@
+"""`dr preview`: run the Pulumi program offline under capturing mocks and show what it would create.
+
+Pulumi does not read stack files when a program runs under mocks, so this module loads
+`stacks/Pulumi.<stack>.yaml` itself, sets its config, runs `dr.pulumi_program.run` against a mock
+monitor that records every registration (type, name, parent, dependencies, protect,
+retain_on_delete), and pairs that with the Kubernetes objects of the resource plan, which it writes
+as YAML and validates. Nothing is contacted: no engine, no cluster, no hosts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.mocks import MockMonitor
+
+from dr.errors import DrError, UsageError
+from dr.resources import ResourcePlan
+from dr.validate import validate_object
+
+DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    type: str
+    name: str
+    parent: str
+    dependencies: tuple[str, ...]
+    protect: bool
+    retain_on_delete: bool
+    inputs: Mapping[str, Any] = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "parent": self.parent,
+                "dependencies": list(self.dependencies), "protect": self.protect,
+                "retain_on_delete": self.retain_on_delete}
+
+
+def _name_of(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else ""
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == DYNAMIC_TYPE:
+            state["kubeconfig"] = "apiVersion: v1\nkind: Config  # placeholder: dr preview runs no playbook\n"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class CapturingMonitor(MockMonitor):
+    """A mock monitor that keeps the options mocks never see."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[RegisteredResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object) if request.object else {}
+            self.registered.append(RegisteredResource(
+                type=request.type, name=request.name, parent=_name_of(request.parent),
+                dependencies=tuple(_name_of(d) for d in request.dependencies), protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                inputs={k: v for k, v in inputs.items() if k != "__provider"}))
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+def load_stack_config(stack: str, *, stacks_dir: Path = Path("stacks")) -> dict[str, str]:
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise UsageError(f"no stack file {path}; stacks are prod and drill (stacks/Pulumi.<stack>.yaml)")
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, Mapping) and "secure" in value:
+            value = "[secret]"  # encrypted in the stack file; preview never decrypts
+        config[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+@dataclass(frozen=True)
+class Preview:
+    stack: str
+    resources: tuple[RegisteredResource, ...]
+    plan: ResourcePlan
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "mode": self.plan.mode, "cluster": self.plan.cluster,
+                "resources": [r.to_json() for r in self.resources],
+                "objects": [{"component": c, "kind": o.kind, "name": o.name, "namespace": o.namespace,
+                             "data_bearing": o.data_bearing} for c, o in self.plan.objects()]}
+
+
+def run_preview(stack: str, *, stacks_dir: Path = Path("stacks")) -> Preview:
+    """Run the program for `stack` under capturing mocks; GraphError if the graph or a drill is wrong
+    (raised by `load_resources` before the program runs, with every `path:line`)."""
+    from dr import pulumi_program
+
+    config = load_stack_config(stack, stacks_dir=stacks_dir)
+    mocks = _Mocks()
+    monitor = CapturingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="dr", stack=stack, preview=False, monitor=monitor)
+    for key, value in config.items():
+        pulumi.runtime.set_config(key, value)
+    _, plan = pulumi_program.load_resources(graph_path=config.get("dr:graph", "stacks/cluster.yaml"),
+                                            mode=config.get("dr:mode", "prod"))
+    try:
+        pulumi.runtime.test(pulumi_program.run)()  # type: ignore[no-untyped-call]
+    except pulumi.RunError as exc:
+        raise DrError(f"the Pulumi program failed: {exc}") from None
+    return Preview(stack=stack, resources=tuple(dependency_order(monitor.registered)), plan=plan)
+
+
+def dependency_order(resources: list[RegisteredResource]) -> list[RegisteredResource]:
+    """Registration order, adjusted so each resource follows its parent and its dependencies."""
+    by_name = {r.name: r for r in resources}
+    placed: set[str] = set()
+    ordered: list[RegisteredResource] = []
+
+    def place(resource: RegisteredResource, visiting: frozenset[str]) -> None:
+        if resource.name in placed or resource.name in visiting:
+            return
+        for need in (resource.parent, *resource.dependencies):
+            if need in by_name:
+                place(by_name[need], visiting | {resource.name})
+        placed.add(resource.name)
+        ordered.append(resource)
+
+    for resource in resources:
+        place(resource, frozenset())
+    return ordered
+
+
+def write_objects(preview: Preview, out: Path) -> list[Path]:
+    """Every Kubernetes object as YAML, under out/<component>/; returns the files written."""
+    written = []
+    for component, obj in preview.plan.objects():
+        directory = out / component
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{obj.kind.lower()}-{obj.name}.yaml"
+        header = f"# Generated by `dr preview --stack {preview.stack}`; do not edit.\n"
+        path.write_text(header + yaml.safe_dump(dict(obj.manifest), sort_keys=False), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def validation_problems(preview: Preview) -> list[str]:
+    problems = []
+    for component, obj in preview.plan.objects():
+        for problem in validate_object(obj.manifest, kubernetes=preview.plan.kubernetes):
+            problems.append(f"{component}: {obj.title}: {problem}")
+    return problems
+
+
+def render_preview(preview: Preview) -> str:
+    lines = [f"Stack {preview.stack!r} ({preview.plan.mode} mode): {len(preview.resources)} resources, "
+             f"{sum(1 for _ in preview.plan.objects())} Kubernetes objects rendered by dr", ""]
+    width = max((len(r.type) for r in preview.resources), default=10)
+    for r in preview.resources:
+        flags = " ".join(f for f, on in (("protect", r.protect), ("retain", r.retain_on_delete)) if on)
+        deps = f" after {', '.join(r.dependencies)}" if r.dependencies else ""
+        parent = f" in {r.parent}" if r.parent else ""
+        lines.append(f"  {r.type:<{width}}  {r.name}{parent}{deps}{'  [' + flags + ']' if flags else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def diff_modes(first: ResourcePlan, second: ResourcePlan) -> str:
+    """What changes between two resource plans, component by component and object by object."""
+    lines = [f"Changes from {first.mode} to {second.mode}:"]
+    a = {c.name: c for c in first.components}
+    b = {c.name: c for c in second.components}
+    for name in sorted(set(a) - set(b)):
+        lines.append(f"- component {name} (only in {first.mode})")
+    for name in sorted(set(b) - set(a)):
+        lines.append(f"+ component {name} (only in {second.mode})")
+    for name in [c.name for c in second.components if c.name in a]:
+        old, new = a[name], b[name]
+        if old.depends_on != new.depends_on:
+            lines.append(f"~ component {name}: depends on {', '.join(old.depends_on)} -> {', '.join(new.depends_on)}")
+        old_children = {c.name: c for c in old.children}
+        for child in new.children:
+            before = old_children.get(child.name)
+            if before is None:
+                lines.append(f"+ {name}: {child.kind} {child.name}")
+                continue
+            for path, x, y in _changes(dict(before.inputs), dict(child.inputs)):
+                lines.append(f"~ {name}: {child.kind} {child.name}: {path}: {_short(x)} -> {_short(y)}")
+            if before.protect != child.protect:
+                lines.append(f"~ {name}: {child.kind} {child.name}: protect {before.protect} -> {child.protect}")
+    if len(lines) == 1:
+        lines.append("  (no changes)")
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str) if value is not None else "(absent)"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _changes(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _changes(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if old == new else [(path, old, new)]

@@ -1,0 +1,325 @@
+"""What `pulumi up` creates for a plan, decided without Pulumi: the resource plan.
+
+For each step of a `Plan` this module decides the children (a playbook run, a Helm release, a
+manifest group, Kubernetes restore objects), renders every Kubernetes object dr itself writes, and
+marks which of them bear data: those get `retain_on_delete` always and `protect` in prod, so no
+uninstall or namespace deletion cascades into data. In drill mode every rendered object is scanned
+for the graph's `prod_markers` before anything is registered; a restore's read-only source is the
+only exemption. Pure: manifest files come in through `read_text`; the Pulumi adapter
+(`dr.pulumi_program`) and `dr preview` consume the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from dr.errors import Diagnostic, GraphError
+from dr.modes import ReadText
+from dr.plan import Plan, Step
+from dr.spec import (
+    Backup,
+    GraphSpec,
+    HelmAction,
+    ManifestsAction,
+    PlaybookAction,
+    RestoreAction,
+    thaw,
+)
+
+# Playbook that restores each host-level tool.
+RESTORE_PLAYBOOKS: Mapping[str, str] = {"etcd-snapshot": "etcd-restore.yml", "restic": "volume-restore.yml",
+                                        "pgbackrest": "postgres-pitr.yml"}
+DATA_KINDS = frozenset({"PersistentVolumeClaim", "PersistentVolume", "Namespace", "Cluster", "Restore", "Volume"})
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class KubeObject:
+    """One Kubernetes object dr renders (not the ones a Helm chart renders inside the cluster)."""
+
+    manifest: Mapping[str, Any]
+    data_bearing: bool = False
+    # Fields that name a production backup a drill restores from, read-only: exempt from the leak scan.
+    restore_sources: tuple[JsonPath, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("metadata", {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.manifest.get("metadata", {}).get("namespace", ""))
+
+    @property
+    def title(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+@dataclass(frozen=True)
+class Child:
+    """One resource under a component: what it is, its inputs, and how it is protected."""
+
+    kind: str  # playbook | host-restore | helm-release | config-group | kube-object
+    name: str
+    inputs: Mapping[str, Any]
+    protect: bool = False
+    retain_on_delete: bool = False
+    objects: tuple[KubeObject, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComponentResources:
+    name: str
+    layer: str
+    depends_on: tuple[str, ...]
+    children: tuple[Child, ...]
+    provides_kubeconfig: bool = False
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    cluster: str
+    mode: str
+    kubernetes: str
+    components: tuple[ComponentResources, ...]
+    kubeconfig_from: str | None = None  # the control-plane step whose output configures the provider
+    warnings: tuple[str, ...] = field(default=())
+
+    def objects(self) -> Iterator[tuple[str, KubeObject]]:
+        for component in self.components:
+            for child in component.children:
+                for obj in child.objects:
+                    yield component.name, obj
+
+
+def resource_plan(plan: Plan, spec: GraphSpec, *, read_text: ReadText | None = None) -> ResourcePlan:
+    """The resources of every step, leak-checked in drill mode; GraphError on a leak or a missing input."""
+    problems: list[Diagnostic] = []
+    components: list[ComponentResources] = []
+    kubeconfig_from = next((s.name for s in plan.steps if s.layer == "control-plane" and s.action == "playbook"),
+                           None)
+    namespaces_created: set[str] = set()
+    for step in plan.steps:
+        try:
+            children = _children(step, spec, plan.mode, read_text, namespaces_created)
+        except _MissingInput as exc:
+            problems.append(Diagnostic(spec.path, spec.line_of("components", step.name), str(exc)))
+            continue
+        components.append(ComponentResources(name=step.name, layer=step.layer, depends_on=step.depends_on,
+                                             children=tuple(children),
+                                             provides_kubeconfig=step.name == kubeconfig_from))
+    if problems:
+        raise GraphError(problems)
+    result = ResourcePlan(cluster=plan.cluster, mode=plan.mode, kubernetes=spec.kubernetes,
+                          components=tuple(components), kubeconfig_from=kubeconfig_from)
+    if plan.mode == "drill":
+        leaks = find_object_leaks(result, spec.prod_markers)
+        if leaks:
+            raise GraphError([Diagnostic(spec.path, spec.line_of("components", c), m) for c, m in leaks])
+    return result
+
+
+class _MissingInput(ValueError):
+    pass
+
+
+def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None,
+              namespaces_created: set[str]) -> list[Child]:
+    action = step.component.action
+    prod = mode == "prod"
+    if action is None:
+        return []
+    if isinstance(action, PlaybookAction):
+        return [Child(kind="playbook", name=f"{step.name}-playbook",
+                      inputs={"playbook": action.playbook, "hosts": list(action.hosts), "vars": thaw(action.vars)})]
+    if isinstance(action, HelmAction):
+        return [Child(kind="helm-release", name=step.name, inputs={
+            "chart": action.chart, "version": action.version, "repo": action.repo, "namespace": action.namespace,
+            "release": action.release, "values": thaw(action.values)})]
+    if isinstance(action, ManifestsAction):
+        objects = []
+        for manifest in action.paths:
+            text = read_text(spec.base_dir / manifest) if read_text is not None else ""
+            objects += [KubeObject(manifest=doc) for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
+        return [Child(kind="config-group", name=step.name,
+                      inputs={"files": [str(spec.base_dir / p) for p in action.paths]}, objects=tuple(objects))]
+    assert isinstance(action, RestoreAction)
+    backup = spec.backups[action.backup]
+    if backup.host_level:
+        return [Child(kind="host-restore", name=f"{step.name}-restore", retain_on_delete=True, inputs={
+            "playbook": RESTORE_PLAYBOOKS[backup.tool], "tool": backup.tool, "backup": backup.name,
+            "repo": backup.repo, "target_time": action.target_time, "allow_collapsed": action.allow_collapsed,
+            "hosts": list(action.hosts), "vars": thaw(action.vars)})]
+    objects = _restore_objects(step.name, backup, action, mode, namespaces_created)
+    return [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
+                  protect=prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))
+            for obj in objects]
+
+
+def _need(values: Mapping[str, Any], key: str, component: str, why: str) -> Any:
+    if key not in values:
+        raise _MissingInput(f"component {component!r}: vars.{key} is required ({why})")
+    return values[key]
+
+
+def _namespace(name: str, created: set[str]) -> list[KubeObject]:
+    if name in created:
+        return []
+    created.add(name)
+    return [KubeObject(manifest={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                       data_bearing=True)]
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": "dr", "dr.example.com/component": component}
+
+
+def _restore_objects(name: str, backup: Backup, action: RestoreAction, mode: str,
+                     namespaces_created: set[str]) -> list[KubeObject]:
+    values = thaw(action.vars)
+    namespace = _need(values, "namespace", name, "the namespace the restored data lives in")
+    objects = _namespace(namespace, namespaces_created)
+    if backup.tool == "cnpg-barman":
+        objects.append(_cnpg_cluster(name, backup, action, values, namespace, mode))
+    elif backup.tool == "velero":
+        objects.append(_velero_restore(name, backup, action, values, namespace))
+    elif backup.tool == "longhorn":
+        objects += _longhorn_volume(name, backup, values, namespace)
+    return objects
+
+
+def cnpg_target_time(target_time: str) -> str:
+    """The graph's ISO time in the form CloudNativePG's recoveryTarget.targetTime documents."""
+    return target_time.replace("T", " ").replace("Z", "+00")
+
+
+def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict[str, Any], namespace: str,
+                  mode: str) -> KubeObject:
+    credentials = values.get("s3_credentials_secret", f"{backup.name}-s3")
+    s3 = {"accessKeyId": {"name": credentials, "key": "ACCESS_KEY_ID"},
+          "secretAccessKey": {"name": credentials, "key": "ACCESS_SECRET_KEY"}}
+    source = f"{backup.name}-origin"
+    recovery: dict[str, Any] = {"source": source}
+    if action.target_time != "latest":
+        recovery["recoveryTarget"] = {"targetTime": cnpg_target_time(action.target_time)}
+    if mode == "drill":
+        archive = _need(values, "wal_archive", name,
+                        "a drill must archive the restored database's WAL somewhere other than production; "
+                        "set it under drill.values")
+    else:
+        archive = values.get("wal_archive", backup.repo)
+    spec: dict[str, Any] = {
+        "instances": int(values.get("instances", 1)),
+        "storage": {"size": str(values.get("storage_size", "10Gi"))},
+        "bootstrap": {"recovery": recovery},
+        "externalClusters": [{"name": source, "barmanObjectStore": {
+            "destinationPath": backup.repo, "serverName": values.get("server_name", name), "s3Credentials": s3,
+            "wal": {"maxParallel": 8}}}],
+        "backup": {"barmanObjectStore": {"destinationPath": archive, "s3Credentials": s3},
+                   "retentionPolicy": values.get("retention_policy", "30d")},
+    }
+    manifest = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+                "metadata": {"name": name, "namespace": namespace, "labels": _labels(name)}, "spec": spec}
+    return KubeObject(manifest=manifest, data_bearing=True,
+                      restore_sources=(("spec", "externalClusters", 0, "barmanObjectStore", "destinationPath"),))
+
+
+def _velero_restore(name: str, backup: Backup, action: RestoreAction, values: dict[str, Any],
+                    namespace: str) -> KubeObject:
+    spec: dict[str, Any] = {"includedNamespaces": [namespace], "restorePVs": True,
+                            "existingResourcePolicy": "none"}
+    if "backup_name" in values:
+        spec["backupName"] = values["backup_name"]
+    else:  # Velero restores the newest successful backup of a schedule
+        spec["scheduleName"] = values.get("schedule_name", backup.name)
+    if "included_resources" in values:
+        spec["includedResources"] = list(values["included_resources"])
+    manifest = {"apiVersion": "velero.io/v1", "kind": "Restore",
+                "metadata": {"name": name, "namespace": values.get("velero_namespace", "velero"),
+                             "labels": _labels(name)}, "spec": spec}
+    return KubeObject(manifest=manifest, data_bearing=True)
+
+
+def longhorn_backup_url(backup: Backup, volume: str, backup_name: str) -> str:
+    return f"{backup.repo}?backup={backup_name}&volume={volume}"
+
+
+def _size_bytes(size: str) -> str:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    for suffix, factor in units.items():
+        if size.endswith(suffix):
+            return str(int(size[: -len(suffix)]) * factor)
+    return str(int(size))
+
+
+def _longhorn_volume(name: str, backup: Backup, values: dict[str, Any], namespace: str) -> list[KubeObject]:
+    pvc = _need(values, "pvc", name, "the PersistentVolumeClaim the app mounts")
+    size = str(_need(values, "size", name, "the size of the restored volume, like 20Gi"))
+    backup_volume = values.get("backup_volume", pvc)
+    # Longhorn restores one named backup; which one is newest is only known to the backup target.
+    backup_name = _need(values, "backup_name", name,
+                        "the Longhorn backup to restore; list them with `kubectl -n longhorn-system get "
+                        f"backups.longhorn.io -l backup-volume={backup_volume}` or in the Longhorn UI")
+    volume = f"{name}-vol"
+    longhorn_ns = values.get("longhorn_namespace", "longhorn-system")
+    restored = {"apiVersion": "longhorn.io/v1beta2", "kind": "Volume",
+                "metadata": {"name": volume, "namespace": longhorn_ns, "labels": _labels(name)},
+                "spec": {"fromBackup": longhorn_backup_url(backup, backup_volume, backup_name),
+                         "size": _size_bytes(size), "numberOfReplicas": int(values.get("replicas", 3)),
+                         "frontend": "blockdev", "accessMode": "rwo"}}
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+          "metadata": {"name": volume, "labels": _labels(name)},
+          "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "longhorn-static",
+                   "csi": {"driver": "driver.longhorn.io", "volumeHandle": volume, "fsType": "ext4"},
+                   "claimRef": {"namespace": namespace, "name": pvc}}}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": pvc, "namespace": namespace, "labels": _labels(name)},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+                      "storageClassName": "longhorn-static", "volumeName": volume}}
+    return [KubeObject(manifest=restored, data_bearing=True, restore_sources=(("spec", "fromBackup"),)),
+            KubeObject(manifest=pv, data_bearing=True), KubeObject(manifest=claim, data_bearing=True)]
+
+
+def _strings(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*path, i))
+    elif isinstance(value, str):
+        yield path, value
+
+
+def find_object_leaks(resources: ResourcePlan, markers: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(component, message) for every marker found in an object or input a drill would create."""
+    leaks: list[tuple[str, str]] = []
+    for component in resources.components:
+        for child in component.children:
+            scanned: list[tuple[str, Any, tuple[JsonPath, ...]]] = []
+            if child.kind in ("helm-release", "playbook"):
+                scanned.append((f"{child.kind} {child.name}", child.inputs, ()))
+            if child.kind == "host-restore":  # its repo is the read-only source; its vars are not
+                scanned.append((f"{child.kind} {child.name}", {"vars": child.inputs["vars"]}, ()))
+            scanned += [(obj.title, obj.manifest, obj.restore_sources) for obj in child.objects]
+            for title, value, exempt in scanned:
+                for path, text in _strings(value):
+                    if path in exempt:
+                        continue
+                    for marker in markers:
+                        if marker in text:
+                            shown = ".".join(str(p) for p in path)
+                            leaks.append((component.name, f"component {component.name!r} in drill mode: {title} "
+                                                          f"field {shown} contains the production marker {marker!r}; "
+                                                          "a drill must not touch production"))
+    return leaks

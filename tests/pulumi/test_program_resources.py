@@ -1,0 +1,112 @@
+"""The Pulumi program under mocks (preview=False): what it registers, and that it passes options on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from dr.preview import CapturingMonitor, RegisteredResource, _Mocks
+from dr.pulumi_program import hosts_inventory, load_resources, register
+from tests.conftest import REPO
+
+
+class Registered(dict[str, RegisteredResource]):
+    """Children by name (a component and its Helm release share a name: children win), plus all."""
+
+    def __init__(self, resources: list[RegisteredResource]) -> None:
+        super().__init__({r.name: r for r in resources if r.type != "dr:recovery:Component"})
+        self.components = {r.name: r for r in resources if r.type == "dr:recovery:Component"}
+
+
+def run_program(mode: str) -> Registered:
+    mocks = _Mocks()
+    monitor = CapturingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="dr", stack=mode, preview=False, monitor=monitor)
+    spec, resources = load_resources(graph_path=str(REPO / "stacks" / "cluster.yaml"), mode=mode)
+    captured: dict[str, Any] = {}
+
+    def program() -> pulumi.Output[Any]:
+        registered = register(resources, hosts=hosts_inventory(spec), secrets={"k3s_token": "canary-token"})
+        captured.update(registered)
+        return pulumi.Output.from_input(None)
+
+    pulumi.runtime.test(program)()
+    assert captured, "register returned the components"
+    return Registered(monitor.registered)
+
+
+@pytest.fixture(scope="module")
+def prod() -> Registered:
+    return run_program("prod")
+
+
+@pytest.fixture(scope="module")
+def drill() -> Registered:
+    return run_program("drill")
+
+
+def test_one_component_resource_per_component(prod: Registered, drill: Registered) -> None:
+    assert len(prod.components) == 25 and len(drill.components) == 24
+
+
+def test_helm_release_has_pinned_chart_repo_namespace_and_values(prod: dict[str, RegisteredResource]) -> None:
+    release = prod["longhorn"]
+    assert release.type == "kubernetes:helm.sh/v3:Release", release.name
+    assert release.inputs["chart"] == "longhorn" and release.inputs["version"] == "1.7.2"
+    assert release.inputs["repositoryOpts"] == {"repo": "https://charts.longhorn.io"}
+    assert release.inputs["namespace"] == "longhorn-system"
+    assert release.inputs["values"]["defaultSettings"]["backupTarget"] == "s3://homelab-backups@eu-west-1/longhorn"
+    assert release.parent == "longhorn"
+
+
+def test_manifests_become_a_config_group(prod: dict[str, RegisteredResource]) -> None:
+    group = prod["letsencrypt-prod"]
+    assert group.type == "kubernetes:yaml/v2:ConfigGroup"
+    assert group.inputs["files"] == [str(REPO / "stacks" / "manifests" / "letsencrypt-prod.yaml")]
+
+
+def test_restore_objects_have_their_types(prod: dict[str, RegisteredResource]) -> None:
+    assert prod["gitea-db-cluster"].type == "kubernetes:postgresql.cnpg.io/v1:Cluster"
+    assert prod["gitea-db-cluster"].inputs["spec"]["bootstrap"]["recovery"]["source"] == "gitea-db-origin"
+    assert prod["grafana-restore-restore"].type == "kubernetes:velero.io/v1:Restore"
+    assert prod["gitea-data-restore-volume"].type == "kubernetes:longhorn.io/v1beta2:Volume"
+    assert prod["gitea-data-restore-persistentvolumeclaim"].type == "kubernetes:core/v1:PersistentVolumeClaim"
+
+
+def test_playbooks_and_host_restores_are_dynamic_resources(prod: dict[str, RegisteredResource]) -> None:
+    step = prod["os-prepare-playbook"]
+    assert step.type == "pulumi-python:dynamic:Resource"
+    assert step.inputs["playbook"] == "os-prepare.yml"
+    restore = prod["postgres-host-restore"]
+    assert restore.inputs["tool"] == "pgbackrest" and restore.inputs["playbook"] == "postgres-pitr.yml"
+
+
+def test_adapter_passes_protect_and_retain_on(prod: dict[str, RegisteredResource],
+                                              drill: dict[str, RegisteredResource]) -> None:
+    for name in ("gitea-db-cluster", "gitea-data-restore-persistentvolumeclaim", "gitea-data-restore-namespace"):
+        assert prod[name].protect and prod[name].retain_on_delete, name
+        assert not drill[name].protect and drill[name].retain_on_delete, name
+    assert not prod["longhorn"].protect and not prod["longhorn"].retain_on_delete
+
+
+def test_component_dependencies_follow_the_graph(prod: dict[str, RegisteredResource]) -> None:
+    # Pulumi expands a dependency on a component into its children.
+    assert set(prod.components["gitea"].dependencies) >= {"gitea-db-cluster", "flux-sync", "letsencrypt-prod"}
+    assert "etcd-restore" in prod.components["k3s-server"].dependencies
+    assert prod.components["os-prepare"].dependencies == ()
+
+
+def test_kubernetes_provider_comes_from_the_control_plane_step(prod: dict[str, RegisteredResource]) -> None:
+    provider = prod["cluster"]
+    assert provider.type == "pulumi:providers:kubernetes"
+    assert provider.parent == "k3s-server"
+    assert "k3s-server-playbook" in provider.dependencies
+
+
+def test_drill_registers_no_production_issuer_or_external_dns(drill: dict[str, RegisteredResource]) -> None:
+    assert "letsencrypt-prod" not in drill.components and "external-dns" not in drill.components
+    assert drill["selfsigned-issuer"].type == "kubernetes:yaml/v2:ConfigGroup"
+    archive = drill["gitea-db-cluster"].inputs["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
+    assert archive == "s3://homelab-drill/cnpg/gitea"

@@ -1,0 +1,139 @@
+"""The pure resource plan: children per action, protect and retain_on_delete, drill swaps and leaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from dr.errors import GraphError
+from dr.plan import plan_for
+from dr.resources import ResourcePlan, resource_plan
+from dr.spec import GraphSpec, load_graph_file
+from tests.conftest import EXAMPLE_GRAPH
+
+
+def read(path) -> str:
+    return path.read_text()
+
+
+def resources_of(spec: GraphSpec, mode: str) -> ResourcePlan:
+    plan = plan_for(spec, mode=mode, read_text=read)
+    assert plan.graph is not None
+    return resource_plan(plan, plan.graph.spec, read_text=read)
+
+
+@pytest.fixture(scope="module")
+def example() -> GraphSpec:
+    return load_graph_file(EXAMPLE_GRAPH)
+
+
+def children(resources: ResourcePlan, component: str):
+    return next(c for c in resources.components if c.name == component).children
+
+
+def test_one_child_kind_per_action(example: GraphSpec) -> None:
+    prod = resources_of(example, "prod")
+    assert [c.kind for c in children(prod, "os-prepare")] == ["playbook"]
+    assert [c.kind for c in children(prod, "etcd")] == ["host-restore"]
+    assert [c.kind for c in children(prod, "cilium")] == ["helm-release"]
+    assert [c.kind for c in children(prod, "letsencrypt-prod")] == ["config-group"]
+    assert [c.inputs["manifest"]["kind"] for c in children(prod, "gitea-data-restore")] == [
+        "Namespace", "Volume", "PersistentVolume", "PersistentVolumeClaim"]
+    assert [c.inputs["manifest"]["kind"] for c in children(prod, "gitea-db")] == ["Cluster"]
+    assert [c.inputs["manifest"]["kind"] for c in children(prod, "grafana-restore")] == ["Restore"]
+
+
+def test_component_dependencies_are_exactly_the_graph_edges(example: GraphSpec) -> None:
+    for mode in ("prod", "drill"):
+        plan = plan_for(example, mode=mode, read_text=read)
+        resources = resources_of(example, mode)
+        assert {c.name: set(c.depends_on) for c in resources.components} == {
+            s.name: set(s.depends_on) for s in plan.steps}
+
+
+def test_data_bearing_objects_are_protected_in_prod_and_always_retained(example: GraphSpec) -> None:
+    for mode, protected in (("prod", True), ("drill", False)):
+        resources = resources_of(example, mode)
+        data = [c for comp in resources.components for c in comp.children
+                if c.kind == "kube-object" and c.inputs["manifest"]["kind"] in
+                ("PersistentVolumeClaim", "PersistentVolume", "Namespace", "Cluster", "Restore", "Volume")]
+        assert data
+        assert all(c.retain_on_delete for c in data)
+        assert all(c.protect is protected for c in data)
+        helm = [c for comp in resources.components for c in comp.children if c.kind == "helm-release"]
+        assert not any(c.protect or c.retain_on_delete for c in helm)
+        host_restores = [c for comp in resources.components for c in comp.children if c.kind == "host-restore"]
+        assert all(c.retain_on_delete for c in host_restores)
+
+
+def test_cnpg_recovers_from_the_backup_and_archives_wal_to_the_drill_bucket_in_drills(example: GraphSpec) -> None:
+    prod = children(resources_of(example, "prod"), "gitea-db")[0].inputs["manifest"]["spec"]
+    drill = children(resources_of(example, "drill"), "gitea-db")[0].inputs["manifest"]["spec"]
+    origin = prod["externalClusters"][0]
+    assert prod["bootstrap"]["recovery"]["source"] == origin["name"]
+    assert origin["barmanObjectStore"]["destinationPath"] == "s3://homelab-backups/cnpg/gitea"
+    assert drill["externalClusters"][0]["barmanObjectStore"]["destinationPath"] == "s3://homelab-backups/cnpg/gitea"
+    assert prod["backup"]["barmanObjectStore"]["destinationPath"] == "s3://homelab-backups/cnpg/gitea"
+    assert drill["backup"]["barmanObjectStore"]["destinationPath"] == "s3://homelab-drill/cnpg/gitea"
+
+
+def test_point_in_time_target_reaches_the_cluster_object(example: GraphSpec) -> None:
+    text = EXAMPLE_GRAPH.read_text().replace("restore: {backup: gitea-db, target_time: latest}",
+                                             "restore: {backup: gitea-db, target_time: '2026-11-20T03:00:00Z'}")
+    spec = GraphSpec.from_yaml(text, path=str(EXAMPLE_GRAPH))
+    cluster = children(resources_of(spec, "prod"), "gitea-db")[0].inputs["manifest"]
+    assert cluster["spec"]["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-11-20 03:00:00+00"}
+
+
+def test_drill_without_a_wal_archive_override_is_refused(example: GraphSpec) -> None:
+    text = EXAMPLE_GRAPH.read_text().replace(", wal_archive: s3://homelab-drill/cnpg/gitea", "")
+    spec = GraphSpec.from_yaml(text, path=str(EXAMPLE_GRAPH))
+    with pytest.raises(GraphError, match="vars.wal_archive is required"):
+        resources_of(spec, "drill")
+
+
+def test_longhorn_volume_pv_and_pvc_are_bound(example: GraphSpec) -> None:
+    volume, pv, pvc = (c.inputs["manifest"] for c in children(resources_of(example, "prod"), "gitea-data-restore")[1:])
+    assert volume["spec"]["fromBackup"] == ("s3://homelab-backups@eu-west-1/longhorn?backup=backup-3f9c1b2a7d4e4c21"
+                                            "&volume=gitea-data")
+    assert pv["spec"]["csi"]["volumeHandle"] == volume["metadata"]["name"]
+    assert pvc["spec"]["volumeName"] == pv["metadata"]["name"]
+    assert pv["spec"]["claimRef"] == {"namespace": "gitea", "name": "gitea-shared-storage"}
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+
+
+def test_drill_has_no_production_issuer_or_external_dns(example: GraphSpec) -> None:
+    drill = resources_of(example, "drill")
+    names = {c.name for c in drill.components}
+    assert "letsencrypt-prod" not in names and "external-dns" not in names
+    issuers = [o for _, o in drill.objects() if o.kind == "ClusterIssuer"]
+    assert [o.manifest["spec"] for o in issuers] == [{"selfSigned": {}}]
+
+
+def test_a_leaking_object_fails_naming_component_object_and_marker(example: GraphSpec) -> None:
+    text = EXAMPLE_GRAPH.read_text().replace(", wal_archive: s3://homelab-drill/cnpg/gitea",
+                                             ", wal_archive: s3://homelab-backups/cnpg/gitea-drill")
+    spec = GraphSpec.from_yaml(text, path=str(EXAMPLE_GRAPH))
+    with pytest.raises(GraphError) as caught:
+        resources_of(spec, "drill")
+    assert "component 'gitea-db' in drill mode: vars.wal_archive contains the production marker " \
+           "'s3://homelab-backups'" in str(caught.value)
+
+
+def test_object_scan_names_component_object_field_and_marker() -> None:
+    from dr.resources import Child, ComponentResources, KubeObject, find_object_leaks
+
+    source = KubeObject(manifest={"kind": "Cluster", "metadata": {"name": "db", "namespace": "apps"},
+                                  "spec": {"origin": "s3://prod/x", "archive": "s3://prod/y"}},
+                        restore_sources=(("spec", "origin"),))
+    plan = ResourcePlan(cluster="c", mode="drill", kubernetes="1.30", components=(ComponentResources(
+        name="db", layer="data", depends_on=(), children=(Child(kind="kube-object", name="db-cluster", inputs={},
+                                                                 objects=(source,)),)),))
+    assert find_object_leaks(plan, ("s3://prod",)) == [
+        ("db", "component 'db' in drill mode: Cluster apps/db field spec.archive contains the production marker "
+               "'s3://prod'; a drill must not touch production")]
+
+
+def test_restore_sources_are_exempt_from_the_leak_check(example: GraphSpec) -> None:
+    drill = resources_of(example, "drill")
+    sources = [o for _, o in drill.objects() if o.restore_sources]
+    assert {o.kind for o in sources} == {"Cluster", "Volume"}
