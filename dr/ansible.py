@@ -121,6 +121,16 @@ def _scrub_command_artifacts(artifacts: Path) -> None:
             command_file.write_text(json.dumps(recorded), encoding="utf-8")
 
 
+def _ansible_error(runner: Any) -> str:
+    """The ERROR line ansible-playbook printed, when it stopped before running any task."""
+    try:
+        text = runner.stdout.read()
+    except (AttributeError, OSError, ValueError):
+        return ""
+    errors = [line.strip() for line in str(text).splitlines() if "ERROR!" in line or "[ERROR]" in line]
+    return errors[0] if errors else ""
+
+
 def run_playbook(playbook: str, *, inventory: Inventory, extravars: Mapping[str, Any] | None = None,
                  secrets: Mapping[str, str] | None = None, limit: str | None = None, check: bool = False,
                  progress: ProgressCallback | None = None, artifacts_dir: Path | None = None,
@@ -190,6 +200,13 @@ def run_playbook(playbook: str, *, inventory: Inventory, extravars: Mapping[str,
     if runner.rc == 127:
         raise PlaybookError("ansible-playbook could not be started (rc 127); is ansible-core installed in "
                             "the virtualenv? run `make venv`", result)
+    if not per_host:
+        detail = _ansible_error(runner)
+        if runner.rc == 0 or "no hosts" in detail:
+            raise PlaybookError(f"{playbook} ran on no host: the inventory has no host matching "
+                                f"{limit or 'all'!r}; check the component's hosts against the graph's hosts", result)
+        if detail:
+            raise PlaybookError(f"{playbook} could not run: {detail}", result)
     unreachable = sorted(h for h, c in per_host.items() if c.unreachable)
     if unreachable:
         raise PlaybookError(f"{playbook}: host(s) unreachable: {', '.join(unreachable)}; check the address "

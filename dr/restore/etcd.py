@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dr.ansible import Inventory, PlaybookResult, ProgressCallback, run_playbook
 from dr.errors import RestoreError
+from dr.invocations import etcd_extravars
 from dr.restore.selection import BackupPoint, choose_backup
 
 
@@ -66,9 +67,8 @@ def restore(snapshot: Path, members: Sequence[EtcdMember], *, cluster_token: str
     """Restore `snapshot` into every member and start the new cluster."""
     snapshot_point(snapshot)  # refuse a damaged snapshot before the playbook touches a data directory
     return run_playbook("etcd-restore.yml", inventory=inventory, progress=progress,
-                        extravars={"etcd_snapshot": str(snapshot), "etcd_members": [asdict(m) for m in members],
-                                   "etcd_cluster_token": cluster_token, "etcd_min_keys": min_keys,
-                                   "etcd_force": force})
+                        extravars=etcd_extravars(snapshot=str(snapshot), members=[asdict(m) for m in members],
+                                                 cluster_token=cluster_token, min_keys=min_keys, force=force))
 
 
 def key_count(members: Sequence[EtcdMember], prefix: str = "") -> int:

@@ -17,7 +17,8 @@ from typing import Any
 
 from dr.ansible import Inventory, PlaybookResult, ProgressCallback, run_playbook
 from dr.errors import RestoreError
-from dr.restore.selection import BackupPoint, choose_backup, parse_target_time
+from dr.invocations import pgbackrest_extravars
+from dr.restore.selection import BackupPoint, choose_backup
 
 
 @dataclass(frozen=True)
@@ -63,23 +64,14 @@ def choose_set(stanza: PgBackRestStanza, target_time: str, *, allow_collapsed: b
     return choose_backup(list_backups(stanza), target_time, allow_collapsed=allow_collapsed)
 
 
-def pgbackrest_time(target_time: str) -> str:
-    """ISO 8601 (dr's format) to the form pgBackRest's --target takes; 'latest' unchanged."""
-    moment = parse_target_time(target_time)
-    if moment is None:
-        return "latest"
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
-
-
 def restore(stanza: PgBackRestStanza, backup: BackupPoint, *, target_time: str, pg_data: Path, pg_port: int,
             pg_socket_dir: Path, inventory: Inventory, pg_bin: str = "/usr/lib/postgresql/15/bin",
             force: bool = False, progress: ProgressCallback | None = None) -> PlaybookResult:
     """Restore backup set `backup`, replay WAL to `target_time`, start and wait for promotion."""
-    return run_playbook("postgres-pitr.yml", inventory=inventory, progress=progress, extravars={
-        "pgbackrest_config": stanza.config, "pgbackrest_stanza": stanza.stanza, "pgbackrest_set": backup.id,
-        "pg_target_time": pgbackrest_time(target_time), "pg_data": str(pg_data), "pg_bin": pg_bin,
-        "pg_port": pg_port, "pg_socket_dir": str(pg_socket_dir), "pg_os_user": stanza.os_user,
-        "pg_force": force})
+    return run_playbook("postgres-pitr.yml", inventory=inventory, progress=progress, extravars=pgbackrest_extravars(
+        config=stanza.config, stanza=stanza.stanza, backup_set=backup.id, target_time=target_time,
+        pg_data=str(pg_data), pg_bin=pg_bin, pg_port=pg_port, pg_socket_dir=str(pg_socket_dir),
+        os_user=stanza.os_user, force=force))
 
 
 def verify(*, pg_socket_dir: Path, pg_port: int, sql: str, minimum: int, database: str = "postgres",

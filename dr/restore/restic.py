@@ -19,6 +19,7 @@ from typing import Any
 
 from dr.ansible import Inventory, PlaybookResult, ProgressCallback, run_playbook
 from dr.errors import RestoreError
+from dr.invocations import restic_extravars
 from dr.restore.selection import BackupPoint, choose_backup
 from dr.spec import Retention
 
@@ -107,12 +108,10 @@ def restore(repo: ResticRepository, snapshot: ResticSnapshot, *, restore_path: P
             force: bool = False, progress: ProgressCallback | None = None,
             extra_vars: Mapping[str, Any] | None = None) -> PlaybookResult:
     """Restore `snapshot` into `restore_path` through volume-restore.yml."""
-    return run_playbook(
-        "volume-restore.yml", inventory=inventory, progress=progress,
-        extravars={"restic_repository": repo.repository, "restic_snapshot": snapshot.point.id,
-                   "restic_source_path": snapshot.source_path, "restore_path": str(restore_path),
-                   "restore_force": force, **dict(extra_vars or {})},
-        secrets={"restic_password": repo.password})
+    extravars = restic_extravars(repository=repo.repository, snapshot=snapshot.point.id,
+                                 source_path=snapshot.source_path, restore_path=str(restore_path), force=force)
+    return run_playbook("volume-restore.yml", inventory=inventory, progress=progress,
+                        extravars={**extravars, **dict(extra_vars or {})}, secrets={"restic_password": repo.password})
 
 
 def tree_summary(root: Path) -> tuple[int, int]:

@@ -64,3 +64,9 @@ def test_inventory_from_the_graph_keeps_addresses_and_groups() -> None:
     assert runner_form["all"]["hosts"]["cp0"]["ansible_host"] == "10.0.0.10"
     assert set(runner_form["all"]["children"]) == {"servers", "etcd", "agents"}
     assert set(runner_form["all"]["children"]["agents"]["hosts"]) == {"w1"}
+
+
+def test_a_limit_that_matches_no_host_is_an_error_not_a_silent_success(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError, match="ran on no host"):
+        run_playbook("hello.yml", inventory=Inventory.local(), playbook_dir=HERE, artifacts_dir=tmp_path,
+                     limit="servers")
