@@ -11,7 +11,7 @@ APT_PACKAGES := python3 python3-venv python3-pip etcd-server etcd-client restic 
                 postgresql-15 graphviz openssh-client rsync sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-quick lint typecheck system venv bench clean
+.PHONY: demo test test-quick lint typecheck system venv bench docs clean
 
 demo: system venv
 	$(BIN)/dr plan --graph stacks/cluster.yaml --mode prod
@@ -19,6 +19,7 @@ demo: system venv
 	$(BIN)/dr plan --graph stacks/cluster.yaml --mode drill
 
 test: system venv lint typecheck
+	$(BIN)/dr docs --check
 	$(BIN)/pytest -q
 
 # Unit and property tests only: skips the tests that start real etcd, PostgreSQL, restic, Ansible.
@@ -32,8 +33,13 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy dr
 
-bench: venv
+bench: system venv
 	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/restore.py
+
+# Regenerate the runbook of the example graph (docs/recovery-order.*).
+docs: system venv
+	$(BIN)/dr docs
 
 system: $(STAMPS)/apt
 venv: $(STAMPS)/venv

@@ -17,6 +17,7 @@ from dr.errors import DrError, GraphError, UsageError
 from dr.modes import MODES
 from dr.plan import plan_graph_file
 from dr.plan_view import render_plan
+from dr.spec import load_graph_file
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_GRAPH = "stacks/cluster.yaml"
@@ -69,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--diff", nargs=2, metavar=("A", "B"),
                          help="instead, print what changes from stack A to stack B, object by object")
     preview.set_defaults(handler=_cmd_preview)
+
+    docs = commands.add_parser(
+        "docs", help="write the runbook: the recovery order as Markdown, SVG and HTML",
+        description="Write the runbook of the graph: recovery-order.md (with a Mermaid graph), recovery-order.svg "
+                    "and recovery-order.html for prod, and the same with .drill for drill mode. With --mode, only "
+                    "that mode. --check writes nothing and exits 1 when the files in --out are out of date.")
+    docs.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
+                      help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
+    docs.add_argument("--mode", choices=MODES, help="only this mode (default: both)")
+    docs.add_argument("--out", default="docs", metavar="DIR", help="where the files go (default: docs)")
+    docs.add_argument("--check", action="store_true", help="exit 1 and name the files that are out of date")
+    docs.add_argument("--stack-config", metavar="FILE",
+                      help="a Pulumi stack file whose dr:secrets names (never values) the runbook lists")
+    docs.set_defaults(handler=_cmd_docs)
     return parser
 
 
@@ -102,6 +117,33 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"invalid: {problem}", file=sys.stderr)
     return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from dr.docs_writer import generate, secret_names_from, stale, write
+    from dr.preview import load_stack_config
+
+    secret_names: list[str] = []
+    if args.stack_config:
+        path = Path(args.stack_config)
+        secret_names = secret_names_from(load_stack_config(path.name[len("Pulumi."):-len(".yaml")],
+                                                           stacks_dir=path.parent))
+    spec = load_graph_file(args.graph)
+    files = generate(spec, modes=[args.mode] if args.mode else ["prod", "drill"], read_text=read_text,
+                     graph_path=args.graph, secret_names=secret_names)
+    out = Path(args.out)
+    if args.check:
+        differing = stale(files, out)
+        for name in differing:
+            print(f"out of date: {name}", file=sys.stderr)
+        if differing:
+            print(f"run: dr docs --graph {args.graph} --out {args.out}", file=sys.stderr)
+            return EXIT_PROBLEM
+        print(f"{len(files)} files in {out} are up to date")
+        return EXIT_OK
+    for path in write(files, out):
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

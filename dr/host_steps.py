@@ -60,6 +60,11 @@ def _secrets_for(invocation: PlaybookInvocation, secrets: Mapping[str, str], ste
     return {name: secrets[name] for name in invocation.secrets}
 
 
+def new_cluster_token() -> str:
+    """A fresh etcd cluster token: a restored cluster must never share the old one's."""
+    return f"dr-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
+
+
 def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, str],
              progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Run the step described by `inputs`; return outputs (never secrets, except a kubeconfig)."""
@@ -74,7 +79,7 @@ def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]
         chosen, point = choose(inputs, secrets)
         if inputs["tool"] == "etcd-snapshot":
             etcd.snapshot_point(Path(chosen.id))  # refuse a damaged snapshot before touching data directories
-        token = f"dr-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
+        token = new_cluster_token()
         invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=token)
         outputs.update({"restored": point.id, "restored_time": point.time.isoformat()})
     result = run_playbook(invocation.playbook, inventory=inventory_for(hosts), extravars=invocation.extravars,

@@ -11,6 +11,7 @@ only exemption. Pure: manifest files come in through `read_text`; the Pulumi ada
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,9 +223,10 @@ def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict
         "storage": {"size": str(values.get("storage_size", "10Gi"))},
         "bootstrap": {"recovery": recovery},
         "externalClusters": [{"name": source, "barmanObjectStore": {
-            "destinationPath": backup.repo, "serverName": values.get("server_name", name), "s3Credentials": s3,
+            "destinationPath": backup.repo, "serverName": values.get("server_name", name),
+            "s3Credentials": copy.deepcopy(s3),
             "wal": {"maxParallel": 8}}}],
-        "backup": {"barmanObjectStore": {"destinationPath": archive, "s3Credentials": s3},
+        "backup": {"barmanObjectStore": {"destinationPath": archive, "s3Credentials": copy.deepcopy(s3)},
                    "retentionPolicy": values.get("retention_policy", "30d")},
     }
     manifest = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",

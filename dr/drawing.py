@@ -1,0 +1,71 @@
+"""The recovery graph as pictures: a Mermaid flowchart (pure text) and an SVG drawn by Graphviz.
+
+Both group components by layer and draw one edge per dependency. `render_svg` is the only I/O:
+it runs Graphviz's `dot` (Debian package graphviz).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from dr.errors import DrError
+from dr.plan import Plan
+from dr.spec import LAYERS
+
+
+def _node_id(name: str) -> str:
+    return "c_" + name.replace("-", "_")
+
+
+def mermaid(plan: Plan) -> str:
+    """A `flowchart` with one subgraph per layer, one node per step and one edge per dependency."""
+    lines = ["flowchart TD"]
+    for index, layer in enumerate(LAYERS):
+        steps = [s for s in plan.steps if s.layer == layer]
+        if not steps:
+            continue
+        lines.append(f'  subgraph layer_{index}["{layer}"]')
+        for step in steps:
+            mark = " ★" if step.on_critical_path else ""
+            lines.append(f'    {_node_id(step.name)}["{step.name}{mark}"]')
+        lines.append("  end")
+    for step in plan.steps:
+        for dep in step.depends_on:
+            lines.append(f"  {_node_id(dep)} --> {_node_id(step.name)}")
+    return "\n".join(lines) + "\n"
+
+
+def dot_source(plan: Plan) -> str:
+    lines = ["digraph recovery {", '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.3, ranksep=0.45];',
+             '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica", fontsize=11];',
+             '  edge [color="#555555"];']
+    for index, layer in enumerate(LAYERS):
+        steps = [s for s in plan.steps if s.layer == layer]
+        if not steps:
+            continue
+        lines.append(f'  subgraph cluster_{index} {{ label="{layer}"; style="rounded,dashed"; color="#999999";')
+        for step in steps:
+            fill = ', fillcolor="#ffe9a8"' if step.on_critical_path else ""
+            lines.append(f'    "{step.name}" [label="{step.name}\\n{step.action}"{fill}];')
+        lines.append("  }")
+    for step in plan.steps:
+        for dep in step.depends_on:
+            lines.append(f'  "{dep}" -> "{step.name}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_svg(plan: Plan) -> str:
+    """SVG of the graph; DrError when Graphviz is missing."""
+    try:
+        done = subprocess.run(["dot", "-Tsvg"], input=dot_source(plan), capture_output=True, text=True,
+                              check=False, timeout=120)
+    except FileNotFoundError:
+        raise DrError("Graphviz's dot is not installed; run `make system` (Debian package graphviz)") from None
+    if done.returncode != 0:
+        raise DrError(f"Graphviz failed: {done.stderr.strip()}")
+    # Drop the generator comment and XML prolog so the SVG inlines into HTML and does not name a version.
+    svg = re.sub(r"<!--.*?-->\n?", "", done.stdout, flags=re.S)
+    svg = re.sub(r"<\?xml[^>]*\?>\n?|<!DOCTYPE[^>]*>\n?", "", svg)
+    return svg.strip() + "\n"
