@@ -158,7 +158,7 @@ def test_playbook_commands_in_the_runbook_are_what_the_automation_runs(files: di
 class _Point:
     id = "p"
 
-    class time:  # noqa: N801 - a stand-in with the one method run_step calls
+    class time:
         @staticmethod
         def isoformat() -> str:
             return "2026-11-23T00:00:00+00:00"
