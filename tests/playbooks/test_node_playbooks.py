@@ -164,3 +164,27 @@ def test_volume_restore_check_mode_touches_nothing(tmp_path: Path) -> None:
                           secrets={"restic_password": repo.password})
     assert result.ok
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.dr-staging").exists()
+
+
+def test_nfs_exports_writes_the_list_and_refuses_missing_directories(tmp_path: Path) -> None:
+    (tmp_path / "volumes").mkdir()
+    extravars = {"nfs_exports": [str(tmp_path / "volumes")], "nfs_clients": "10.0.0.0/24",
+                 "nfs_exports_file": str(tmp_path / "exports.d" / "dr.exports"), "nfs_reload": False}
+    run_playbook("nfs-exports.yml", inventory=Inventory.local(), extravars=extravars)
+    assert (tmp_path / "exports.d" / "dr.exports").read_text().splitlines()[-1] == (
+        f"{tmp_path}/volumes 10.0.0.0/24(rw,sync,no_subtree_check,no_root_squash)")
+    assert run_playbook("nfs-exports.yml", inventory=Inventory.local(), extravars=extravars).changed == 0
+    from dr.ansible import PlaybookError
+
+    with pytest.raises(PlaybookError, match="does not exist; its restore must run before the export"):
+        run_playbook("nfs-exports.yml", inventory=Inventory.local(),
+                     extravars={**extravars, "nfs_exports": [str(tmp_path / "missing")]})
+
+
+def test_every_playbook_the_example_graph_names_exists() -> None:
+    from dr.spec import PlaybookAction, load_graph_file
+    from tests.conftest import EXAMPLE_GRAPH, REPO
+
+    spec = load_graph_file(EXAMPLE_GRAPH)
+    named = {c.action.playbook for c in spec.components.values() if isinstance(c.action, PlaybookAction)}
+    assert named and all((REPO / "playbooks" / p).is_file() for p in named), named
