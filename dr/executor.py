@@ -1,0 +1,224 @@
+"""The local executor: runs a plan's steps as soon as their dependencies finish, and survives crashes.
+
+Each step starts the moment all of its dependencies have finished (not wave by wave), up to a
+concurrency limit; a failing step is retried with exponential backoff; a step that runs past its
+timeout fails; a failed step skips its descendants only, and everything independent still runs.
+Every state change is committed to a SQLite journal before anything else happens, so after a crash
+or `kill -9` a resumed run skips the steps that finished and reruns only the unfinished ones.
+Steps that cannot run here are reported for what they are: `rendered` (Kubernetes objects,
+schema-checked) or `not-run` (they need real hosts), never as restored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class StepState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    RENDERED = "rendered"
+    NOT_RUN = "not-run"
+
+
+# States after which dependents may start.
+FINISHED_OK = frozenset({StepState.SUCCEEDED, StepState.RENDERED, StepState.NOT_RUN})
+FINAL = FINISHED_OK | {StepState.FAILED, StepState.SKIPPED}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One step for the executor. `run(attempt)` does the work and returns outputs, or raises."""
+
+    name: str
+    depends_on: tuple[str, ...]
+    run: Callable[[int], Mapping[str, Any]]
+    kind: str = "run"  # run | rendered | not-run
+    reason: str = ""   # for not-run: why not
+
+
+@dataclass
+class StepRecord:
+    name: str
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    started: float | None = None
+    finished: float | None = None
+    error: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        if self.started is None or self.finished is None:
+            return 0.0
+        return self.finished - self.started
+
+
+class Journal:
+    """Step states and every attempt, in SQLite; safe to read while a run writes it."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.run_id = path, run_id
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript("""
+            CREATE TABLE IF NOT EXISTS steps (run_id TEXT, name TEXT, state TEXT, attempts INTEGER,
+                started REAL, finished REAL, error TEXT, outputs TEXT, PRIMARY KEY (run_id, name));
+            CREATE TABLE IF NOT EXISTS attempts (run_id TEXT, name TEXT, attempt INTEGER, started REAL);
+            CREATE TABLE IF NOT EXISTS phases (run_id TEXT, name TEXT, finished REAL, data TEXT,
+                PRIMARY KEY (run_id, name));
+        """)
+
+    def save(self, record: StepRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.run_id, record.name, record.state.value, record.attempts, record.started, record.finished,
+                 record.error, json.dumps(record.outputs, sort_keys=True, default=str)))
+
+    def attempt(self, name: str, attempt: int) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO attempts VALUES (?, ?, ?, ?)", (self.run_id, name, attempt, time.time()))
+
+    def load(self) -> dict[str, StepRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, state, attempts, started, finished, error, outputs FROM steps "
+                                    "WHERE run_id = ?", (self.run_id,)).fetchall()
+        return {r[0]: StepRecord(name=r[0], state=StepState(r[1]), attempts=r[2], started=r[3], finished=r[4],
+                                 error=r[5] or "", outputs=json.loads(r[6] or "{}")) for r in rows}
+
+    def attempts(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return [(r[0], r[1]) for r in self._db.execute(
+                "SELECT name, attempt FROM attempts WHERE run_id = ? ORDER BY started", (self.run_id,))]
+
+    def phase_done(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO phases VALUES (?, ?, ?, ?)",
+                             (self.run_id, name, time.time(), json.dumps(dict(data or {}), default=str)))
+
+    def phase(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM phases WHERE run_id = ? AND name = ?",
+                                   (self.run_id, name)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+EventCallback = Callable[[StepRecord], None]
+
+
+def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, retries: int = 2,
+            backoff_s: float = 0.5, timeout_s: float | None = None, on_event: EventCallback | None = None,
+            sleep: Callable[[float], None] = time.sleep) -> dict[str, StepRecord]:
+    """Run `tasks` (in any order; dependencies decide) and return every step's record."""
+    by_name = {t.name: t for t in tasks}
+    records = {t.name: StepRecord(t.name) for t in tasks}
+    for name, previous in journal.load().items():
+        if name in records and previous.state in FINISHED_OK:
+            records[name] = previous  # finished before a crash: never run again
+        elif name in records:
+            records[name].attempts = previous.attempts
+
+    def emit(record: StepRecord) -> None:
+        journal.save(record)
+        if on_event is not None:
+            on_event(record)
+
+    def attempt_loop(task: Task, first_attempt: int) -> Mapping[str, Any]:
+        attempt = first_attempt
+        while True:
+            journal.attempt(task.name, attempt)
+            records[task.name].attempts = attempt
+            try:
+                return task.run(attempt)
+            except Exception:
+                if attempt - first_attempt >= retries:
+                    raise
+                sleep(backoff_s * 2 ** (attempt - first_attempt))
+                attempt += 1
+
+    running: dict[Future[Mapping[str, Any]], str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        while True:
+            progressed = False
+            for task in tasks:
+                record = records[task.name]
+                if record.state not in (StepState.PENDING,) or task.name in running.values():
+                    continue
+                deps = [records[d] for d in task.depends_on if d in records]
+                blocked = [d.name for d in deps if d.state in (StepState.FAILED, StepState.SKIPPED)]
+                if blocked:
+                    record.state, record.error = StepState.SKIPPED, f"skipped: {', '.join(blocked)} did not finish"
+                    emit(record)
+                    progressed = True
+                    continue
+                if any(d.state not in FINISHED_OK for d in deps):
+                    continue
+                if task.kind != "run" or len(running) < concurrency:
+                    record.started = time.time()
+                    if task.kind == "not-run":
+                        record.state, record.finished, record.error = StepState.NOT_RUN, record.started, task.reason
+                        emit(record)
+                    elif task.kind == "rendered":
+                        try:
+                            record.outputs = dict(task.run(1))
+                            record.state = StepState.RENDERED
+                        except Exception as exc:
+                            record.state, record.error = StepState.FAILED, str(exc)
+                        record.finished = time.time()
+                        emit(record)
+                    else:
+                        record.state = StepState.RUNNING
+                        emit(record)
+                        running[pool.submit(attempt_loop, task, record.attempts + 1)] = task.name
+                    progressed = True
+            if not running:
+                if progressed:
+                    continue
+                break
+            done, _ = wait(list(running), timeout=0.2 if timeout_s else None, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                record = records[name]
+                record.finished = time.time()
+                try:
+                    record.outputs = dict(future.result())
+                    record.state = StepState.SUCCEEDED
+                except Exception as exc:
+                    record.state, record.error = StepState.FAILED, f"{type(exc).__name__}: {exc}"
+                emit(record)
+            if timeout_s:
+                now = time.time()
+                for future, name in list(running.items()):
+                    record = records[name]
+                    if record.started is not None and now - record.started > timeout_s:
+                        # The thread cannot be killed; its result is ignored and the step counts as failed.
+                        running.pop(future)
+                        record.state, record.finished = StepState.FAILED, now
+                        record.error = f"timed out after {timeout_s:.0f}s"
+                        emit(record)
+                        future.cancel()
+    for task_name in by_name:
+        if records[task_name].state == StepState.PENDING:  # unreachable: a dependency is missing
+            records[task_name].state = StepState.SKIPPED
+            records[task_name].error = "skipped: a dependency is not in this run"
+            emit(records[task_name])
+    return records
