@@ -166,7 +166,7 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
                 deps = [records[d] for d in task.depends_on if d in records]
                 blocked = [d.name for d in deps if d.state in (StepState.FAILED, StepState.SKIPPED)]
                 if blocked:
-                    record.state, record.error = StepState.SKIPPED, f"skipped: {', '.join(blocked)} did not finish"
+                    record.state, record.error = StepState.SKIPPED, f"{', '.join(blocked)} did not finish"
                     emit(record)
                     progressed = True
                     continue
@@ -219,6 +219,6 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
     for task_name in by_name:
         if records[task_name].state == StepState.PENDING:  # unreachable: a dependency is missing
             records[task_name].state = StepState.SKIPPED
-            records[task_name].error = "skipped: a dependency is not in this run"
+            records[task_name].error = "a dependency is not in this run"
             emit(records[task_name])
     return records

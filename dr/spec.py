@@ -205,6 +205,7 @@ class GraphSpec:
     backups: Mapping[str, Backup]
     components: Mapping[str, Component]
     document: LocatedDocument | None = field(default=None, repr=False, compare=False)
+    rto_s: int = 0  # the recovery-time target; 0 when the graph sets none
 
     @property
     def base_dir(self) -> Path:
@@ -358,7 +359,7 @@ class _SpecReader:
             raise GraphError([Diagnostic(self.doc.path, 1,
                                          f"the top level must be a mapping with 'cluster' and 'components', "
                                          f"not {_kind(root)}")])
-        self.fields(root, (), ("cluster", "kubernetes", "hosts", "prod_markers", "backups", "components"),
+        self.fields(root, (), ("cluster", "kubernetes", "rto", "hosts", "prod_markers", "backups", "components"),
                     "the recovery graph")
         cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
         kubernetes = self.version(root.get("kubernetes", "1.30"), ("kubernetes",), "'kubernetes'") or "1.30"
@@ -370,9 +371,10 @@ class _SpecReader:
         if "components" not in root:
             self.error((), "the recovery graph needs a 'components' mapping")
         components = self.components(root.get("components"))
+        rto_s = (self.duration(root["rto"], ("rto",), "'rto'") or 0) if "rto" in root else 0
         if self.problems:
             raise GraphError(self.problems)
-        return GraphSpec(path=self.doc.path, cluster=cluster, kubernetes=kubernetes,
+        return GraphSpec(path=self.doc.path, cluster=cluster, kubernetes=kubernetes, rto_s=rto_s,
                          hosts=MappingProxyType(hosts), prod_markers=markers,
                          backups=MappingProxyType(backups), components=MappingProxyType(components),
                          document=self.doc)

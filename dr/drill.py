@@ -1,0 +1,261 @@
+"""DR drills: the sandbox drill on this machine, and drills on a real test cluster.
+
+`sandbox_drill` builds production here, takes backups, destroys it, rebuilds through the local
+executor (journaled, so `--resume` continues after a crash), verifies, and reports RTO and RPO.
+`stack_drill` runs `up` on the drill stack through the Pulumi Automation API, verifies, and
+destroys it unless asked to keep it; the stack and the checks are injected, so the boundary is
+tested without a cluster. Both write their reports and add to the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from dr.executor import Journal, StepRecord, StepState, execute
+from dr.history import History
+from dr.plan import Plan, plan_for
+from dr.report import (
+    CheckResult,
+    DrillReport,
+    RpoResult,
+    StepResult,
+    to_json_text,
+    to_junit,
+    to_markdown,
+    to_prometheus,
+)
+from dr.resources import ResourcePlan, resource_plan
+from dr.spec import GraphSpec
+
+ProgressSink = Callable[[StepRecord], None]
+
+
+@dataclass(frozen=True)
+class DrillPaths:
+    state_dir: Path
+
+    @property
+    def journal(self) -> Path:
+        return self.state_dir / "journal.sqlite"
+
+    @property
+    def history(self) -> Path:
+        return self.state_dir / "history.sqlite"
+
+    @property
+    def current(self) -> Path:
+        return self.state_dir / "current-drill"
+
+    def sandbox(self, run_id: str) -> Path:
+        return self.state_dir / "drills" / run_id
+
+    def reports(self, run_id: str) -> Path:
+        return self.state_dir / "reports" / run_id
+
+
+def planned(spec: GraphSpec, read_text: Callable[[Path], str]) -> tuple[Plan, ResourcePlan]:
+    plan = plan_for(spec, mode="drill", read_text=read_text)
+    assert plan.graph is not None
+    return plan, resource_plan(plan, plan.graph.spec, read_text=read_text)
+
+
+def write_reports(report: DrillReport, directory: Path) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"markdown": directory / "report.md", "json": directory / "report.json",
+             "junit": directory / "junit.xml", "prometheus": directory / "dr_drill.prom"}
+    files["markdown"].write_text(to_markdown(report), encoding="utf-8")
+    files["json"].write_text(to_json_text(report), encoding="utf-8")
+    files["junit"].write_text(to_junit(report), encoding="utf-8")
+    files["prometheus"].write_text(to_prometheus(report), encoding="utf-8")
+    return files
+
+
+def _step_results(plan: Plan, records: Mapping[str, StepRecord]) -> tuple[StepResult, ...]:
+    return tuple(StepResult(name=s.name, layer=s.layer, state=records[s.name].state.value,
+                            attempts=records[s.name].attempts, duration_s=round(records[s.name].duration_s, 3),
+                            detail=records[s.name].error) for s in plan.steps)
+
+
+def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path], str], resume: bool = False,
+                  concurrency: int = 4, progress: ProgressSink | None = None,
+                  say: Callable[[str], None] = print) -> tuple[DrillReport, dict[str, Path]]:
+    """Run (or resume) the sandbox drill; returns the report and where it was written."""
+    from dr.sandbox import Sandbox
+
+    plan, resources = planned(spec, read_text)
+    run_id = ""
+    if resume and paths.current.is_file():
+        run_id = paths.current.read_text().strip()
+        if not Journal(paths.journal, run_id).phase("disaster"):
+            say(f"drill {run_id} stopped before its disaster; starting a new drill")
+            _abandon(spec, plan, resources, paths, run_id)
+            run_id = ""
+        else:
+            say(f"resuming drill {run_id}")
+    if not run_id:
+        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        paths.current.write_text(run_id)
+    journal = Journal(paths.journal, run_id)
+    sandbox = Sandbox(paths.sandbox(run_id), plan, spec, resources)
+    started = time.time()
+    try:
+        if not journal.phase("disaster"):
+            say("building a small production on this machine: etcd, PostgreSQL with a workload, restic volumes")
+            sandbox.build_production()
+            say("taking real backups")
+            sandbox.take_backups()
+            disaster_at = sandbox.disaster()
+            journal.phase_done("disaster", {"at": disaster_at})
+            say("disaster: production destroyed; rebuilding from the graph")
+        else:
+            started = float((journal.phase("disaster") or {}).get("at", started))
+        records = execute(sandbox.tasks(), journal=journal, concurrency=concurrency, retries=2, backoff_s=1.0,
+                          timeout_s=900, on_event=progress)
+        checks = _sandbox_checks(plan, records, sandbox)
+        newest = sandbox.newest_restored()
+        verified_at = time.time()
+        rpo = tuple(RpoResult(backup=name, measured_s=(None if name not in newest else
+                                                       round(max(0.0, sandbox.state.disaster_at - newest[name]), 3)),
+                              target_s=spec.backups[name].rpo_s)
+                    for name in sorted({str(inputs["backup"]) for tool in ("etcd-snapshot", "restic", "pgbackrest")
+                                        for _, inputs in sandbox.host_restores(tool)}))
+        report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="sandbox", started_at=started,
+                             disaster_at=sandbox.state.disaster_at, verified_at=verified_at,
+                             rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=_step_results(plan, records),
+                             checks=checks, rpo=rpo)
+        files = write_reports(report, paths.reports(run_id))
+        history = History(paths.history)
+        history.record(report)
+        history.close()
+        journal.phase_done("report", {"success": report.success})
+        paths.current.unlink(missing_ok=True)
+        return report, files
+    finally:
+        sandbox.cleanup()
+        journal.close()
+
+
+def _abandon(spec: GraphSpec, plan: Plan, resources: ResourcePlan, paths: DrillPaths, run_id: str) -> None:
+    from dr.sandbox import Sandbox
+
+    root = paths.sandbox(run_id)
+    if root.exists():
+        Sandbox(root, plan, spec, resources).cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _sandbox_checks(plan: Plan, records: Mapping[str, StepRecord], sandbox: Any) -> tuple[CheckResult, ...]:
+    results = []
+    for step in plan.steps:
+        for check in step.component.verify:
+            state = records[step.name].state
+            if state != StepState.SUCCEEDED:
+                if state in (StepState.RENDERED, StepState.NOT_RUN):
+                    continue  # nothing was restored here to check; the report lists the step as such
+                results.append(CheckResult(step.name, check.kind, False, f"not checked: the step {state.value}"))
+                continue
+            try:
+                ok, detail = sandbox.check(check.kind, dict(check.spec))
+            except Exception as exc:  # a check that cannot run is a failed check, with the reason
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+            results.append(CheckResult(step.name, check.kind, ok, detail))
+    return tuple(results)
+
+
+# -- drills on a real test cluster -----------------------------------------------------------------
+
+class DrillStack(Protocol):
+    """The part of a Pulumi Automation API stack a drill uses."""
+
+    def up(self, on_output: Callable[[str], None]) -> Mapping[str, Any]: ...
+
+    def destroy(self, on_output: Callable[[str], None]) -> None: ...
+
+
+class AutomationStack:
+    """The drill stack through the Pulumi Automation API (needs the Pulumi CLI and a backend)."""
+
+    def __init__(self, stack_name: str = "drill", work_dir: str = ".") -> None:
+        from pulumi import automation
+
+        self._stack = automation.select_stack(stack_name=stack_name, work_dir=work_dir)
+
+    def up(self, on_output: Callable[[str], None]) -> Mapping[str, Any]:
+        result = self._stack.up(on_output=on_output)
+        return {key: value.value for key, value in result.outputs.items()}
+
+    def destroy(self, on_output: Callable[[str], None]) -> None:
+        self._stack.destroy(on_output=on_output)
+
+
+Verifier = Callable[[Plan, Mapping[str, Any]], list[CheckResult]]
+
+
+def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: DrillPaths,
+                read_text: Callable[[Path], str], keep: bool = False,
+                say: Callable[[str], None] = print) -> tuple[DrillReport, dict[str, Path]]:
+    """`up` the drill stack, verify, then `destroy` unless `keep`; report like the sandbox drill."""
+    plan, _ = planned(spec, read_text)
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    started = time.time()
+    step_results: tuple[StepResult, ...] = ()
+    checks: list[CheckResult] = []
+    try:
+        outputs = stack.up(on_output=lambda line: say(line.rstrip()))
+        up_done = time.time()
+        step_results = tuple(StepResult(s.name, s.layer, "succeeded", 1, 0.0, "applied by pulumi up")
+                             for s in plan.steps)
+        checks = verify(plan, outputs)
+    except Exception as exc:
+        up_done = time.time()
+        step_results = tuple(StepResult(s.name, s.layer, "failed", 1, 0.0, f"pulumi up failed: {exc}")
+                             for s in plan.steps[:1])
+    verified_at = time.time()
+    if not keep:
+        stack.destroy(on_output=lambda line: say(line.rstrip()))
+    report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="stack", started_at=started,
+                         disaster_at=started, verified_at=verified_at if checks else up_done,
+                         rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=step_results, checks=tuple(checks),
+                         rpo=())
+    files = write_reports(report, paths.reports(run_id))
+    history = History(paths.history)
+    history.record(report)
+    history.close()
+    return report, files
+
+
+def http_and_sql_checks(plan: Plan, outputs: Mapping[str, Any]) -> list[CheckResult]:
+    """The graph's http checks against the test cluster (run where the URLs resolve, e.g. in-cluster)."""
+    import urllib.request
+
+    results = []
+    for step in plan.steps:
+        for check in step.component.verify:
+            if check.kind != "http":
+                continue
+            url, expected = str(check.spec["http"]), int(check.spec.get("status", 200))
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    status = response.status
+            except OSError as exc:
+                results.append(CheckResult(step.name, "http", False, f"{url}: {exc}"))
+                continue
+            results.append(CheckResult(step.name, "http", status == expected, f"{url} answered {status}"))
+    return results
+
+
+def plain_progress(stream: Any = sys.stderr) -> ProgressSink:
+    def show(record: StepRecord) -> None:
+        extra = f" ({record.duration_s:.1f}s)" if record.finished else ""
+        detail = f": {record.error}" if record.error and record.state != StepState.NOT_RUN else ""
+        print(f"{time.strftime('%H:%M:%S')} {record.name:<26} {record.state.value}{extra}{detail}", file=stream,
+              flush=True)
+    return show

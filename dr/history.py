@@ -1,0 +1,107 @@
+"""Drill history in SQLite: every drill's outcome, RTO, RPO and step durations.
+
+`dr plan` asks it for the median measured duration of each step over recent drills; `dr history`
+prints the trend and draws RTO and RPO over time (matplotlib, written as a PNG).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from dr.report import DrillReport
+
+RECENT = 5
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    run_id: str
+    cluster: str
+    kind: str
+    finished_at: float
+    success: bool
+    rto_s: float
+    rpo_s: dict[str, float]
+    steps_s: dict[str, float]
+
+
+class History:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.execute("CREATE TABLE IF NOT EXISTS drills (run_id TEXT PRIMARY KEY, cluster TEXT, kind TEXT, "
+                         "finished_at REAL, success INTEGER, rto_s REAL, rpo TEXT, steps TEXT)")
+
+    def record(self, report: DrillReport) -> None:
+        rpo = {r.backup: r.measured_s for r in report.rpo if r.measured_s is not None}
+        steps = {s.name: s.duration_s for s in report.steps if s.state == "succeeded"}
+        self._db.execute("INSERT OR REPLACE INTO drills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (report.run_id, report.cluster, report.kind, report.verified_at, int(report.success),
+                          report.rto_s, json.dumps(rpo), json.dumps(steps)))
+
+    def entries(self, cluster: str | None = None) -> list[HistoryEntry]:
+        query = "SELECT run_id, cluster, kind, finished_at, success, rto_s, rpo, steps FROM drills"
+        rows = (self._db.execute(query + " WHERE cluster = ? ORDER BY finished_at", (cluster,)) if cluster
+                else self._db.execute(query + " ORDER BY finished_at"))
+        return [HistoryEntry(r[0], r[1], r[2], r[3], bool(r[4]), r[5], json.loads(r[6]), json.loads(r[7]))
+                for r in rows]
+
+    def step_medians(self, cluster: str, recent: int = RECENT) -> dict[str, int]:
+        """Median measured duration per step over the last `recent` successful drills, in whole seconds."""
+        durations: dict[str, list[float]] = {}
+        for entry in [e for e in self.entries(cluster) if e.success][-recent:]:
+            for step, seconds in entry.steps_s.items():
+                durations.setdefault(step, []).append(seconds)
+        return {step: max(1, round(statistics.median(values))) for step, values in durations.items()}
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def render_trend(entries: list[HistoryEntry]) -> str:
+    if not entries:
+        return "No drills recorded yet: run `dr drill --sandbox`.\n"
+    import datetime as dt
+
+    lines = [f"{'finished (UTC)':<20} {'result':<7} {'RTO':>9}  RPO per backup"]
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e.finished_at, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+        rpo = ", ".join(f"{b} {s:.0f}s" for b, s in sorted(e.rpo_s.items())) or "-"
+        lines.append(f"{when:<20} {'passed' if e.success else 'FAILED':<7} {e.rto_s:>8.1f}s  {rpo}")
+    passed = sum(e.success for e in entries)
+    lines.append(f"\n{passed} of {len(entries)} drills passed; median RTO "
+                 f"{statistics.median(e.rto_s for e in entries):.1f}s")
+    return "\n".join(lines) + "\n"
+
+
+def draw_chart(entries: list[HistoryEntry], path: Path) -> None:
+    """RTO and RPO per backup over time, as a PNG."""
+    import datetime as dt
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    when = [dt.datetime.fromtimestamp(e.finished_at, tz=dt.UTC) for e in entries]
+    figure, (rto_axis, rpo_axis) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    rto_axis.plot(when, [e.rto_s for e in entries], marker="o", color="#1f77b4")
+    for moment, entry in zip(when, entries, strict=True):
+        if not entry.success:
+            rto_axis.plot([moment], [entry.rto_s], marker="x", color="#d62728", markersize=10)
+    rto_axis.set_ylabel("RTO (s)")
+    rto_axis.set_title("DR drills: recovery time and data lost")
+    for backup in sorted({b for e in entries for b in e.rpo_s}):
+        points = [(m, e.rpo_s[backup]) for m, e in zip(when, entries, strict=True) if backup in e.rpo_s]
+        rpo_axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=backup)
+    rpo_axis.set_ylabel("RPO (s)")
+    rpo_axis.legend(fontsize=8)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

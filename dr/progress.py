@@ -1,0 +1,53 @@
+"""Live progress of a run: a rich table of steps with their state and elapsed time (on a terminal),
+or one plain line per change (in CI and logs)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from dr.executor import StepRecord, StepState
+
+_STYLE = {StepState.SUCCEEDED: "green", StepState.FAILED: "bold red", StepState.SKIPPED: "yellow",
+          StepState.RUNNING: "cyan", StepState.RENDERED: "blue", StepState.NOT_RUN: "dim"}
+
+
+class LiveProgress:
+    def __init__(self, steps: list[str], title: str) -> None:
+        self.records = {name: StepRecord(name) for name in steps}
+        self.title = title
+        self.live = Live(get_renderable=self._table, console=Console(stderr=True), refresh_per_second=4)
+
+    def __call__(self, record: StepRecord) -> None:
+        self.records[record.name] = StepRecord(record.name, record.state, record.attempts, record.started,
+                                               record.finished, record.error)
+
+    def _table(self) -> Table:
+        table = Table(title=self.title, expand=False)
+        for column in ("step", "state", "attempts", "elapsed"):
+            table.add_column(column)
+        now = time.time()
+        for record in self.records.values():
+            elapsed = (record.finished or now) - record.started if record.started else 0.0
+            style = _STYLE.get(record.state, "")
+            table.add_row(record.name, f"[{style}]{record.state.value}[/]" if style else record.state.value,
+                          str(record.attempts or ""), f"{elapsed:.1f}s" if record.started else "")
+        return table
+
+    def __enter__(self) -> LiveProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.live.__exit__(kind, value, traceback)
+
+
+def is_terminal(stream: Any = sys.stderr) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())

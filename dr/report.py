@@ -1,0 +1,179 @@
+"""A drill's report: what ran, what was checked, RTO and RPO against the targets — in four formats.
+
+Markdown for people, JSON for tools, JUnit XML so CI systems show a drill as tests, and a
+Prometheus textfile for alerting on failed or slow drills. Pure: a `DrillReport` in, text out.
+Secrets are never part of a report: it holds step names, states, durations, checks and times only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from dr.durations import format_duration
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    layer: str
+    state: str  # succeeded | failed | skipped | rendered | not-run
+    attempts: int
+    duration_s: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    step: str
+    kind: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class RpoResult:
+    backup: str
+    measured_s: float | None  # None: nothing came back to measure
+    target_s: int
+
+    @property
+    def ok(self) -> bool:
+        return self.measured_s is not None and self.measured_s <= self.target_s
+
+
+@dataclass(frozen=True)
+class DrillReport:
+    run_id: str
+    cluster: str
+    kind: str  # sandbox | stack
+    started_at: float
+    disaster_at: float
+    verified_at: float
+    rto_target_s: int
+    steps: tuple[StepResult, ...]
+    checks: tuple[CheckResult, ...]
+    rpo: tuple[RpoResult, ...]
+
+    @property
+    def rto_s(self) -> float:
+        return self.verified_at - self.disaster_at
+
+    @property
+    def failed_steps(self) -> list[StepResult]:
+        return [s for s in self.steps if s.state in ("failed", "skipped")]
+
+    @property
+    def success(self) -> bool:
+        return (not self.failed_steps and all(c.ok for c in self.checks) and all(r.ok for r in self.rpo)
+                and self.rto_s <= self.rto_target_s)
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        document.update({"success": self.success, "rto_s": round(self.rto_s, 3),
+                         "rpo": [{**asdict(r), "ok": r.ok} for r in self.rpo]})
+        return document
+
+
+def _time(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def to_markdown(report: DrillReport) -> str:
+    verdict = "PASSED" if report.success else "FAILED"
+    lines = [f"# Drill {report.run_id} of {report.cluster}: {verdict}", "",
+             f"- kind: {report.kind}", f"- disaster at {_time(report.disaster_at)}, verified at "
+             f"{_time(report.verified_at)}",
+             f"- **RTO {format_duration(report.rto_s)}** ({report.rto_s:.1f} s) against a target of "
+             f"{format_duration(report.rto_target_s)}: {'met' if report.rto_s <= report.rto_target_s else 'MISSED'}",
+             "", "## RPO per backup", "", "| backup | data lost | target | |", "|---|---|---|---|"]
+    for r in report.rpo:
+        measured = "nothing restored" if r.measured_s is None else f"{r.measured_s:.1f} s"
+        lines.append(f"| {r.backup} | {measured} | {format_duration(r.target_s)} | {'ok' if r.ok else 'MISSED'} |")
+    lines += ["", "## Steps", "", "| step | layer | state | attempts | duration | detail |",
+              "|---|---|---|---|---|---|"]
+    for s in report.steps:
+        lines.append(f"| {s.name} | {s.layer} | {s.state} | {s.attempts} | {s.duration_s:.1f} s | "
+                     f"{s.detail.replace('|', '/')} |")
+    lines += ["", "Rendered steps were rendered and schema-checked, not restored; not-run steps need machines "
+              "the sandbox does not have.", "", "## Checks", "", "| step | check | result | detail |",
+              "|---|---|---|---|"]
+    for c in report.checks:
+        lines.append(f"| {c.step} | {c.kind} | {'ok' if c.ok else 'FAILED'} | {c.detail.replace('|', '/')} |")
+    if report.failed_steps:
+        lines += ["", "## Failed or skipped", ""]
+        lines += [f"- {s.name}: {s.state}: {s.detail}" for s in report.failed_steps]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(report: DrillReport) -> str:
+    suite = ET.Element("testsuite", name=f"dr drill {report.cluster}", timestamp=_time(report.started_at),
+                       time=f"{report.rto_s:.3f}")
+    failures = skipped = tests = 0
+    for s in report.steps:
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname=f"drill.steps.{s.layer}", name=s.name,
+                             time=f"{s.duration_s:.3f}")
+        if s.state == "failed":
+            failures += 1
+            ET.SubElement(case, "failure", message=s.detail or "failed").text = s.detail
+        elif s.state in ("skipped", "rendered", "not-run"):
+            skipped += s.state == "skipped"
+            ET.SubElement(case, "skipped", message=f"{s.state}: {s.detail}".strip(": "))
+    for c in report.checks:
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname="drill.checks", name=f"{c.step}: {c.kind}")
+        if not c.ok:
+            failures += 1
+            ET.SubElement(case, "failure", message=c.detail).text = c.detail
+    for r in report.rpo:
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname="drill.rpo", name=r.backup)
+        if not r.ok:
+            failures += 1
+            ET.SubElement(case, "failure", message=f"RPO {r.measured_s} s over target {r.target_s} s")
+    tests += 1
+    case = ET.SubElement(suite, "testcase", classname="drill.rto", name="rto")
+    if report.rto_s > report.rto_target_s:
+        failures += 1
+        ET.SubElement(case, "failure", message=f"RTO {report.rto_s:.0f} s over target {report.rto_target_s} s")
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    suite.set("errors", "0")
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def to_prometheus(report: DrillReport) -> str:
+    cluster = _label(report.cluster)
+    lines = ["# HELP dr_drill_success 1 when the last drill passed every step, check and target.",
+             "# TYPE dr_drill_success gauge",
+             f'dr_drill_success{{cluster="{cluster}"}} {1 if report.success else 0}',
+             "# HELP dr_drill_rto_seconds Disaster to verified, measured by the last drill.",
+             "# TYPE dr_drill_rto_seconds gauge",
+             f'dr_drill_rto_seconds{{cluster="{cluster}"}} {report.rto_s:.3f}',
+             "# HELP dr_drill_rpo_seconds Data lost per backup: disaster time minus the newest restored record.",
+             "# TYPE dr_drill_rpo_seconds gauge"]
+    for r in report.rpo:
+        if r.measured_s is not None:
+            lines.append(f'dr_drill_rpo_seconds{{cluster="{cluster}",backup="{_label(r.backup)}"}} {r.measured_s:.3f}')
+    lines += ["# HELP dr_drill_step_seconds Duration of each step in the last drill.",
+              "# TYPE dr_drill_step_seconds gauge"]
+    lines += [f'dr_drill_step_seconds{{cluster="{cluster}",step="{_label(s.name)}"}} {s.duration_s:.3f}'
+              for s in report.steps]
+    lines += ["# HELP dr_drill_last_run_timestamp_seconds When the last drill finished.",
+              "# TYPE dr_drill_last_run_timestamp_seconds gauge",
+              f'dr_drill_last_run_timestamp_seconds{{cluster="{cluster}"}} {report.verified_at:.0f}']
+    return "\n".join(lines) + "\n"
+
+
+def to_json_text(report: DrillReport) -> str:
+    return json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"

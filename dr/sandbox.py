@@ -1,0 +1,404 @@
+"""The sandbox drill: a small production on this machine, a real disaster, a real rebuild.
+
+From the graph's host-level stateful parts it builds production here — an etcd with control-plane
+keys written continuously, a PostgreSQL 15 with a workload writing timestamped rows while
+pgBackRest archives its WAL, directories of files backed up with restic — takes real backups,
+records the moment of the disaster, destroys it all, and hands the executor one task per step of
+the plan: host-level restores and the sandbox-safe playbooks run for real against fresh instances
+(loopback ports, directories under the sandbox), Kubernetes-level steps are rendered and
+schema-checked, steps that need real machines (k3s) are reported as not run. Afterwards it checks
+the restored data and measures, per backup, how much was lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets as secrets_module
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dr.errors import DrError
+from dr.executor import Task
+from dr.host_steps import run_step
+from dr.plan import Plan
+from dr.resources import ResourcePlan
+from dr.restore import restic
+from dr.sandbox_pg import PG_BIN, PgSandbox, as_postgres
+from dr.spec import GraphSpec
+from dr.validate import validate_object
+
+SANDBOX_PLAYBOOKS = ("os-prepare.yml", "nfs-exports.yml")  # safe to run for real with sandbox paths
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class SandboxState:
+    """Everything a resumed drill needs to find its sandbox again (no secrets: those are in `secrets`)."""
+
+    root: str
+    etcd_client_port: int = 0
+    etcd_peer_port: int = 0
+    etcd_pid: int = 0
+    etcd_members: list[dict[str, Any]] = field(default_factory=list)
+    pg_base: str = ""
+    pg_port: int = 0
+    restic: dict[str, dict[str, str]] = field(default_factory=dict)  # backup -> repo, source
+    backups_taken_at: dict[str, float] = field(default_factory=dict)
+    disaster_at: float = 0.0
+
+    def save(self) -> None:
+        Path(self.root, "state.json").write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, root: Path) -> SandboxState:
+        return cls(**json.loads((root / "state.json").read_text(encoding="utf-8")))
+
+
+class Sandbox:
+    def __init__(self, root: Path, plan: Plan, spec: GraphSpec, resources: ResourcePlan) -> None:
+        self.root, self.plan, self.spec, self.resources = root, plan, spec, resources
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
+        secret_file = root / "secrets"
+        if not secret_file.exists():
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets_module.token_hex(16))
+        self.password = secret_file.read_text().strip()  # a throwaway password of throwaway repositories
+        self.state = SandboxState.load(root) if (root / "state.json").exists() else SandboxState(root=str(root))
+        self._stop_writers = threading.Event()
+        self._writers: list[threading.Thread] = []
+        self._workload: subprocess.Popen[bytes] | None = None
+
+    # -- where things live -----------------------------------------------------------------
+    def hostfs(self, path: str) -> Path:
+        """Where a host path of the graph lives in the sandbox."""
+        return self.root / "hostfs" / path.lstrip("/")
+
+    def host_restores(self, tool: str) -> list[tuple[str, Mapping[str, Any]]]:
+        return [(comp.name, child.inputs) for comp in self.resources.components for child in comp.children
+                if child.kind == "host-restore" and child.inputs["tool"] == tool]
+
+    @property
+    def pg(self) -> PgSandbox:
+        return PgSandbox(base=Path(self.state.pg_base), port=self.state.pg_port)
+
+    # -- production ------------------------------------------------------------------------
+    def build_production(self) -> None:
+        if self.host_restores("etcd-snapshot"):
+            self._start_etcd()
+        if self.host_restores("pgbackrest"):
+            pg = PgSandbox.create()
+            self.state.pg_base, self.state.pg_port = str(pg.base), pg.port
+            with (pg.data / "postgresql.conf").open("a") as conf:
+                conf.write("archive_timeout = 3\n")  # archive WAL every few seconds, like a busy server
+            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-w", "restart", "-l", str(pg.base / "pg.log"))
+            pg.sql("CREATE TABLE workload (id bigserial PRIMARY KEY, note text, at timestamptz NOT NULL)")
+            self._start_workload()
+        for _, inputs in self.host_restores("restic"):
+            backup = str(inputs["backup"])
+            source = self.root / "production" / backup
+            self._write_files(source, count=80, round_=0)
+            repo = self.root / "backups" / f"restic-{backup}"
+            restic.ResticRepository(str(repo), self.password).run("init")
+            self.state.restic[backup] = {"repo": str(repo), "source": str(source)}
+        self.state.save()
+
+    def _start_etcd(self) -> None:
+        self.state.etcd_client_port, self.state.etcd_peer_port = free_port(), free_port()
+        client = f"http://127.0.0.1:{self.state.etcd_client_port}"
+        peer = f"http://127.0.0.1:{self.state.etcd_peer_port}"
+        process = subprocess.Popen(
+            ["etcd", "--name", "production", "--data-dir", str(self.root / "production" / "etcd"),
+             "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+             "--initial-advertise-peer-urls", peer, "--initial-cluster", f"production={peer}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.state.etcd_pid = process.pid
+        _wait_http(f"{client}/health")
+        for i in range(300):
+            _etcd_put(client, f"/registry/configmaps/default/cm-{i:04d}", json.dumps({"written_at": time.time()}))
+        writer = threading.Thread(target=self._etcd_writer, args=(client,), daemon=True)
+        writer.start()
+        self._writers.append(writer)
+
+    def _etcd_writer(self, client: str) -> None:
+        i = 0
+        while not self._stop_writers.is_set():
+            try:
+                _etcd_put(client, f"/registry/events/default/ev-{i:06d}", json.dumps({"written_at": time.time()}))
+            except OSError:
+                return
+            i += 1
+            self._stop_writers.wait(0.2)
+
+    def _start_workload(self) -> None:
+        pg = self.pg
+        loop = ("DO $$ BEGIN LOOP INSERT INTO workload (note, at) VALUES ('order', clock_timestamp()); COMMIT; "
+                "PERFORM pg_sleep(0.2); END LOOP; END $$;")
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._workload = subprocess.Popen([*prefix, str(PG_BIN / "psql"), "-h", str(pg.base), "-p", str(pg.port),
+                                           "-d", "postgres", "-c", loop], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+
+    def _write_files(self, root: Path, *, count: int, round_: int) -> None:
+        for i in range(count):
+            path = root / f"dir{i % 8}" / f"file-{i:04d}.dat"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if round_ == 0 or i % 10 == round_:
+                path.write_bytes(json.dumps({"written_at": time.time(), "round": round_}).encode()
+                                 + os.urandom(2048 + 97 * i))
+        (root / "empty-dir").mkdir(exist_ok=True)
+
+    def take_backups(self) -> None:
+        """Real backups: etcd snapshots, a pgBackRest full backup (WAL keeps archiving), restic rounds."""
+        if self.host_restores("pgbackrest"):
+            stanza = ["pgbackrest", f"--config={self.pg.config}", "--stanza=main"]
+            as_postgres(*stanza, "stanza-create")
+            as_postgres(*stanza, "--type=full", "backup")
+            self.state.backups_taken_at["pgbackrest"] = time.time()
+        for round_ in range(1, 4):
+            for backup, places in self.state.restic.items():
+                if round_ > 1:
+                    self._write_files(Path(places["source"]), count=80, round_=round_)
+                restic.ResticRepository(places["repo"], self.password).run("backup", places["source"])
+                self.state.backups_taken_at[backup] = time.time()
+            time.sleep(0.3)
+        if self.host_restores("etcd-snapshot"):
+            snapshots = self.root / "backups" / "etcd-snapshots"
+            snapshots.mkdir(parents=True, exist_ok=True)
+            client = f"http://127.0.0.1:{self.state.etcd_client_port}"
+            for n in range(2):
+                subprocess.run(["etcdctl", "--endpoints", client, "snapshot", "save", str(snapshots / f"etcd-{n}.db")],
+                               check=True, capture_output=True, env={**os.environ, "ETCDCTL_API": "3"})
+                time.sleep(1.0)
+            self.state.backups_taken_at["etcd-snapshot"] = time.time()
+        time.sleep(4)  # production goes on: more rows, more WAL archived, more etcd events
+        self.state.save()
+
+    def disaster(self) -> float:
+        """Record the moment, then destroy production: processes killed, data deleted."""
+        self.state.disaster_at = time.time()
+        self._stop_writers.set()
+        if self.state.etcd_pid:
+            _kill(self.state.etcd_pid)
+        if self._workload is not None:
+            self._workload.kill()
+            self._workload.wait()
+        if self.state.pg_base:
+            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
+            shutil.rmtree(self.pg.data, ignore_errors=True)
+        shutil.rmtree(self.root / "production", ignore_errors=True)
+        self.state.save()
+        return self.state.disaster_at
+
+    # -- the rebuild -----------------------------------------------------------------------
+    def tasks(self) -> list[Task]:
+        tasks = []
+        for step in self.plan.steps:
+            component = next(c for c in self.resources.components if c.name == step.name)
+            children = component.children
+            host = [c for c in children if c.kind in ("playbook", "host-restore")]
+            if not children:
+                tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="run"))
+            elif host:
+                inputs = host[0].inputs
+                if host[0].kind == "playbook" and inputs["playbook"] not in SANDBOX_PLAYBOOKS:
+                    tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
+                                      reason=f"{inputs['playbook']} needs real hosts; the sandbox cannot run it"))
+                else:
+                    tasks.append(Task(step.name, step.depends_on, self._runner(step.name, inputs)))
+            else:
+                tasks.append(Task(step.name, step.depends_on, _render_check(children, self.resources.kubernetes),
+                                  kind="rendered"))
+        return tasks
+
+    def _runner(self, name: str, inputs: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+        def run(attempt: int) -> dict[str, Any]:
+            local = self.sandbox_inputs(inputs, rerun=attempt > 1)
+            return run_step(local, hosts={}, secrets={"restic_password": self.password})
+        return run
+
+    def sandbox_inputs(self, inputs: Mapping[str, Any], *, rerun: bool) -> dict[str, Any]:
+        """The step's inputs pointed at the sandbox: loopback ports, paths under the sandbox."""
+        local: dict[str, Any] = json.loads(json.dumps(dict(inputs)))
+        variables: dict[str, Any] = local.setdefault("vars", {})
+        local["hosts"] = ["all"]
+        if rerun:
+            variables["force"] = True  # a rerun after a crash moves half-restored data aside
+        if local.get("playbook") == "os-prepare.yml" and "tool" not in local:
+            variables.update({"os_packages": [], "os_apt_update": False, "os_apply_sysctls": False,
+                              "os_disable_swap": False,
+                              "os_sysctl_file": str(self.hostfs("/etc/sysctl.d/90-dr.conf")),
+                              "os_modules_file": str(self.hostfs("/etc/modules-load.d/dr.conf")),
+                              "os_fstab": str(self.hostfs("/etc/fstab"))})
+            self.hostfs("/etc").mkdir(parents=True, exist_ok=True)
+            self.hostfs("/etc/fstab").touch()
+        elif local.get("playbook") == "nfs-exports.yml" and "tool" not in local:
+            variables["nfs_exports"] = [str(self.hostfs(p)) for p in variables.get("nfs_exports", [])]
+            variables.update({"nfs_exports_file": str(self.hostfs("/etc/exports.d/dr.exports")), "nfs_reload": False})
+        tool = local.get("tool")
+        if tool == "restic":
+            variables["repository"] = self.state.restic[str(local["backup"])]["repo"]
+            variables["restore_path"] = str(self.hostfs(str(variables["restore_path"])))
+        elif tool == "etcd-snapshot":
+            if not self.state.etcd_members:
+                self.state.etcd_members = [
+                    {"name": f"m{i}", "host": "localhost", "address": "127.0.0.1", "peer_port": free_port(),
+                     "client_port": free_port(), "data_dir": str(self.root / "restored" / "etcd" / f"m{i}")}
+                    for i in range(3)]
+                self.state.save()
+            if rerun:
+                self._stop_etcd_members()
+            variables.update({"snapshot_dir": str(self.root / "backups" / "etcd-snapshots"),
+                              "etcd_members": self.state.etcd_members, "min_keys": 300})
+        elif tool == "pgbackrest":
+            pg = self.pg
+            if rerun:
+                as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "stop", check=False)
+            variables.update({"pgbackrest_config": str(pg.config), "pg_data": str(pg.data), "pg_port": pg.port,
+                              "pg_socket_dir": str(pg.base)})
+        return local
+
+    def _stop_etcd_members(self) -> None:
+        for member in self.state.etcd_members:
+            pidfile = Path(f"{member['data_dir']}.pid")
+            if pidfile.exists():
+                _kill(int(pidfile.read_text().strip() or 0))
+
+    # -- after the rebuild -----------------------------------------------------------------
+    def newest_restored(self) -> dict[str, float]:
+        """Per backup, the time of the newest record that came back (epoch seconds)."""
+        newest: dict[str, float] = {}
+        for _component, inputs in self.host_restores("restic"):
+            path = self.hostfs(str(inputs["vars"]["restore_path"]))
+            times = [p.stat().st_mtime for p in path.rglob("*.dat")] if path.is_dir() else []
+            if times:
+                newest[str(inputs["backup"])] = max(times)
+        for _component, inputs in self.host_restores("etcd-snapshot"):
+            if self.state.etcd_members:
+                values = _etcd_values(self.state.etcd_members, "/registry/")
+                times = [json.loads(v).get("written_at", 0) for v in values]
+                if times:
+                    newest[str(inputs["backup"])] = max(times)
+        for _component, inputs in self.host_restores("pgbackrest"):
+            try:
+                value = self.pg.sql("SELECT extract(epoch FROM max(at)) FROM workload")
+            except subprocess.CalledProcessError:
+                continue
+            if value:
+                newest[str(inputs["backup"])] = float(value)
+        return newest
+
+    def check(self, kind: str, spec: Mapping[str, Any]) -> tuple[bool, str]:
+        """Run one of the graph's verify checks against the sandbox."""
+        if kind == "etcd":
+            count = len(_etcd_values(self.state.etcd_members, str(spec["etcd"])))
+            minimum = int(spec.get("min_keys", 1))
+            return count >= minimum, f"{count} keys under {spec['etcd']} (at least {minimum})"
+        if kind == "files":
+            path = self.hostfs(str(spec["files"]))
+            count = sum(1 for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+            minimum = int(spec.get("min_files", 1))
+            return count >= minimum, f"{count} files in {spec['files']} (at least {minimum})"
+        if kind == "sql":
+            value = self.pg.sql(str(spec["sql"]))
+            minimum = int(spec.get("min", 1))
+            ok = value.lstrip("-").isdigit() and int(value) >= minimum
+            return ok, f"{spec['sql']} returned {value} (at least {minimum})"
+        return False, f"{kind} checks need the real cluster"
+
+    def cleanup(self) -> None:
+        """Stop every process the drill started; keep the reports."""
+        self._stop_writers.set()
+        if self._workload is not None and self._workload.poll() is None:
+            self._workload.kill()
+            self._workload.wait()
+        if self.state.etcd_pid:
+            _kill(self.state.etcd_pid)
+        self._stop_etcd_members()
+        if self.state.pg_base:
+            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
+            shutil.rmtree(self.state.pg_base, ignore_errors=True)
+        for sub in ("production", "hostfs", "restored", "backups"):
+            shutil.rmtree(self.root / sub, ignore_errors=True)
+
+
+def _render_check(children: Any, kubernetes: str):  # type: ignore[no-untyped-def]
+    def run(attempt: int) -> dict[str, Any]:
+        objects = [obj for child in children for obj in child.objects]
+        problems = [f"{obj.title}: {p}" for obj in objects
+                    for p in validate_object(obj.manifest, kubernetes=kubernetes)]
+        if problems:
+            raise DrError("; ".join(problems))
+        return {"objects": len(objects), "resources": len(children)}
+    return run
+
+
+def _kill(pid: int) -> None:
+    if pid <= 0:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise DrError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def _etcd_put(client: str, key: str, value: str) -> None:
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode(),
+                       "value": base64.b64encode(value.encode()).decode()}).encode()
+    request = urllib.request.Request(f"{client}/v3/kv/put", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def _etcd_values(members: list[dict[str, Any]], prefix: str) -> list[str]:
+    key = base64.b64encode(prefix.encode()).decode()
+    end = base64.b64encode((prefix[:-1] + chr(ord(prefix[-1]) + 1)).encode()).decode()
+    for member in members:
+        request = urllib.request.Request(f"http://{member['address']}:{member['client_port']}/v3/kv/range",
+                                         data=json.dumps({"key": key, "range_end": end}).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                kvs = json.loads(response.read()).get("kvs", [])
+            return [base64.b64decode(kv["value"]).decode() for kv in kvs]
+        except OSError:
+            continue
+    return []
