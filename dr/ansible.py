@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +99,9 @@ class Inventory:
 
 
 def _ansible_playbook_binary() -> str | None:
+    override = os.environ.get("DR_ANSIBLE_PLAYBOOK")  # which ansible-playbook to use, when not the venv's
+    if override:
+        return override if Path(override).exists() else None
     beside = Path(sys.executable).parent / "ansible-playbook"
     if beside.exists():
         return str(beside)
@@ -111,7 +115,7 @@ def _ram_dir() -> str | None:
 
 def _scrub_command_artifacts(artifacts: Path) -> None:
     """Drop the process environment ansible-runner records in each run's `command` artifact."""
-    for command_file in artifacts.glob("*/command"):
+    for command_file in artifacts.rglob("command"):
         try:
             recorded = json.loads(command_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -135,7 +139,78 @@ def run_playbook(playbook: str, *, inventory: Inventory, extravars: Mapping[str,
                  secrets: Mapping[str, str] | None = None, limit: str | None = None, check: bool = False,
                  progress: ProgressCallback | None = None, artifacts_dir: Path | None = None,
                  keep_artifacts: int = 5, playbook_dir: Path = PLAYBOOK_DIR) -> PlaybookResult:
-    """Run one playbook; raise PlaybookError unless it succeeded on every host."""
+    """Run one playbook in a worker process; raise PlaybookError unless it succeeded on every host.
+
+    ansible-runner is not safe to run from several threads at once (concurrent runs lose their event
+    directories), so every run gets its own process; the request, secrets included, goes in on stdin.
+    """
+    if not (playbook_dir / playbook).is_file():
+        raise PlaybookError(f"playbook {playbook!r} not found in {playbook_dir}")
+    if _ansible_playbook_binary() is None:
+        raise PlaybookError("ansible-playbook is not installed; run `make venv` (it installs ansible-core) "
+                            "or put ansible-playbook on PATH")
+    artifacts_base = artifacts_dir or Path(tempfile.gettempdir()) / "dr-ansible-artifacts"
+    artifacts_base.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=artifacts_base))
+    (run_dir / _IN_PROGRESS).touch()
+    try:
+        return _run_in_worker(playbook, inventory=inventory, extravars=extravars, secrets=secrets, limit=limit,
+                              check=check, progress=progress, run_dir=run_dir, playbook_dir=playbook_dir)
+    finally:
+        (run_dir / _IN_PROGRESS).unlink(missing_ok=True)
+        _rotate(artifacts_base, keep_artifacts)
+
+
+_IN_PROGRESS = ".in-progress"
+
+
+def _rotate(base: Path, keep: int) -> None:
+    """Keep the newest `keep` finished runs' artifacts; never touch a run still going (in any process)."""
+    done = sorted((p for p in base.glob("run-*") if p.is_dir() and not (p / _IN_PROGRESS).exists()),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in done[max(keep, 1):]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _run_in_worker(playbook: str, *, inventory: Inventory, extravars: Mapping[str, Any] | None,
+                   secrets: Mapping[str, str] | None, limit: str | None, check: bool,
+                   progress: ProgressCallback | None, run_dir: Path, playbook_dir: Path) -> PlaybookResult:
+    request = {"playbook": playbook, "inventory": {"hosts": {h: dict(v) for h, v in inventory.hosts.items()},
+                                                   "groups": {g: list(m) for g, m in inventory.groups.items()}},
+               "extravars": dict(extravars or {}), "secrets": dict(secrets or {}), "limit": limit, "check": check,
+               "run_dir": str(run_dir), "playbook_dir": str(playbook_dir)}
+    worker = subprocess.Popen([sys.executable, "-m", "dr.ansible_worker"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdin.write(json.dumps(request, default=str))
+    worker.stdin.close()
+    outcome: dict[str, Any] = {}
+    for line in worker.stdout:
+        message = json.loads(line)
+        if "progress" in message and progress is not None:
+            progress(message["progress"])
+        outcome.update({k: v for k, v in message.items() if k != "progress"})
+    stderr = worker.stderr.read() if worker.stderr else ""
+    worker.wait()
+    result = _result_from(outcome["result"]) if outcome.get("result") else None
+    if "error" in outcome:
+        raise PlaybookError(outcome["error"], result)
+    if result is None:
+        raise PlaybookError(f"{playbook}: the Ansible worker died (exit {worker.returncode}): "
+                            f"{stderr.strip().splitlines()[-1] if stderr.strip() else 'no output'}")
+    return result
+
+
+def _result_from(data: Mapping[str, Any]) -> PlaybookResult:
+    return PlaybookResult(playbook=data["playbook"], rc=data["rc"], status=data["status"],
+                          duration_s=data["duration_s"], hosts={h: HostCounts(**c) for h, c in data["hosts"].items()},
+                          failures=tuple(data["failures"]))
+
+
+def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, extravars: Mapping[str, Any] | None = None,
+                      secrets: Mapping[str, str] | None = None, limit: str | None = None, check: bool = False,
+                      progress: ProgressCallback | None = None, playbook_dir: Path = PLAYBOOK_DIR) -> PlaybookResult:
+    """Run one playbook through ansible-runner in this process (the worker's side)."""
     path = playbook_dir / playbook
     if not path.is_file():
         raise PlaybookError(f"playbook {playbook!r} not found in {playbook_dir}")
@@ -163,8 +238,10 @@ def run_playbook(playbook: str, *, inventory: Inventory, extravars: Mapping[str,
         return True  # keep the event in the artifacts (no_log tasks are censored by Ansible)
 
     run_root = Path(tempfile.mkdtemp(prefix="dr-ansible-"))
+    # One artifacts directory per run: ansible-runner's own rotation deletes the artifacts of runs that
+    # are still going when several playbooks run at once, so dr rotates them itself (run_playbook).
+    artifacts = run_dir
     secrets_dir = Path(tempfile.mkdtemp(prefix="dr-secrets-", dir=_ram_dir()))
-    artifacts = artifacts_dir or Path(tempfile.gettempdir()) / "dr-ansible-artifacts"
     started = time.monotonic()
     envvars = {"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
                "ANSIBLE_NOCOLOR": "True", "ANSIBLE_LOCAL_TEMP": str(run_root / "tmp"),
@@ -182,7 +259,7 @@ def run_playbook(playbook: str, *, inventory: Inventory, extravars: Mapping[str,
             private_data_dir=str(run_root), playbook=str(path), inventory=inventory.to_runner(),
             extravars=dict(extravars or {}), envvars=envvars, suppress_env_files=True, limit=limit,
             cmdline=cmdline, quiet=True, event_handler=on_event, artifact_dir=str(artifacts),
-            rotate_artifacts=keep_artifacts, settings={"suppress_ansible_output": True})
+            settings={"suppress_ansible_output": True})
     finally:
         # The private data dir holds this run's inventory and extravars only; artifacts live elsewhere.
         shutil.rmtree(run_root, ignore_errors=True)

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--only", nargs="+", metavar="NAME", default=[],
                       help="plan only these components and everything they depend on")
     plan.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    plan.add_argument("--state-dir", default=".dr", metavar="DIR",
+                      help="drill history to take measured step durations from (default .dr)")
     plan.set_defaults(handler=_cmd_plan)
 
     preview = commands.add_parser(
@@ -126,14 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    plan = plan_graph_file(args.graph, mode=args.mode, only=args.only, read_text=read_text)
+    estimates, note = _measured_estimates(args)
+    plan = plan_graph_file(args.graph, mode=args.mode, only=args.only, read_text=read_text, estimates=estimates)
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
+    if note and args.json:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        sys.stdout.write(render_plan(plan))
+        sys.stdout.write(render_plan(plan, estimate_note=note))
     return EXIT_OK
+
+
+def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
+    """Median step durations of recent successful drills of this cluster, when there are any."""
+    history_file = Path(args.state_dir) / "history.sqlite"
+    if not history_file.is_file():
+        return {}, ""
+    from dr.history import RECENT, History
+
+    cluster = load_graph_file(args.graph).cluster
+    history = History(history_file)
+    medians = history.step_medians(cluster)
+    drills = len([e for e in history.entries(cluster) if e.success][-RECENT:])
+    history.close()
+    if not medians:
+        return {}, ""
+    return medians, (f"estimates of {len(medians)} steps are the median of the last {drills} successful drill(s) "
+                     f"in {history_file}; the graph's estimates are used for the others")
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:

@@ -77,10 +77,18 @@ def write_reports(report: DrillReport, directory: Path) -> dict[str, Path]:
     return files
 
 
-def _step_results(plan: Plan, records: Mapping[str, StepRecord]) -> tuple[StepResult, ...]:
-    return tuple(StepResult(name=s.name, layer=s.layer, state=records[s.name].state.value,
-                            attempts=records[s.name].attempts, duration_s=round(records[s.name].duration_s, 3),
-                            detail=records[s.name].error) for s in plan.steps)
+def _step_results(plan: Plan, records: Mapping[str, StepRecord], journal: Journal | None = None
+                  ) -> tuple[StepResult, ...]:
+    results = []
+    for s in plan.steps:
+        record = records[s.name]
+        detail = record.error
+        earlier = journal.attempt_errors(s.name) if journal is not None else []
+        if record.state == StepState.SUCCEEDED and earlier:
+            detail = f"succeeded after {len(earlier)} failed attempt(s); first: {earlier[0]}"
+        results.append(StepResult(name=s.name, layer=s.layer, state=record.state.value, attempts=record.attempts,
+                                  duration_s=round(record.duration_s, 3), detail=detail))
+    return tuple(results)
 
 
 def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path], str], resume: bool = False,
@@ -129,7 +137,8 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                                         for _, inputs in sandbox.host_restores(tool)}))
         report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="sandbox", started_at=started,
                              disaster_at=sandbox.state.disaster_at, verified_at=verified_at,
-                             rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=_step_results(plan, records),
+                             rto_target_s=spec.rto_s or plan.predicted_rto_s,
+                             steps=_step_results(plan, records, journal),
                              checks=checks, rpo=rpo)
         files = write_reports(report, paths.reports(run_id))
         history = History(paths.history)

@@ -78,7 +78,8 @@ class Journal:
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS steps (run_id TEXT, name TEXT, state TEXT, attempts INTEGER,
                 started REAL, finished REAL, error TEXT, outputs TEXT, PRIMARY KEY (run_id, name));
-            CREATE TABLE IF NOT EXISTS attempts (run_id TEXT, name TEXT, attempt INTEGER, started REAL);
+            CREATE TABLE IF NOT EXISTS attempts (run_id TEXT, name TEXT, attempt INTEGER, started REAL,
+                error TEXT);
             CREATE TABLE IF NOT EXISTS phases (run_id TEXT, name TEXT, finished REAL, data TEXT,
                 PRIMARY KEY (run_id, name));
         """)
@@ -92,7 +93,19 @@ class Journal:
 
     def attempt(self, name: str, attempt: int) -> None:
         with self._lock:
-            self._db.execute("INSERT INTO attempts VALUES (?, ?, ?, ?)", (self.run_id, name, attempt, time.time()))
+            self._db.execute("INSERT INTO attempts VALUES (?, ?, ?, ?, NULL)",
+                             (self.run_id, name, attempt, time.time()))
+
+    def attempt_failed(self, name: str, attempt: int, error: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE attempts SET error = ? WHERE run_id = ? AND name = ? AND attempt = ?",
+                             (error, self.run_id, name, attempt))
+
+    def attempt_errors(self, name: str) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute(
+                "SELECT error FROM attempts WHERE run_id = ? AND name = ? AND error IS NOT NULL ORDER BY started",
+                (self.run_id, name))]
 
     def load(self) -> dict[str, StepRecord]:
         with self._lock:
@@ -149,7 +162,8 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
             records[task.name].attempts = attempt
             try:
                 return task.run(attempt)
-            except Exception:
+            except Exception as exc:
+                journal.attempt_failed(task.name, attempt, f"{type(exc).__name__}: {exc}")
                 if attempt - first_attempt >= retries:
                     raise
                 sleep(backoff_s * 2 ** (attempt - first_attempt))

@@ -32,8 +32,11 @@ def test_failed_task_names_host_task_and_message(tmp_path: Path) -> None:
 
 def test_missing_ansible_playbook_is_a_clear_error_not_a_silent_rc_127(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dr.ansible, "_ansible_playbook_binary", lambda: str(tmp_path / "ansible-playbook"))
-    monkeypatch.setenv("PATH", str(tmp_path))
+    # What ansible-runner reports when ansible-playbook cannot be started: rc 127, no exception.
+    stand_in = tmp_path / "ansible-playbook"
+    stand_in.write_text("#!/bin/sh\nexit 127\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("DR_ANSIBLE_PLAYBOOK", str(stand_in))
     with pytest.raises(PlaybookError, match="rc 127") as caught:
         run_playbook("hello.yml", inventory=Inventory.local(), playbook_dir=HERE, artifacts_dir=tmp_path / "a")
     assert caught.value.result is not None and caught.value.result.rc == 127
@@ -55,6 +58,17 @@ def test_artifacts_are_rotated(tmp_path: Path) -> None:
         run_playbook("hello.yml", inventory=Inventory.local(), playbook_dir=HERE, artifacts_dir=tmp_path,
                      keep_artifacts=2, extravars={"who": str(i)})
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+def test_concurrent_runs_keep_their_artifacts(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: run_playbook("hello.yml", inventory=Inventory.local(), playbook_dir=HERE,
+                                                        artifacts_dir=tmp_path, keep_artifacts=1,
+                                                        extravars={"who": str(i)}), range(6)))
+    assert all(r.ok for r in results)
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
 
 
 def test_inventory_from_the_graph_keeps_addresses_and_groups() -> None:

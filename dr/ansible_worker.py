@@ -1,0 +1,45 @@
+"""Runs one playbook through ansible-runner in its own process (see `dr.ansible.run_playbook`).
+
+Reads the request as JSON on stdin (secrets included, so they never appear in argv or the
+environment), prints progress and the result as JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from dr.ansible import Inventory, PlaybookError, PlaybookResult, run_playbook_here
+
+
+def _emit(message: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(message, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _result(result: PlaybookResult) -> dict[str, object]:
+    return {"playbook": result.playbook, "rc": result.rc, "status": result.status, "duration_s": result.duration_s,
+            "hosts": {h: asdict(c) for h, c in result.hosts.items()}, "failures": list(result.failures)}
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.read())
+    inventory = Inventory(hosts=request["inventory"]["hosts"],
+                          groups={g: tuple(m) for g, m in request["inventory"]["groups"].items()})
+    try:
+        result = run_playbook_here(
+            request["playbook"], inventory=inventory, run_dir=Path(request["run_dir"]),
+            extravars=request["extravars"], secrets=request["secrets"], limit=request["limit"],
+            check=request["check"], progress=lambda text: _emit({"progress": text}),
+            playbook_dir=Path(request["playbook_dir"]))
+    except PlaybookError as exc:
+        _emit({"error": str(exc), **({"result": _result(exc.result)} if exc.result else {})})
+        return 0
+    _emit({"result": _result(result)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The sandbox drill end to end, for real: production, backups, disaster, rebuild, checks, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from tests.conftest import EXAMPLE_GRAPH, REPO
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(any(shutil.which(p) is None for p in ("etcd", "restic", "pgbackrest")),
+                                 reason="etcd, restic and pgBackRest are needed (make system)")]
+
+HOST_STEPS = ["etcd", "nfs-volumes-restore", "registry-images-restore", "postgres-host", "nfs-exports"]
+
+
+def dr_command() -> list[str]:
+    binary = REPO / ".venv" / "bin" / "dr"
+    return [str(binary)] if binary.exists() else ["dr"]
+
+
+def sandbox_processes(state_dir: Path) -> list[str]:
+    """Processes whose command line mentions this drill's directories (etcd members, PostgreSQL)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if "State:\tZ" in status:
+            continue
+        if str(state_dir) in cmdline or ("dr-pg-" in cmdline and "postgres" in cmdline):
+            found.append(cmdline.strip())
+    return found
+
+
+def run_drill(state_dir: Path, *extra: str, graph: Path = EXAMPLE_GRAPH) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*dr_command(), "drill", "--sandbox", "--graph", str(graph), "--state-dir", str(state_dir),
+                           *extra], capture_output=True, text=True, timeout=900, cwd=REPO, check=False)
+
+
+def only_report(state_dir: Path) -> Path:
+    (report_dir,) = list((state_dir / "reports").iterdir())
+    return report_dir
+
+
+def test_sandbox_drill_passes_with_measured_rto_and_rpo(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    done = run_drill(state_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASSED" in done.stdout and "report: " in done.stdout
+    report_dir = only_report(state_dir)
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["success"] is True
+    assert 0 < report["rto_s"] < report["rto_target_s"]
+    rpo = {r["backup"]: r for r in report["rpo"]}
+    assert set(rpo) == {"etcd-snapshots", "host-postgres", "nfs-volumes", "registry-images"}
+    assert all(r["measured_s"] is not None and 0 <= r["measured_s"] <= r["target_s"] for r in rpo.values())
+    states = {s["name"]: s["state"] for s in report["steps"]}
+    assert all(states[name] == "succeeded" for name in ["os-prepare", *HOST_STEPS])
+    assert states["k3s-server"] == "not-run" and states["gitea-db"] == "rendered"
+    assert all(c["ok"] for c in report["checks"]) and {c["kind"] for c in report["checks"]} == {"etcd", "files", "sql"}
+
+    suite = ET.parse(report_dir / "junit.xml").getroot()
+    assert suite.tag == "testsuite" and suite.get("failures") == "0"
+    assert int(suite.get("tests", "0")) == len(suite.findall("testcase"))
+    prom = (report_dir / "dr_drill.prom").read_text()
+    assert 'dr_drill_success{cluster="homelab"} 1' in prom
+    assert 'dr_drill_rpo_seconds{cluster="homelab",backup="host-postgres"}' in prom
+    assert 'dr_drill_step_seconds{cluster="homelab",step="etcd"}' in prom
+
+    canary = (state_dir / "drills" / report["run_id"] / "secrets").read_text().strip()
+    assert len(canary) == 32
+    for path in report_dir.iterdir():
+        assert canary not in path.read_text(), f"the sandbox's repository password leaked into {path.name}"
+    assert sandbox_processes(state_dir) == [], "the drill left processes running"
+
+    history = subprocess.run([*dr_command(), "history", "--state-dir", str(state_dir)], capture_output=True,
+                             text=True, check=True)
+    assert "1 of 1 drills passed" in history.stdout
+    assert (state_dir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def test_kill_9_during_a_step_then_resume_finishes_without_rerunning_finished_steps(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    victim = random.Random().choice(HOST_STEPS)
+    process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--state-dir", str(state_dir)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = state_dir / "journal.sqlite"
+    deadline = time.monotonic() + 600
+    finished_before: set[str] = set()
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists():
+            try:
+                with sqlite3.connect(journal, timeout=5) as db:
+                    rows = dict(db.execute("SELECT name, state FROM steps").fetchall())
+            except sqlite3.OperationalError:
+                rows = {}
+            if rows.get(victim) == "running":
+                # A crash: the drill and the work it has in flight die; services it already started stay up.
+                in_flight = descendants(process.pid)
+                process.send_signal(signal.SIGKILL)
+                for pid in in_flight:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                process.wait()
+                finished_before = {n for n, s in rows.items() if s in ("succeeded", "rendered", "not-run")}
+                break
+        time.sleep(0.2)
+    assert process.returncode == -signal.SIGKILL, f"the drill ended before {victim} ran"
+
+    resumed = run_drill(state_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming drill" in resumed.stderr
+    report = json.loads((only_report(state_dir) / "report.json").read_text())
+    assert report["success"] is True and all(c["ok"] for c in report["checks"])
+    with sqlite3.connect(journal) as db:
+        attempts = db.execute("SELECT name, count(*) FROM attempts GROUP BY name").fetchall()
+    runs = dict(attempts)
+    for name in finished_before & set(runs):
+        assert runs[name] == 1, f"{name} finished before the crash but ran again"
+    assert runs[victim] >= 2, "the interrupted step ran again"
+    assert sandbox_processes(state_dir) == []
+
+
+def test_failing_step_is_retried_and_only_its_descendants_are_skipped(tmp_path: Path) -> None:
+    graph_dir = tmp_path / "stacks"
+    shutil.copytree(REPO / "stacks", graph_dir)
+    graph = graph_dir / "cluster.yaml"
+    # nfs-exports now exports a directory no restore creates: the playbook refuses, every attempt.
+    graph.write_text(graph.read_text().replace("nfs_exports: [/srv/nfs/volumes, /srv/nfs/registry]",
+                                               "nfs_exports: [/srv/nfs/volumes, /srv/nfs/missing]"))
+    state_dir = tmp_path / "state"
+    done = run_drill(state_dir, graph=graph)
+    assert done.returncode == 1
+    report = json.loads((only_report(state_dir) / "report.json").read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["nfs-exports"]["state"] == "failed" and steps["nfs-exports"]["attempts"] == 3
+    assert "does not exist; its restore must run before the export" in steps["nfs-exports"]["detail"]
+    assert steps["registry"]["state"] == "skipped" and "nfs-exports" in steps["registry"]["detail"]
+    assert all(steps[n]["state"] == "succeeded" for n in ["etcd", "postgres-host", "nfs-volumes-restore"])
+    assert "failed: nfs-exports" in done.stdout and "skipped: registry" in done.stdout
+    markdown = (only_report(state_dir) / "report.md").read_text()
+    assert "- registry: skipped: nfs-exports did not finish" in markdown
+    assert sandbox_processes(state_dir) == []

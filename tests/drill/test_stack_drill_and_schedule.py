@@ -1,0 +1,127 @@
+"""Drills on a real test cluster at the Automation API boundary, schedules, history, and reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+import yaml
+
+from dr.drill import DrillPaths, stack_drill
+from dr.history import History
+from dr.report import CheckResult, DrillReport, RpoResult, StepResult, to_junit, to_markdown, to_prometheus
+from dr.schedule import cronjob, on_calendar, write_schedule
+from dr.spec import load_graph_file
+from dr.validate import validate_object
+from tests.conftest import EXAMPLE_GRAPH
+
+
+class FakeStack:
+    def __init__(self, *, fail_up: bool = False) -> None:
+        self.calls: list[str] = []
+        self.fail_up = fail_up
+
+    def up(self, on_output) -> dict[str, Any]:  # noqa: ANN001
+        self.calls.append("up")
+        on_output("Updating (drill)\n")
+        if self.fail_up:
+            raise RuntimeError("helm release cilium timed out")
+        return {"recovery_order": ["os-prepare"], "mode": "drill"}
+
+    def destroy(self, on_output) -> None:  # noqa: ANN001
+        self.calls.append("destroy")
+
+
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def test_stack_drill_ups_verifies_and_destroys(tmp_path: Path) -> None:
+    stack = FakeStack()
+    seen: list[dict[str, Any]] = []
+
+    def verify(plan, outputs):  # noqa: ANN001, ANN202
+        seen.append(dict(outputs))
+        return [CheckResult("gitea", "http", True, "answered 200")]
+
+    report, files = stack_drill(load_graph_file(EXAMPLE_GRAPH), stack=stack, verify=verify,
+                                paths=DrillPaths(tmp_path), read_text=read, say=lambda line: None)
+    assert stack.calls == ["up", "destroy"]
+    assert seen == [{"recovery_order": ["os-prepare"], "mode": "drill"}]
+    assert report.success and report.kind == "stack"
+    assert json.loads(files["json"].read_text())["success"] is True
+
+
+def test_stack_drill_keeps_the_stack_when_asked_and_fails_on_a_failed_check(tmp_path: Path) -> None:
+    stack = FakeStack()
+    report, _ = stack_drill(load_graph_file(EXAMPLE_GRAPH), stack=stack, paths=DrillPaths(tmp_path), read_text=read,
+                            verify=lambda plan, outputs: [CheckResult("gitea", "http", False, "answered 502")],
+                            keep=True, say=lambda line: None)
+    assert stack.calls == ["up"]
+    assert not report.success
+
+
+def test_failed_up_is_a_failed_drill_and_the_stack_is_still_destroyed(tmp_path: Path) -> None:
+    stack = FakeStack(fail_up=True)
+    report, _ = stack_drill(load_graph_file(EXAMPLE_GRAPH), stack=stack, verify=lambda plan, outputs: [],
+                            paths=DrillPaths(tmp_path), read_text=read, say=lambda line: None)
+    assert stack.calls == ["up", "destroy"]
+    assert not report.success and "helm release cilium timed out" in report.steps[0].detail
+
+
+def test_cronjob_manifest_validates_and_timer_matches_the_cron(tmp_path: Path) -> None:
+    manifest = cronjob("0 3 * * 0", image="registry.example.com/dr:0.1.0")
+    assert validate_object(manifest, kubernetes="1.30") == []
+    assert manifest["spec"]["schedule"] == "0 3 * * 0"
+    files = write_schedule("0 3 * * 0", out=tmp_path, image="registry.example.com/dr:0.1.0", workdir="/opt/dr")
+    assert sorted(p.name for p in files) == ["dr-drill-cronjob.yaml", "dr-drill.service", "dr-drill.timer"]
+    assert validate_object(yaml.safe_load((tmp_path / "dr-drill-cronjob.yaml").read_text()), kubernetes="1.30") == []
+    assert "OnCalendar=Sun *-*-* 03:00:00" in (tmp_path / "dr-drill.timer").read_text()
+    assert "ExecStart=/opt/dr/.venv/bin/dr drill --sandbox" in (tmp_path / "dr-drill.service").read_text()
+
+
+@pytest.mark.parametrize(("cron", "calendar"), [
+    ("*/15 * * * *", "*-*-* *:0/15:00"), ("30 2 1 * *", "*-*-01 02:30:00"),
+    ("0 */6 * * 1-5", "Mon..Fri *-*-* 0/6:00:00"), ("0 3 * * mon,fri", "Mon,Fri *-*-* 03:00:00")])
+def test_cron_to_on_calendar(cron: str, calendar: str) -> None:
+    assert on_calendar(cron) == calendar
+
+
+def test_bad_cron_is_a_usage_error(run_cli) -> None:
+    result = run_cli("schedule", "--cron", "every sunday", "--out", "/tmp/never")
+    assert result.code == 2 and "five fields" in result.err
+
+
+def report(run_id: str, *, etcd_s: float, success: bool = True, finished: float = 1000.0) -> DrillReport:
+    return DrillReport(run_id=run_id, cluster="homelab", kind="sandbox", started_at=finished - 60,
+                       disaster_at=finished - 40, verified_at=finished, rto_target_s=7200,
+                       steps=(StepResult("etcd", "etcd", "succeeded" if success else "failed", 1, etcd_s),
+                              StepResult("os-prepare", "os", "succeeded", 1, 3.0)),
+                       checks=(CheckResult("etcd", "etcd", success, "300 keys"),),
+                       rpo=(RpoResult("etcd-snapshots", 5.0, 25200),))
+
+
+def test_plan_uses_the_median_of_recent_drills_and_says_so(tmp_path: Path, run_cli) -> None:
+    history = History(tmp_path / "history.sqlite")
+    for i, seconds in enumerate([20.0, 40.0, 30.0]):
+        history.record(report(f"r{i}", etcd_s=seconds, finished=1000.0 + i))
+    history.record(report("failed", etcd_s=900.0, success=False, finished=2000.0))
+    assert history.step_medians("homelab") == {"etcd": 30, "os-prepare": 3}
+    history.close()
+    result = run_cli("plan", "--graph", str(EXAMPLE_GRAPH), "--json", "--state-dir", str(tmp_path))
+    steps = {s["name"]: s for s in json.loads(result.out)["steps"]}
+    assert steps["etcd"]["estimate_s"] == 30 and steps["os-prepare"]["estimate_s"] == 3
+    assert steps["k3s-server"]["estimate_s"] == 360, "steps without measurements keep the graph's estimate"
+    assert "median of the last 3 successful drill(s)" in result.err
+
+
+def test_report_formats_agree_on_a_failed_drill() -> None:
+    failed = report("r9", etcd_s=12.0, success=False)
+    assert not failed.success
+    suite = ET.fromstring(to_junit(failed).split("\n", 1)[1])
+    assert suite.get("failures") == "2"
+    assert 'dr_drill_success{cluster="homelab"} 0' in to_prometheus(failed)
+    assert "FAILED" in to_markdown(failed).splitlines()[0]
