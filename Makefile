@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh Debian machine (as root) and run:
-#   make demo   the main job on the example graph
+#   make demo   the main job: a sandbox DR drill of the example graph on this machine
 #   make test   the whole test suite (lint, types, unit, property and integration tests)
 
 SHELL := /bin/bash
@@ -14,9 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test test-quick lint typecheck system venv bench docs clean
 
 demo: system venv
-	$(BIN)/dr plan --graph stacks/cluster.yaml --mode prod
-	@echo
 	$(BIN)/dr plan --graph stacks/cluster.yaml --mode drill
+	$(BIN)/dr drill --sandbox --graph stacks/cluster.yaml
 
 test: system venv lint typecheck
 	$(BIN)/dr docs --check
@@ -36,6 +35,7 @@ typecheck: venv
 bench: system venv
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/restore.py
+	$(BIN)/python bench/drill.py
 
 # Regenerate the runbook of the example graph (docs/recovery-order.*).
 docs: system venv

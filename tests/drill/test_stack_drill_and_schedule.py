@@ -84,7 +84,7 @@ def test_cronjob_manifest_validates_and_timer_matches_the_cron(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("cron", "calendar"), [
-    ("*/15 * * * *", "*-*-* *:0/15:00"), ("30 2 1 * *", "*-*-01 02:30:00"),
+    ("*/15 * * * *", "*-*-* *:0/15:00"), ("30 2 1 * *", "*-*-1 02:30:00"),
     ("0 */6 * * 1-5", "Mon..Fri *-*-* 0/6:00:00"), ("0 3 * * mon,fri", "Mon,Fri *-*-* 03:00:00")])
 def test_cron_to_on_calendar(cron: str, calendar: str) -> None:
     assert on_calendar(cron) == calendar
