@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -131,10 +132,8 @@ def test_kill_9_during_a_step_then_resume_finishes_without_rerunning_finished_st
                 in_flight = descendants(process.pid)
                 process.send_signal(signal.SIGKILL)
                 for pid in in_flight:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 process.wait()
                 finished_before = {n for n, s in rows.items() if s in ("succeeded", "rendered", "not-run")}
                 break

@@ -24,14 +24,14 @@ class FakeStack:
         self.calls: list[str] = []
         self.fail_up = fail_up
 
-    def up(self, on_output) -> dict[str, Any]:  # noqa: ANN001
+    def up(self, on_output) -> dict[str, Any]:
         self.calls.append("up")
         on_output("Updating (drill)\n")
         if self.fail_up:
             raise RuntimeError("helm release cilium timed out")
         return {"recovery_order": ["os-prepare"], "mode": "drill"}
 
-    def destroy(self, on_output) -> None:  # noqa: ANN001
+    def destroy(self, on_output) -> None:
         self.calls.append("destroy")
 
 
@@ -43,7 +43,7 @@ def test_stack_drill_ups_verifies_and_destroys(tmp_path: Path) -> None:
     stack = FakeStack()
     seen: list[dict[str, Any]] = []
 
-    def verify(plan, outputs):  # noqa: ANN001, ANN202
+    def verify(plan, outputs):
         seen.append(dict(outputs))
         return [CheckResult("gitea", "http", True, "answered 200")]
 
