@@ -212,7 +212,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     from dr.progress import LiveProgress, is_terminal
 
     spec = load_graph_file(args.graph)
-    paths = DrillPaths(Path(args.state_dir))
+    paths = DrillPaths(Path(args.state_dir).resolve())
     if args.stack:
         from dr.drill import AutomationStack, http_and_sql_checks, stack_drill
 

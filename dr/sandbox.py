@@ -73,6 +73,7 @@ class SandboxState:
 
 class Sandbox:
     def __init__(self, root: Path, plan: Plan, spec: GraphSpec, resources: ResourcePlan) -> None:
+        root = root.resolve()
         self.root, self.plan, self.spec, self.resources = root, plan, spec, resources
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)
