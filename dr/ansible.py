@@ -259,7 +259,7 @@ def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, ext
             private_data_dir=str(run_root), playbook=str(path), inventory=inventory.to_runner(),
             extravars=dict(extravars or {}), envvars=envvars, suppress_env_files=True, limit=limit,
             cmdline=cmdline, quiet=True, event_handler=on_event, artifact_dir=str(artifacts),
-            project_dir=os.getcwd(),  # relative paths in variables mean what they mean where dr runs
+            project_dir=os.getcwd(),
             settings={"suppress_ansible_output": True})
     finally:
         # The private data dir holds this run's inventory and extravars only; artifacts live elsewhere.

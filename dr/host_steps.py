@@ -88,7 +88,7 @@ def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]
                           progress=progress)
     outputs["changed"] = result.changed
     kubeconfig_path = invocation.extravars.get("k3s_kubeconfig_dest")
-    if kubeconfig_path and Path(str(kubeconfig_path)).is_file():
-        outputs["kubeconfig"] = Path(str(kubeconfig_path)).read_text(encoding="utf-8")
+    if kubeconfig_path and Path(str(kubeconfig_path)).expanduser().is_file():
+        outputs["kubeconfig"] = Path(str(kubeconfig_path)).expanduser().read_text(encoding="utf-8")
     outputs["duration_s"] = round(time.monotonic() - started, 3)
     return outputs

@@ -85,11 +85,3 @@ def test_a_limit_that_matches_no_host_is_an_error_not_a_silent_success(tmp_path:
         run_playbook("hello.yml", inventory=Inventory.local(), playbook_dir=HERE, artifacts_dir=tmp_path,
                      limit="servers")
 
-
-def test_relative_paths_in_variables_resolve_where_dr_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "volumes").mkdir()
-    run_playbook("nfs-exports.yml", inventory=Inventory.local(), artifacts_dir=tmp_path / "artifacts",
-                 extravars={"nfs_exports": ["volumes"], "nfs_clients": "*", "nfs_exports_file": "out/dr.exports",
-                            "nfs_reload": False})
-    assert (tmp_path / "out" / "dr.exports").read_text().splitlines()[-1].startswith("volumes *(")
