@@ -49,8 +49,9 @@ def sandbox_processes(state_dir: Path) -> list[str]:
 
 
 def run_drill(state_dir: Path, *extra: str, graph: Path = EXAMPLE_GRAPH) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*dr_command(), "drill", "--sandbox", "--graph", str(graph), "--state-dir", str(state_dir),
-                           *extra], capture_output=True, text=True, timeout=900, cwd=REPO, check=False)
+    # Relative --state-dir, as `make demo` passes it: run from its parent directory.
+    return subprocess.run([*dr_command(), "drill", "--sandbox", "--graph", str(graph), "--state-dir", state_dir.name,
+                           *extra], capture_output=True, text=True, timeout=900, cwd=state_dir.parent, check=False)
 
 
 def only_report(state_dir: Path) -> Path:
