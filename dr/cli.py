@@ -87,6 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a Pulumi stack file whose dr:secrets names (never values) the runbook lists")
     docs.set_defaults(handler=_cmd_docs)
 
+    audit = commands.add_parser(
+        "audit", help="find backup mistakes before the disaster: coverage, freshness, retention, collapse, drills",
+        description="Audit the graph's backups against what they really hold: coverage (graph rules, PVCs and "
+                    "database clusters in the cluster, host paths), freshness against each RPO (WAL archiving "
+                    "that stopped included), retention against a detection delay, collapsed newest backups, and "
+                    "drill recency. Exit 1 on findings.")
+    audit.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
+                       help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
+    audit.add_argument("--json", action="store_true", help="print the findings as JSON")
+    audit.add_argument("--ignore", nargs="+", default=[], metavar="CHECK",
+                       help="skip these checks: coverage, freshness, retention, collapse, drill-recency")
+    audit.add_argument("--k8s-status", metavar="FILE",
+                       help="JSON with lists pvcs, cnpg, longhorn, velero (default: read them with kubectl)")
+    audit.add_argument("--host-path", action="append", default=[], metavar="PATH",
+                       help="a volume path on the hosts that some backup must cover (repeatable)")
+    audit.add_argument("--secrets", metavar="FILE", help="YAML file of secrets (restic_password); or RESTIC_PASSWORD")
+    audit.add_argument("--detection-delay", default="48h", help="how late a problem may be noticed (default 48h)")
+    audit.add_argument("--drill-max-age", default="14d", help="longest time without a passing drill (default 14d)")
+    audit.add_argument("--state-dir", default=".dr", metavar="DIR", help="drill history (default .dr)")
+    audit.add_argument("--textfile", metavar="FILE", help="also write the findings as a Prometheus textfile")
+    audit.set_defaults(handler=_cmd_audit)
+
     drill = commands.add_parser(
         "drill", help="rehearse the rebuild: restore, verify, measure RTO and RPO",
         description="Run a DR drill of the graph in drill mode. --sandbox (the default) builds a small production "
@@ -268,6 +290,58 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     for path in write_schedule(args.cron, out=Path(args.out), image=args.image, workdir=args.workdir):
         print(f"wrote {path}")
     return EXIT_OK
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    import os
+
+    import yaml
+
+    from dr.audit import CHECKS, AuditInput, audit, render_table, to_json, to_prometheus
+    from dr.audit_sources import inventory_from, k8s_status_from_kubectl, read_state
+    from dr.durations import parse_duration
+    from dr.history import History
+
+    unknown = [c for c in args.ignore if c not in CHECKS]
+    if unknown:
+        raise UsageError(f"--ignore takes {', '.join(CHECKS)}; not {', '.join(unknown)}")
+    try:
+        detection, max_age = parse_duration(args.detection_delay), parse_duration(args.drill_max_age)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    spec = load_graph_file(args.graph)
+    secrets: dict[str, str] = {}
+    if args.secrets:
+        loaded = yaml.safe_load(Path(args.secrets).read_text(encoding="utf-8")) or {}
+        secrets = {str(k): str(v) for k, v in loaded.items()}
+    if "RESTIC_PASSWORD" in os.environ:
+        secrets.setdefault("restic_password", os.environ["RESTIC_PASSWORD"])
+    k8s = (json.loads(Path(args.k8s_status).read_text(encoding="utf-8")) if args.k8s_status
+           else k8s_status_from_kubectl())
+    states = {}
+    for backup in spec.backups.values():
+        state = read_state(spec, backup, secrets=secrets, k8s=k8s)
+        if state is not None:
+            states[backup.name] = state
+    last_ok, recorded = None, 0
+    history_file = Path(args.state_dir) / "history.sqlite"
+    if history_file.is_file():
+        import datetime as dt
+
+        history = History(history_file)
+        entries = history.entries(spec.cluster)
+        history.close()
+        recorded = len(entries)
+        passed = [e.finished_at for e in entries if e.success]
+        last_ok = dt.datetime.fromtimestamp(max(passed), tz=dt.UTC) if passed else None
+    findings = [f for f in audit(AuditInput(spec=spec, states=states, inventory=inventory_from(k8s, args.host_path),
+                                            detection_delay_s=detection, last_successful_drill=last_ok,
+                                            drills_recorded=recorded, drill_max_age_s=max_age))
+                if f.check not in args.ignore]
+    sys.stdout.write(to_json(findings) if args.json else render_table(findings))
+    if args.textfile:
+        Path(args.textfile).write_text(to_prometheus(findings, spec.cluster), encoding="utf-8")
+    return EXIT_PROBLEM if findings else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,226 @@
+"""`dr audit`: the backup mistakes behind real incidents, found while there is still time. Pure.
+
+Takes the graph, what each backup actually holds (`BackupState`, read by `dr.audit_sources`), what
+exists in the cluster and on the hosts, and the drill history; returns findings, each with a check,
+a severity, the backup or component it is about, and a fix. Checks: coverage, freshness, retention,
+collapse, drill recency.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from dr.durations import format_duration
+from dr.restore.selection import BackupPoint, collapse_reason
+from dr.spec import GraphSpec, Retention
+
+CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    severity: str  # critical | high | medium | low
+    subject: str   # the backup, component, PVC or path it is about
+    message: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class BackupState:
+    """What a backup really holds, as its tool reports it."""
+
+    points: tuple[BackupPoint, ...] = ()
+    newest_restorable: dt.datetime | None = None  # e.g. the newest archived WAL; defaults to the newest point
+    error: str = ""  # the state could not be read
+
+
+@dataclass(frozen=True)
+class ClusterInventory:
+    """What exists and holds data: PVCs and database clusters ("namespace/name"), host volume paths."""
+
+    pvcs: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
+    host_paths: tuple[str, ...] = ()
+    known: bool = False  # False when nothing could be listed (no cluster access)
+
+
+@dataclass(frozen=True)
+class AuditInput:
+    spec: GraphSpec
+    states: Mapping[str, BackupState]
+    inventory: ClusterInventory = field(default_factory=ClusterInventory)
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    detection_delay_s: int = 48 * 3600
+    last_successful_drill: dt.datetime | None = None
+    drills_recorded: int = 0
+    drill_max_age_s: int = 14 * 86400
+
+
+def _interval_s(schedule: str) -> int:
+    """Seconds between runs of a cron schedule (the common shapes; a day when unsure)."""
+    macros = {"@hourly": 3600, "@daily": 86400, "@midnight": 86400, "@weekly": 7 * 86400, "@monthly": 30 * 86400,
+              "@yearly": 365 * 86400, "@annually": 365 * 86400}
+    if schedule in macros:
+        return macros[schedule]
+    minute, hour, dom, _month, dow = schedule.split()
+    if minute.startswith("*/"):
+        return int(minute[2:]) * 60
+    if hour == "*":
+        return 3600
+    if hour.startswith("*/"):
+        return int(hour[2:]) * 3600
+    if dow != "*" and dom == "*":
+        return 7 * 86400
+    if dom != "*":
+        return 30 * 86400
+    return 86400 // max(1, len(hour.split(",")))
+
+
+def oldest_restore_point_s(retention: Retention, interval_s: int) -> int:
+    """How far back the oldest kept restore point reaches, for a GFS policy on this schedule."""
+    spans = [retention.last * interval_s, retention.hourly * max(3600, interval_s),
+             retention.daily * max(86400, interval_s), retention.weekly * 7 * 86400,
+             retention.monthly * 30 * 86400, retention.yearly * 365 * 86400]
+    return max(spans)
+
+
+def audit(data: AuditInput) -> list[Finding]:
+    findings = _coverage(data) + _freshness(data) + _retention(data) + _collapse(data) + _drills(data)
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.check, f.subject))
+
+
+def _coverage(data: AuditInput) -> list[Finding]:
+    spec = data.spec
+    findings = []
+    protected = {b.protects for b in spec.backups.values() if b.protects}
+    for component in spec.components.values():
+        if component.stateful and component.name not in protected:
+            findings.append(Finding("coverage", "critical", component.name,
+                                    f"stateful component {component.name!r} has no backup",
+                                    f"add a backup with protects: {component.name}"))
+        if component.layer == "data" and component.action is None and component.name not in protected:
+            findings.append(Finding("coverage", "high", component.name,
+                                    f"data component {component.name!r} has neither a restore nor a backup",
+                                    "give it a backup and a restore step, or move it out of the data layer"))
+    covered = {s for b in spec.backups.values() for s in b.source}
+    if data.inventory.known:
+        for kind, items in (("PersistentVolumeClaim", data.inventory.pvcs), ("database cluster",
+                                                                              data.inventory.databases)):
+            for item in items:
+                if item not in covered:
+                    findings.append(Finding("coverage", "critical", item,
+                                            f"{kind} {item} exists but no backup's source covers it",
+                                            f"back it up and add {item} to that backup's source"))
+    for path in data.inventory.host_paths:
+        if not any(path == s or path.startswith(s.rstrip("/") + "/") for s in covered):
+            findings.append(Finding("coverage", "critical", path, f"host volume {path} is not covered by any backup",
+                                    f"back it up and add {path} to that backup's source"))
+    return findings
+
+
+def _freshness(data: AuditInput) -> list[Finding]:
+    findings = []
+    for backup in data.spec.backups.values():
+        state = data.states.get(backup.name)
+        if state is None:
+            continue
+        if state.error:
+            findings.append(Finding("freshness", "high", backup.name,
+                                    f"cannot read backup {backup.name!r}: {state.error}",
+                                    "fix access to the repository; an unreadable backup is not a backup"))
+            continue
+        if not state.points:
+            findings.append(Finding("freshness", "critical", backup.name, f"backup {backup.name!r} holds no backups",
+                                    f"check the schedule {backup.schedule!r} and its job's logs"))
+            continue
+        newest_point = max(p.time for p in state.points)
+        newest = max(newest_point, state.newest_restorable or newest_point)
+        age = (data.now - newest).total_seconds()
+        if age > backup.rpo_s:
+            wal = state.newest_restorable is not None and backup.tool in ("pgbackrest", "cnpg-barman")
+            what = ("WAL archiving stopped: the newest archived WAL" if wal else "the newest good backup")
+            findings.append(Finding("freshness", "critical", backup.name,
+                                    f"{backup.name}: {what} is {format_duration(age)} old, over its RPO of "
+                                    f"{format_duration(backup.rpo_s)}",
+                                    "check archive_command and the archiver's errors (pg_stat_archiver)" if wal
+                                    else f"check the backup job ({backup.schedule!r}) and its logs"))
+    return findings
+
+
+def _retention(data: AuditInput) -> list[Finding]:
+    findings = []
+    for backup in data.spec.backups.values():
+        retention = backup.retention
+        if retention.restore_points <= 1:
+            findings.append(Finding("retention", "critical", backup.name,
+                                    f"{backup.name} keeps one restore point: the first bad backup replaces the "
+                                    "only good one", "keep several: e.g. {hourly: 24, daily: 7, weekly: 4}"))
+            continue
+        reach = oldest_restore_point_s(retention, _interval_s(backup.schedule))
+        if reach < data.detection_delay_s:
+            findings.append(Finding("retention", "high", backup.name,
+                                    f"{backup.name}: the oldest restore point kept is {format_duration(reach)} old; "
+                                    f"a problem noticed after {format_duration(data.detection_delay_s)} leaves no "
+                                    "good backup from before it",
+                                    "keep daily or weekly restore points that reach past the detection delay"))
+    return findings
+
+
+def _collapse(data: AuditInput) -> list[Finding]:
+    findings = []
+    for name, state in data.states.items():
+        ordered = sorted(state.points, key=lambda p: p.time)
+        if len(ordered) < 2:
+            continue
+        reason = collapse_reason(ordered[-1], ordered[:-1])
+        if reason:
+            findings.append(Finding("collapse", "critical", name,
+                                    f"{name}: the newest backup {ordered[-1].id} collapsed: {reason}",
+                                    "check the volume before the next backup and retention replace the good ones; "
+                                    "do not restore 'latest' blindly"))
+    return findings
+
+
+def _drills(data: AuditInput) -> list[Finding]:
+    if data.drills_recorded == 0:
+        return [Finding("drill-recency", "high", data.spec.cluster, "no drill has ever been recorded",
+                        "run `dr drill --sandbox` and schedule drills with `dr schedule`")]
+    if data.last_successful_drill is None:
+        return [Finding("drill-recency", "high", data.spec.cluster, "no drill has ever passed",
+                        "fix what the last drill reported and run it again")]
+    age = (data.now - data.last_successful_drill).total_seconds()
+    if age > data.drill_max_age_s:
+        return [Finding("drill-recency", "medium", data.spec.cluster,
+                        f"the last successful drill is {format_duration(age)} old (limit "
+                        f"{format_duration(data.drill_max_age_s)})", "run a drill; schedule them with `dr schedule`")]
+    return []
+
+
+def render_table(findings: Sequence[Finding]) -> str:
+    if not findings:
+        return "No findings.\n"
+    lines = [f"{'severity':<9} {'check':<14} {'subject':<28} finding"]
+    for f in findings:
+        lines.append(f"{f.severity:<9} {f.check:<14} {f.subject:<28} {f.message}\n{'':<53}fix: {f.fix}")
+    lines.append(f"\n{len(findings)} finding(s)")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(findings: Sequence[Finding]) -> str:
+    return json.dumps({"findings": [asdict(f) for f in findings], "count": len(findings)}, indent=2) + "\n"
+
+
+def to_prometheus(findings: Sequence[Finding], cluster: str) -> str:
+    lines = ["# HELP dr_audit_findings Findings of the last dr audit, by check and severity.",
+             "# TYPE dr_audit_findings gauge"]
+    counts: dict[tuple[str, str], int] = {(c, s): 0 for c in CHECKS for s in SEVERITY_ORDER}
+    for f in findings:
+        counts[(f.check, f.severity)] += 1
+    for (check, severity), count in sorted(counts.items()):
+        lines.append(f'dr_audit_findings{{cluster="{cluster}",check="{check}",severity="{severity}"}} {count}')
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,164 @@
+"""Reads what each backup really holds, for `dr audit`: the I/O side of the audit.
+
+Host-level tools are asked directly: `restic snapshots`, `pgbackrest info` and `repo-ls` of the WAL
+archive, the etcd snapshot files. Kubernetes-level tools are read from their objects' status
+(CloudNativePG `Cluster`, Longhorn `Backup`, Velero `Backup`), either from `kubectl get -o json`
+or from a JSON file holding those lists (`--k8s-status`), which is also how the tests feed them.
+Where a tool's location comes from: the restore step's `vars` for that backup, else the backup's repo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dr.audit import BackupState, ClusterInventory
+from dr.errors import RestoreError
+from dr.restore import etcd, pgbackrest, restic
+from dr.restore.selection import BackupPoint
+from dr.spec import Backup, GraphSpec, RestoreAction
+
+_WAL = re.compile(r"^[0-9A-F]{24}")
+
+
+def restore_vars(spec: GraphSpec, backup: str) -> dict[str, Any]:
+    for component in spec.components.values():
+        if isinstance(component.action, RestoreAction) and component.action.backup == backup:
+            return {"component": component.name, **dict(component.action.vars)}
+    return {}
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
+               k8s: Mapping[str, list[dict[str, Any]]] | None) -> BackupState | None:
+    """The state of one backup; None when dr cannot look (no access configured)."""
+    variables = restore_vars(spec, backup.name)
+    try:
+        if backup.tool == "restic":
+            password = secrets.get("restic_password")
+            if not password:
+                return BackupState(error="no restic password (set RESTIC_PASSWORD or pass --secrets)")
+            repo = restic.ResticRepository(str(variables.get("repository", backup.repo)), password)
+            return BackupState(points=tuple(s.point for s in restic.list_snapshots(repo)))
+        if backup.tool == "etcd-snapshot":
+            return BackupState(points=tuple(etcd.list_snapshots(Path(variables.get("snapshot_dir", backup.repo)))))
+        if backup.tool == "pgbackrest":
+            stanza = pgbackrest.PgBackRestStanza(
+                config=str(variables.get("pgbackrest_config", "/etc/pgbackrest/pgbackrest.conf")),
+                stanza=str(variables.get("pgbackrest_stanza", "main")), os_user=str(variables.get("pg_os_user",
+                                                                                                  "postgres")))
+            try:
+                points = tuple(pgbackrest.list_backups(stanza))
+            except RestoreError as exc:
+                if "no valid backups" not in str(exc):
+                    raise
+                points = ()
+            return BackupState(points=points, newest_restorable=newest_archived_wal(stanza))
+    except RestoreError as exc:
+        return BackupState(error=str(exc))
+    if k8s is None:
+        return None
+    if backup.tool == "cnpg-barman":
+        return _cnpg_state(k8s.get("cnpg", []), variables)
+    if backup.tool == "longhorn":
+        return _longhorn_state(k8s.get("longhorn", []), variables)
+    if backup.tool == "velero":
+        return _velero_state(k8s.get("velero", []), backup, variables)
+    return None
+
+
+def newest_archived_wal(stanza: pgbackrest.PgBackRestStanza) -> dt.datetime | None:
+    """When the newest WAL segment reached the repository (any repository type, via `repo-ls`)."""
+    listing = json.loads(stanza.run("--output=json", "--recurse", "repo-ls", f"archive/{stanza.stanza}") or "{}")
+    times = [entry.get("time", 0) for name, entry in listing.items()
+             if entry.get("type") == "file" and _WAL.match(Path(name).name)]
+    return dt.datetime.fromtimestamp(max(times), tz=dt.UTC) if times else None
+
+
+def _cnpg_state(clusters: list[dict[str, Any]], variables: Mapping[str, Any]) -> BackupState:
+    name, namespace = variables.get("component"), variables.get("namespace")
+    for cluster in clusters:
+        meta = cluster.get("metadata", {})
+        if meta.get("name") == name and (namespace is None or meta.get("namespace") == namespace):
+            status = cluster.get("status", {})
+            last = _time(status.get("lastSuccessfulBackup"))
+            points = (BackupPoint(id="lastSuccessfulBackup", time=last, size_bytes=0, file_count=0),) if last else ()
+            archiving = next((c for c in status.get("conditions", []) if c.get("type") == "ContinuousArchiving"),
+                             None)
+            if archiving is not None and archiving.get("status") == "True":
+                newest = _time(archiving.get("lastTransitionTime"))
+                # Archiving works: the newest recoverable point is now, not the last base backup.
+                return BackupState(points=points, newest_restorable=dt.datetime.now(dt.UTC) if newest else None)
+            return BackupState(points=points, newest_restorable=last)
+    return BackupState(error=f"no CloudNativePG Cluster {namespace}/{name} in the cluster")
+
+
+def _longhorn_state(backups: list[dict[str, Any]], variables: Mapping[str, Any]) -> BackupState:
+    volume = variables.get("backup_volume", variables.get("pvc"))
+    points = []
+    for item in backups:
+        labels = item.get("metadata", {}).get("labels", {})
+        status = item.get("status", {})
+        if (labels.get("backup-volume") == volume or status.get("volumeName") == volume) and \
+                status.get("state") == "Completed":
+            created = _time(status.get("backupCreatedAt"))
+            if created:
+                points.append(BackupPoint(id=item["metadata"]["name"], time=created,
+                                          size_bytes=int(status.get("size", 0) or 0), file_count=0))
+    return BackupState(points=tuple(points))
+
+
+def _velero_state(backups: list[dict[str, Any]], backup: Backup, variables: Mapping[str, Any]) -> BackupState:
+    schedule = variables.get("schedule_name", backup.name)
+    points = []
+    for item in backups:
+        labels = item.get("metadata", {}).get("labels", {})
+        status = item.get("status", {})
+        if labels.get("velero.io/schedule-name") == schedule and status.get("phase") == "Completed":
+            finished = _time(status.get("completionTimestamp"))
+            if finished:
+                points.append(BackupPoint(id=item["metadata"]["name"], time=finished,
+                                          size_bytes=int(status.get("progress", {}).get("totalItems", 0)),
+                                          file_count=int(status.get("progress", {}).get("itemsBackedUp", 0))))
+    return BackupState(points=tuple(points))
+
+
+def k8s_status_from_kubectl() -> dict[str, list[dict[str, Any]]] | None:
+    """The status objects the audit reads, from the current kube context; None without kubectl or access."""
+    if shutil.which("kubectl") is None:
+        return None
+    kinds = {"pvcs": "persistentvolumeclaims", "cnpg": "clusters.postgresql.cnpg.io",
+             "longhorn": "backups.longhorn.io", "velero": "backups.velero.io"}
+    found: dict[str, list[dict[str, Any]]] = {}
+    for key, resource in kinds.items():
+        done = subprocess.run(["kubectl", "get", resource, "-A", "-o", "json"], capture_output=True, text=True,
+                              check=False, timeout=60)
+        if done.returncode != 0:
+            if key == "pvcs":
+                return None
+            found[key] = []
+            continue
+        found[key] = json.loads(done.stdout).get("items", [])
+    return found
+
+
+def inventory_from(k8s: Mapping[str, list[dict[str, Any]]] | None, host_paths: list[str]) -> ClusterInventory:
+    if k8s is None:
+        return ClusterInventory(host_paths=tuple(host_paths))
+    def key(item: Mapping[str, Any]) -> str:
+        meta = item.get("metadata", {})
+        return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+    return ClusterInventory(pvcs=tuple(sorted(key(p) for p in k8s.get("pvcs", []))),
+                            databases=tuple(sorted(key(c) for c in k8s.get("cnpg", []))),
+                            host_paths=tuple(host_paths), known=True)
