@@ -20,7 +20,7 @@ def points(*ages_h_and_sizes: tuple[float, int]) -> tuple[BackupPoint, ...]:
                  for i, (age, size) in enumerate(ages_h_and_sizes))
 
 
-def run(spec: GraphSpec, states: dict[str, BackupState], **extra) -> list[tuple[str, str]]:  # noqa: ANN003
+def run(spec: GraphSpec, states: dict[str, BackupState], **extra) -> list[tuple[str, str]]:
     found = audit(AuditInput(spec=spec, states=states, now=NOW, drills_recorded=1,
                              last_successful_drill=NOW - dt.timedelta(days=1), **extra))
     return [(f.check, f.subject) for f in found]
