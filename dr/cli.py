@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dr import __version__
 from dr.errors import DrError, GraphError, UsageError
@@ -236,9 +237,14 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     spec = load_graph_file(args.graph)
     paths = DrillPaths(Path(args.state_dir).resolve())
     if args.stack:
-        from dr.drill import AutomationStack, http_and_sql_checks, stack_drill
+        from dr.drill import AutomationStack, http_and_sql_checks, planned, readiness_checks, stack_drill
 
-        report, files = stack_drill(spec, stack=AutomationStack(args.stack), verify=http_and_sql_checks,
+        _, resources = planned(spec, read_text)
+
+        def verify(plan: Any, outputs: Any) -> Any:
+            return readiness_checks(resources) + http_and_sql_checks(plan, outputs)
+
+        report, files = stack_drill(spec, stack=AutomationStack(args.stack), verify=verify,
                                     paths=paths, read_text=read_text, keep=args.keep,
                                     say=lambda line: print(line, file=sys.stderr))
     else:

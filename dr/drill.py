@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -239,6 +240,36 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
     history.record(report)
     history.close()
     return report, files
+
+
+READY_CONDITIONS = {"Cluster": "condition=Ready", "PersistentVolumeClaim": "jsonpath={.status.phase}=Bound",
+                    "Restore": "jsonpath={.status.phase}=Completed", "Namespace": "jsonpath={.status.phase}=Active",
+                    "PersistentVolume": "jsonpath={.status.phase}=Bound",
+                    "Volume": "jsonpath={.status.restoreRequired}=false"}
+KubectlRunner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
+
+
+def _kubectl(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
+
+
+def readiness_checks(resources: ResourcePlan, *, kubeconfig: str | None = None,
+                     run: KubectlRunner = _kubectl) -> list[CheckResult]:
+    """Every restore object dr created is ready (`kubectl wait`): databases up, claims bound, restores done."""
+    results = []
+    for component, obj in resources.objects():
+        condition = READY_CONDITIONS.get(obj.kind)
+        if condition is None:
+            continue
+        target = f"{obj.manifest['apiVersion'].split('/')[0] if '/' in obj.manifest['apiVersion'] else ''}"
+        resource = f"{obj.kind.lower()}{'.' + target if target else ''}/{obj.name}"
+        argv = ["kubectl", *(["--kubeconfig", kubeconfig] if kubeconfig else []), "wait", resource,
+                f"--for={condition}", "--timeout=600s", *(["-n", obj.namespace] if obj.namespace else [])]
+        done = run(argv)
+        detail = (done.stdout or done.stderr).strip().splitlines()
+        results.append(CheckResult(component, f"ready {obj.kind}", done.returncode == 0,
+                                   detail[-1] if detail else f"kubectl exit {done.returncode}"))
+    return results
 
 
 def http_and_sql_checks(plan: Plan, outputs: Mapping[str, Any]) -> list[CheckResult]:

@@ -125,7 +125,8 @@ def test_pgbackrest_archiving_that_stopped_is_found(tmp_path: Path) -> None:
 
 FIXTURE = {
     "pvcs": [{"metadata": {"namespace": "gitea", "name": "gitea-shared-storage"}},
-             {"metadata": {"namespace": "monitoring", "name": "vmsingle-data"}}],
+             {"metadata": {"namespace": "monitoring", "name": "vmsingle-data"}},
+             {"metadata": {"namespace": "gitea", "name": "gitea-actions-cache"}}],
     "cnpg": [{"metadata": {"namespace": "gitea", "name": "gitea-db"},
               "status": {"lastSuccessfulBackup": "2026-11-23T01:00:12Z",
                          "conditions": [{"type": "ContinuousArchiving", "status": "False",
@@ -153,7 +154,8 @@ def test_kubernetes_tools_from_their_status_fields(tmp_path: Path, run_cli) -> N
     subjects = {(f["check"], f["subject"]) for f in findings}
     assert ("freshness", "gitea-db") in subjects, "CloudNativePG continuous archiving is False"
     assert ("collapse", "gitea-data") in subjects, "the newest Longhorn backup is 4 KiB after 1 GiB"
-    assert ("coverage", "gitea/gitea-shared-storage") in subjects, "no backup's source names the PVC"
+    assert ("coverage", "gitea/gitea-actions-cache") in subjects, "no backup's source names this PVC"
+    assert ("coverage", "gitea/gitea-shared-storage") not in subjects, "gitea-data's source covers this one"
     assert 'dr_audit_findings{cluster="homelab",check="collapse",severity="critical"} 1' in (
         tmp_path / "audit.prom").read_text()
     assert "audit-canary" not in result.out

@@ -125,3 +125,27 @@ def test_report_formats_agree_on_a_failed_drill() -> None:
     assert suite.get("failures") == "2"
     assert 'dr_drill_success{cluster="homelab"} 0' in to_prometheus(failed)
     assert "FAILED" in to_markdown(failed).splitlines()[0]
+
+
+def test_readiness_checks_wait_for_every_restore_object_through_kubectl() -> None:
+    import subprocess
+
+    from dr.drill import planned, readiness_checks
+
+    _, resources = planned(load_graph_file(EXAMPLE_GRAPH), read)
+    calls: list[list[str]] = []
+
+    def fake_kubectl(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        failing = "persistentvolumeclaim/vmsingle-data" in argv
+        return subprocess.CompletedProcess(argv, 1 if failing else 0, stdout="" if failing else "condition met",
+                                           stderr="timed out waiting for the condition" if failing else "")
+
+    checks = readiness_checks(resources, run=fake_kubectl)
+    assert ["kubectl", "wait", "cluster.postgresql.cnpg.io/gitea-db", "--for=condition=Ready", "--timeout=600s",
+            "-n", "gitea"] in calls
+    assert ["kubectl", "wait", "restore.velero.io/grafana-restore", "--for=jsonpath={.status.phase}=Completed",
+            "--timeout=600s", "-n", "velero"] in calls
+    failed = [c for c in checks if not c.ok]
+    assert [(c.step, c.kind, c.detail) for c in failed] == [
+        ("vm-data-restore", "ready PersistentVolumeClaim", "timed out waiting for the condition")]
