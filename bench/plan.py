@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dr.plan import plan_graph_file
+from dr.cli import plan_graph_file
 from dr.spec import LAYERS
 
 

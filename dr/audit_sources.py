@@ -97,9 +97,8 @@ def _cnpg_state(clusters: list[dict[str, Any]], variables: Mapping[str, Any]) ->
             archiving = next((c for c in status.get("conditions", []) if c.get("type") == "ContinuousArchiving"),
                              None)
             if archiving is not None and archiving.get("status") == "True":
-                newest = _time(archiving.get("lastTransitionTime"))
                 # Archiving works: the newest recoverable point is now, not the last base backup.
-                return BackupState(points=points, newest_restorable=dt.datetime.now(dt.UTC) if newest else None)
+                return BackupState(points=points, newest_restorable=dt.datetime.now(dt.UTC))
             return BackupState(points=points, newest_restorable=last)
     return BackupState(error=f"no CloudNativePG Cluster {namespace}/{name} in the cluster")
 

@@ -9,29 +9,38 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dr import __version__
 from dr.errors import DrError, GraphError, UsageError
 from dr.modes import MODES
-from dr.plan import plan_graph_file
+from dr.plan import Plan, plan_for
 from dr.plan_view import render_plan
-from dr.spec import load_graph_file
+from dr.spec import load_graph_file, read_text
+from dr.yaml_source import paused_gc
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_GRAPH = "stacks/cluster.yaml"
 
 
-def read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
+def plan_graph_file(path: str | Path, *, mode: str = "prod", only: Sequence[str] = (),
+                    estimates: Mapping[str, int] | None = None) -> Plan:
+    """Load the graph file and plan it in one pass, without garbage-collection pauses between the steps."""
+    with paused_gc():
+        return plan_for(load_graph_file(path), mode=mode, only=only, read_text=read_text, estimates=estimates)
+
+
+def _graph_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
+                        help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
+    return parent
 
 
 def _graph_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
-                        help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
+    common = argparse.ArgumentParser(add_help=False, parents=[_graph_option()])
     common.add_argument("--mode", choices=MODES, default="prod",
                         help="prod rebuilds production; drill drops prod_only components, swaps in their "
                              "drill replacements and refuses any production marker (default: prod)")
@@ -75,12 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     preview.set_defaults(handler=_cmd_preview)
 
     docs = commands.add_parser(
-        "docs", help="write the runbook: the recovery order as Markdown, SVG and HTML",
+        "docs", parents=[_graph_option()], help="write the runbook: the recovery order as Markdown, SVG and HTML",
         description="Write the runbook of the graph: recovery-order.md (with a Mermaid graph), recovery-order.svg "
                     "and recovery-order.html for prod, and the same with .drill for drill mode. With --mode, only "
                     "that mode. --check writes nothing and exits 1 when the files in --out are out of date.")
-    docs.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
-                      help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
     docs.add_argument("--mode", choices=MODES, help="only this mode (default: both)")
     docs.add_argument("--out", default="docs", metavar="DIR", help="where the files go (default: docs)")
     docs.add_argument("--check", action="store_true", help="exit 1 and name the files that are out of date")
@@ -89,13 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     docs.set_defaults(handler=_cmd_docs)
 
     audit = commands.add_parser(
-        "audit", help="find backup mistakes before the disaster: coverage, freshness, retention, collapse, drills",
+        "audit", parents=[_graph_option()],
+        help="find backup mistakes before the disaster: coverage, freshness, retention, collapse, drills",
         description="Audit the graph's backups against what they really hold: coverage (graph rules, PVCs and "
                     "database clusters in the cluster, host paths), freshness against each RPO (WAL archiving "
                     "that stopped included), retention against a detection delay, collapsed newest backups, and "
                     "drill recency. Exit 1 on findings.")
-    audit.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
-                       help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
     audit.add_argument("--json", action="store_true", help="print the findings as JSON")
     audit.add_argument("--ignore", nargs="+", default=[], metavar="CHECK",
                        help="skip these checks: coverage, freshness, retention, collapse, drill-recency")
@@ -111,14 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(handler=_cmd_audit)
 
     drill = commands.add_parser(
-        "drill", help="rehearse the rebuild: restore, verify, measure RTO and RPO",
+        "drill", parents=[_graph_option()], help="rehearse the rebuild: restore, verify, measure RTO and RPO",
         description="Run a DR drill of the graph in drill mode. --sandbox (the default) builds a small production "
                     "on this machine (etcd, PostgreSQL with pgBackRest, restic volumes), takes real backups, destroys "
                     "it, rebuilds it with the local executor, verifies and reports RTO and RPO. --stack drill runs "
                     "`pulumi up` on the drill stack through the Automation API, verifies, then destroys it. "
                     "Exit 1 when a step, a check or a target fails.")
-    drill.add_argument("--graph", default=DEFAULT_GRAPH, metavar="PATH",
-                       help=f"the recovery graph YAML (default: {DEFAULT_GRAPH})")
     target = drill.add_mutually_exclusive_group()
     target.add_argument("--sandbox", action="store_true", help="drill on this machine (default)")
     target.add_argument("--stack", metavar="NAME", help="drill on a real test cluster: the Pulumi stack NAME")
@@ -152,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     estimates, note = _measured_estimates(args)
-    plan = plan_graph_file(args.graph, mode=args.mode, only=args.only, read_text=read_text, estimates=estimates)
+    plan = plan_graph_file(args.graph, mode=args.mode, only=args.only, estimates=estimates)
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
     if note and args.json:
@@ -237,12 +241,12 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     spec = load_graph_file(args.graph)
     paths = DrillPaths(Path(args.state_dir).resolve())
     if args.stack:
-        from dr.drill import AutomationStack, http_and_sql_checks, planned, readiness_checks, stack_drill
+        from dr.drill import AutomationStack, http_checks, planned, readiness_checks, stack_drill
 
         _, resources = planned(spec, read_text)
 
         def verify(plan: Any, outputs: Any) -> Any:
-            return readiness_checks(resources) + http_and_sql_checks(plan, outputs)
+            return readiness_checks(resources) + http_checks(plan, outputs)
 
         report, files = stack_drill(spec, stack=AutomationStack(args.stack), verify=verify,
                                     paths=paths, read_text=read_text, keep=args.keep,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 
 from dr.errors import DrError
-from dr.plan import Plan
+from dr.plan import Plan, Step
 from dr.spec import LAYERS
 
 
@@ -18,13 +19,18 @@ def _node_id(name: str) -> str:
     return "c_" + name.replace("-", "_")
 
 
+def _layers(plan: Plan) -> Iterator[tuple[int, str, list[Step]]]:
+    """(index, layer, steps) of every layer that has steps, in layer order."""
+    for index, layer in enumerate(LAYERS):
+        steps = [s for s in plan.steps if s.layer == layer]
+        if steps:
+            yield index, layer, steps
+
+
 def mermaid(plan: Plan) -> str:
     """A `flowchart` with one subgraph per layer, one node per step and one edge per dependency."""
     lines = ["flowchart TD"]
-    for index, layer in enumerate(LAYERS):
-        steps = [s for s in plan.steps if s.layer == layer]
-        if not steps:
-            continue
+    for index, layer, steps in _layers(plan):
         lines.append(f'  subgraph layer_{index}["{layer}"]')
         for step in steps:
             mark = " ★" if step.on_critical_path else ""
@@ -40,10 +46,7 @@ def dot_source(plan: Plan) -> str:
     lines = ["digraph recovery {", '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.3, ranksep=0.45];',
              '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica", fontsize=11];',
              '  edge [color="#555555"];']
-    for index, layer in enumerate(LAYERS):
-        steps = [s for s in plan.steps if s.layer == layer]
-        if not steps:
-            continue
+    for index, layer, steps in _layers(plan):
         lines.append(f'  subgraph cluster_{index} {{ label="{layer}"; style="rounded,dashed"; color="#999999";')
         for step in steps:
             fill = ', fillcolor="#ffe9a8"' if step.on_critical_path else ""

@@ -272,7 +272,7 @@ def readiness_checks(resources: ResourcePlan, *, kubeconfig: str | None = None,
     return results
 
 
-def http_and_sql_checks(plan: Plan, outputs: Mapping[str, Any]) -> list[CheckResult]:
+def http_checks(plan: Plan, outputs: Mapping[str, Any]) -> list[CheckResult]:
     """The graph's http checks against the test cluster (run where the URLs resolve, e.g. in-cluster)."""
     import urllib.request
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dr.restore.selection import parse_target_time
+from dr.spec import GraphSpec
 
 # Secret variables each playbook reads (never written into extravars).
 PLAYBOOK_SECRETS: Mapping[str, tuple[str, ...]] = {
@@ -54,6 +55,12 @@ class ChosenBackup:
 
     id: str
     source_path: str = ""  # restic: the path recorded in the snapshot
+
+
+def hosts_inventory(spec: GraphSpec) -> dict[str, dict[str, Any]]:
+    """The graph's hosts as the plain mapping host steps take (address, groups, vars)."""
+    return {h.name: {"address": h.address, "groups": list(h.groups), "vars": dict(h.vars)}
+            for h in spec.hosts.values()}
 
 
 def limit_for(hosts: Sequence[str]) -> str | None:

@@ -24,6 +24,7 @@ from dr.spec import (
     RestoreAction,
     deep_merge,
     freeze,
+    walk_strings,
 )
 
 MODES: tuple[str, ...] = ("prod", "drill")
@@ -91,19 +92,6 @@ def _with_drill_overrides(component: Component) -> Component:
     return component
 
 
-def _strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if isinstance(key, str):
-                yield (*path, key), key
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, tuple | list):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*path, i))
-    elif isinstance(value, str):
-        yield path, value
-
-
 def _has_path(value: Any, path: tuple[str | int, ...]) -> bool:
     for key in path:
         in_mapping = isinstance(value, Mapping) and key in value
@@ -141,7 +129,7 @@ def find_leaks(spec: GraphSpec, read_text: ReadText | None) -> list[Diagnostic]:
         return problems
     for name, component in spec.components.items():
         for field_path, value in _declared_fields(component):
-            for sub_path, text in _strings(value):
+            for sub_path, text in walk_strings(value, keys=True):
                 for marker in spec.prod_markers:
                     if marker not in text:
                         continue

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from dr.errors import Diagnostic
 from dr.graph import RecoveryGraph
 from dr.modes import ReadText
-from dr.spec import Component, GraphSpec, load_graph_file
+from dr.spec import Component, GraphSpec
 from dr.yaml_source import paused_gc
 
 
@@ -70,12 +69,6 @@ class Plan:
                    waves=tuple(tuple(w) for w in waves), steps=tuple(steps), critical_path=tuple(path),
                    predicted_rto_s=length, warnings=graph.warnings, graph=graph)
 
-    def step(self, name: str) -> Step:
-        for step in self.steps:
-            if step.name == name:
-                return step
-        raise KeyError(name)
-
     def to_json(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "mode": self.mode,
                 "waves": [list(w) for w in self.waves],
@@ -99,9 +92,3 @@ def plan_for(spec: GraphSpec, *, mode: str = "prod", only: Iterable[str] = (),
             graph = graph.only(wanted)
         return Plan.from_graph(graph, estimates=estimates)
 
-
-def plan_graph_file(path: str | Path, *, mode: str = "prod", only: Iterable[str] = (),
-                    read_text: ReadText | None = None, estimates: Mapping[str, int] | None = None) -> Plan:
-    """Load the graph file and plan it: what `dr plan` does, in one pass without GC pauses between steps."""
-    with paused_gc():
-        return plan_for(load_graph_file(path), mode=mode, only=only, read_text=read_text, estimates=estimates)

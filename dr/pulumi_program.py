@@ -17,25 +17,21 @@ The Kubernetes provider takes its kubeconfig from the control-plane step's outpu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from dr.errors import GraphError
+from dr.invocations import hosts_inventory
 from dr.plan import plan_for
 from dr.pulumi_dynamic import HostStep, HostStepProvider
 from dr.resources import Child, ComponentResources, ResourcePlan, resource_plan
-from dr.spec import GraphSpec, load_graph_file
+from dr.spec import GraphSpec, load_graph_file, read_text
 
 COMPONENT_TYPE = "dr:recovery:Component"
 CORE_KINDS = {"Namespace": k8s.core.v1.Namespace, "PersistentVolume": k8s.core.v1.PersistentVolume,
               "PersistentVolumeClaim": k8s.core.v1.PersistentVolumeClaim}
-
-
-def read_text(path: Path) -> str:
-    return Path(path).read_text(encoding="utf-8")
 
 
 def load_resources(*, graph_path: str, mode: str) -> tuple[GraphSpec, ResourcePlan]:
@@ -43,11 +39,6 @@ def load_resources(*, graph_path: str, mode: str) -> tuple[GraphSpec, ResourcePl
     spec = load_graph_file(graph_path)
     plan = plan_for(spec, mode=mode, read_text=read_text)
     return spec, resource_plan(plan, plan.graph.spec if plan.graph else spec, read_text=read_text)
-
-
-def hosts_inventory(spec: GraphSpec) -> dict[str, dict[str, Any]]:
-    return {h.name: {"address": h.address, "groups": list(h.groups), "vars": dict(h.vars)}
-            for h in spec.hosts.values()}
 
 
 def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],

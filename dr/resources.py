@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -29,6 +29,7 @@ from dr.spec import (
     PlaybookAction,
     RestoreAction,
     thaw,
+    walk_strings,
 )
 
 # Playbook that restores each host-level tool.
@@ -93,7 +94,6 @@ class ResourcePlan:
     kubernetes: str
     components: tuple[ComponentResources, ...]
     kubeconfig_from: str | None = None  # the control-plane step whose output configures the provider
-    warnings: tuple[str, ...] = field(default=())
 
     def objects(self) -> Iterator[tuple[str, KubeObject]]:
         for component in self.components:
@@ -292,17 +292,6 @@ def _longhorn_volume(name: str, backup: Backup, values: dict[str, Any], namespac
             KubeObject(manifest=pv, data_bearing=True), KubeObject(manifest=claim, data_bearing=True)]
 
 
-def _strings(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*path, i))
-    elif isinstance(value, str):
-        yield path, value
-
-
 def find_object_leaks(resources: ResourcePlan, markers: tuple[str, ...]) -> list[tuple[str, str]]:
     """(component, message) for every marker found in an object or input a drill would create."""
     leaks: list[tuple[str, str]] = []
@@ -315,7 +304,7 @@ def find_object_leaks(resources: ResourcePlan, markers: tuple[str, ...]) -> list
                 scanned.append((f"{child.kind} {child.name}", {"vars": child.inputs["vars"]}, ()))
             scanned += [(obj.title, obj.manifest, obj.restore_sources) for obj in child.objects]
             for title, value, exempt in scanned:
-                for path, text in _strings(value):
+                for path, text in walk_strings(value):
                     if path in exempt:
                         continue
                     for marker in markers:

@@ -8,16 +8,15 @@ Pure: data in, document blocks out (`dr.docmodel` renders them).
 
 from __future__ import annotations
 
-import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from dr.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
 from dr.durations import format_duration
-from dr.invocations import ChosenBackup, etcd_members, playbook_invocation, restore_invocation
+from dr.invocations import ChosenBackup, etcd_members, hosts_inventory, playbook_invocation, restore_invocation
 from dr.plan import Plan, Step
 from dr.resources import Child, ComponentResources, ResourcePlan
 from dr.spec import GraphSpec, Retention
@@ -48,11 +47,6 @@ class _NoAliases(yaml.SafeDumper):
 def yaml_text(value: Any) -> str:
     """YAML a person can copy: block style, no anchors or aliases, keys in the order dr wrote them."""
     return yaml.dump(value, Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=100)
-
-
-def hosts_inventory(spec: GraphSpec) -> dict[str, dict[str, Any]]:
-    return {h.name: {"address": h.address, "groups": list(h.groups), "vars": dict(h.vars)}
-            for h in spec.hosts.values()}
 
 
 def inventory_yaml(spec: GraphSpec) -> str:
@@ -314,6 +308,3 @@ def _expectation(kind: str) -> str:
             "PersistentVolumeClaim": "   # STATUS: Bound", "PersistentVolume": "   # STATUS: Bound",
             "Namespace": "   # STATUS: Active"}.get(kind, "")
 
-
-def dump_json(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -19,7 +19,6 @@ import os
 import secrets as secrets_module
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -35,17 +34,11 @@ from dr.host_steps import run_step
 from dr.plan import Plan
 from dr.resources import ResourcePlan
 from dr.restore import restic
-from dr.sandbox_pg import PG_BIN, PgSandbox, as_postgres
+from dr.sandbox_pg import PG_BIN, PgSandbox, as_postgres, free_port
 from dr.spec import GraphSpec
 from dr.validate import validate_object
 
 SANDBOX_PLAYBOOKS = ("os-prepare.yml", "nfs-exports.yml")  # safe to run for real with sandbox paths
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -4,7 +4,8 @@
 types, unknown fields (with a suggestion for near-misses), durations, cron schedules, versions.
 Cross-references between components and backups are the graph module's job. Every problem is a
 `Diagnostic` with file and line; all of them are collected and raised together as a `GraphError`.
-Reading the file from disk is `load_graph_file`, the only I/O here.
+Reading files is `load_graph_file` and `read_text` (manifests), the only I/O here; the graph,
+modes and plan modules get `read_text` passed in.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -66,6 +67,21 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = thaw(value)
     return merged
+
+
+def walk_strings(value: Any, path: tuple[Any, ...] = (), *, keys: bool = False
+                 ) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(path, text) of every string in nested data; mapping keys too when `keys`."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if keys and isinstance(key, str):
+                yield (*path, key), key
+            yield from walk_strings(item, (*path, key), keys=keys)
+    elif isinstance(value, tuple | list):
+        for i, item in enumerate(value):
+            yield from walk_strings(item, (*path, i), keys=keys)
+    elif isinstance(value, str):
+        yield path, value
 
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})  # shared: it cannot be mutated
@@ -214,9 +230,6 @@ class GraphSpec:
     def line_of(self, *where: str | int) -> int:
         return self.document.line_of(where) if self.document is not None else 0
 
-    def key_line_of(self, *where: str | int) -> int:
-        return self.document.key_line_of(where) if self.document is not None else 0
-
     def with_components(self, components: Mapping[str, Component]) -> GraphSpec:
         return replace(self, components=MappingProxyType(dict(components)))
 
@@ -239,6 +252,11 @@ def load_graph_file(path: str | Path) -> GraphSpec:
     except OSError as exc:
         raise GraphError([Diagnostic(name, 0, f"cannot read the file: {exc.strerror}")]) from None
     return GraphSpec.from_yaml(decode_text(raw, path=name), path=name)
+
+
+def read_text(path: Path) -> str:
+    """A manifest or other text file the graph names; undecodable bytes are replaced, never fatal."""
+    return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | Mapping[str, Any]) -> str:
