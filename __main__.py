@@ -1,1 +1,1 @@
-from dr.pulumi_program import run; run()  # noqa: E702 - the program lives in dr/pulumi_program.py
+from dr.stack.program import run; run()  # noqa: E702 - the program lives in dr/stack/program.py

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from dr.drill import DrillPaths, sandbox_drill
-from dr.executor import Journal, Task, execute
-from dr.plan import plan_for
-from dr.spec import load_graph_file
+from dr.core.plan import plan_for
+from dr.drill.executor import Journal, Task, execute
+from dr.drill.run import DrillPaths, sandbox_drill
+from dr.graph_file import load_graph_file
 
 GRAPH = Path(__file__).resolve().parent.parent / "stacks" / "cluster.yaml"
 

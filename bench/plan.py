@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from dr.cli import plan_graph_file
-from dr.spec import LAYERS
+from dr.core.spec import LAYERS
 
 
 def generate(count: int, *, seed: int = 7) -> str:

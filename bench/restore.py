@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dr.ansible import Inventory
+from dr.drill.sandbox_pg import PgSandbox
+from dr.hosts.host_steps import run_step
 from dr.restore import pgbackrest, restic
-from dr.sandbox_pg import PgSandbox
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -64,7 +64,9 @@ def bench_restic(work: Path, tree_mb: int) -> None:
         shutil.rmtree(staging)
 
     def through_ansible() -> None:
-        restic.restore(repo, snapshot, restore_path=work / "playbook", inventory=Inventory.local())
+        run_step({"step": "bench", "tool": "restic", "repo": repo.repository, "hosts": ["all"],
+                  "vars": {"restore_path": str(work / "playbook")}},
+                 hosts={}, secrets={"restic_password": repo.password})
 
     t_direct = timed(direct)
     t_ansible = timed(through_ansible)
@@ -88,10 +90,10 @@ def bench_postgres(wal_mb: int) -> None:
         stanza.run("check")
         pg.stop()
         shutil.rmtree(pg.data)
-        chosen = pgbackrest.choose_set(stanza, "latest")
-        seconds = timed(lambda: pgbackrest.restore(stanza, chosen, target_time="latest", pg_data=pg.data,
-                                                   pg_port=pg.port, pg_socket_dir=pg.base,
-                                                   inventory=Inventory.local()))
+        step = {"step": "bench", "tool": "pgbackrest", "repo": str(pg.base / "repo"), "hosts": ["all"],
+                "vars": {"pgbackrest_config": str(pg.config), "pg_data": str(pg.data), "pg_port": pg.port,
+                         "pg_socket_dir": str(pg.base)}}
+        seconds = timed(lambda: run_step(step, hosts={}, secrets={}))
         restored = int(pg.sql("SELECT count(*) FROM filler"))
         assert restored == rows, f"restored {restored} rows, expected {rows}"
         gigabytes = wal_bytes / 1e9

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from dr import __version__
+from dr.core.modes import MODES
+from dr.core.plan import Plan, plan_for
+from dr.core.plan_view import render_plan
+from dr.core.yaml_source import paused_gc
 from dr.errors import DrError, GraphError, UsageError
-from dr.modes import MODES
-from dr.plan import Plan, plan_for
-from dr.plan_view import render_plan
-from dr.spec import load_graph_file, read_text
-from dr.yaml_source import paused_gc
+from dr.graph_file import load_graph_file, read_text
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_GRAPH = "stacks/cluster.yaml"
@@ -173,7 +173,7 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
     history_file = Path(args.state_dir) / "history.sqlite"
     if not history_file.is_file():
         return {}, ""
-    from dr.history import RECENT, History
+    from dr.drill.history import RECENT, History
 
     cluster = load_graph_file(args.graph).cluster
     history = History(history_file)
@@ -187,7 +187,7 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    from dr.preview import diff_modes, render_preview, run_preview, validation_problems, write_objects
+    from dr.stack.preview import diff_modes, render_preview, run_preview, validation_problems, write_objects
 
     if args.diff:
         first, second = (run_preview(stack) for stack in args.diff)
@@ -208,8 +208,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    from dr.docs_writer import generate, secret_names_from, stale, write
-    from dr.preview import load_stack_config
+    from dr.docs.writer import generate, secret_names_from, stale, write
+    from dr.stack.preview import load_stack_config
 
     secret_names: list[str] = []
     if args.stack_config:
@@ -235,13 +235,13 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_drill(args: argparse.Namespace) -> int:
-    from dr.drill import DrillPaths, plain_progress, sandbox_drill
-    from dr.progress import LiveProgress, is_terminal
+    from dr.drill.progress import LiveProgress, is_terminal
+    from dr.drill.run import DrillPaths, plain_progress, sandbox_drill
 
     spec = load_graph_file(args.graph)
     paths = DrillPaths(Path(args.state_dir).resolve())
     if args.stack:
-        from dr.drill import AutomationStack, http_checks, planned, readiness_checks, stack_drill
+        from dr.drill.run import AutomationStack, http_checks, planned, readiness_checks, stack_drill
 
         _, resources = planned(spec, read_text)
 
@@ -252,7 +252,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
                                     paths=paths, read_text=read_text, keep=args.keep,
                                     say=lambda line: print(line, file=sys.stderr))
     else:
-        from dr.plan import plan_for
+        from dr.core.plan import plan_for
 
         steps = [s.name for s in plan_for(spec, mode="drill", read_text=read_text).steps]
         say = lambda line: print(line, file=sys.stderr)  # noqa: E731
@@ -263,7 +263,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         else:
             report, files = sandbox_drill(spec, paths=paths, read_text=read_text, resume=args.resume,
                                           concurrency=args.concurrency, progress=plain_progress(), say=say)
-    from dr.durations import format_duration
+    from dr.core.durations import format_duration
 
     print(f"drill {report.run_id}: {'PASSED' if report.success else 'FAILED'}; RTO {format_duration(report.rto_s)} "
           f"(target {format_duration(report.rto_target_s)})")
@@ -281,7 +281,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from dr.history import History, draw_chart, render_trend
+    from dr.drill.history import History, draw_chart, render_trend
 
     history = History(Path(args.state_dir) / "history.sqlite")
     entries = history.entries()
@@ -295,7 +295,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from dr.schedule import write_schedule
+    from dr.drill.schedule import write_schedule
 
     for path in write_schedule(args.cron, out=Path(args.out), image=args.image, workdir=args.workdir):
         print(f"wrote {path}")
@@ -307,10 +307,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from dr.audit import CHECKS, AuditInput, audit, render_table, to_json, to_prometheus
-    from dr.audit_sources import inventory_from, k8s_status_from_kubectl, read_state
-    from dr.durations import parse_duration
-    from dr.history import History
+    from dr.audit.checks import CHECKS, AuditInput, audit, render_table, to_json, to_prometheus
+    from dr.audit.sources import inventory_from, k8s_status_from_kubectl, read_state
+    from dr.core.durations import parse_duration
+    from dr.drill.history import History
 
     unknown = [c for c in args.ignore if c not in CHECKS]
     if unknown:

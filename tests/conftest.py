@@ -11,6 +11,19 @@ import pytest
 from dr.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its example database under this run's temporary directory, not in the work tree."""
+    from hypothesis import settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    set_hypothesis_home_dir(base / "hypothesis")
+    settings.register_profile("dr", database=DirectoryBasedExampleDatabase(base / "hypothesis"))
+    settings.load_profile("dr")
 EXAMPLE_GRAPH = REPO / "stacks" / "cluster.yaml"
 
 MINIMAL = """\

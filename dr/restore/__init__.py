@@ -1,5 +1,5 @@
 """Restore drivers: one per host-level backup tool (etcd-snapshot, restic, pgbackrest).
 
-Each driver lists the backups available, chooses one for a target time (`dr.restore.selection`,
-pure), restores it into a fresh target through its playbook (`dr.ansible`), and verifies the result.
+Each driver lists the backups available, chooses one for a target time (`dr.core.backups`,
+pure), restores it into a fresh target through its playbook (`dr.hosts.ansible`), and verifies the result.
 """

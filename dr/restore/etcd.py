@@ -1,6 +1,7 @@
-"""etcd-snapshot restore driver: list snapshot files, choose one, restore through etcd-restore.yml.
+"""etcd-snapshot restore driver: list snapshot files, choose one, count keys after the restore.
 
-Talks to `etcdctl` (snapshot status, key counts) and to `dr.ansible` (the restore itself). A
+Talks to `etcdctl` (snapshot status, key counts). The restore itself is etcd-restore.yml, run by
+`dr.hosts.host_steps`. A
 snapshot that fails `etcdctl snapshot status` is refused before any data directory is touched.
 """
 
@@ -9,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dr.ansible import Inventory, PlaybookResult, ProgressCallback, run_playbook
+from dr.core.backups import BackupPoint, choose_backup
+from dr.core.invocations import ChosenBackup, etcd_snapshot_dir
 from dr.errors import RestoreError
-from dr.invocations import etcd_extravars
-from dr.restore.selection import BackupPoint, choose_backup
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,12 @@ def choose_snapshot(directory: Path, target_time: str, *, allow_collapsed: bool 
     return choose_backup(list_snapshots(directory), target_time, allow_collapsed=allow_collapsed)
 
 
-def restore(snapshot: Path, members: Sequence[EtcdMember], *, cluster_token: str, inventory: Inventory,
-            min_keys: int = 1, force: bool = False, progress: ProgressCallback | None = None) -> PlaybookResult:
-    """Restore `snapshot` into every member and start the new cluster."""
-    snapshot_point(snapshot)  # refuse a damaged snapshot before the playbook touches a data directory
-    return run_playbook("etcd-restore.yml", inventory=inventory, progress=progress,
-                        extravars=etcd_extravars(snapshot=str(snapshot), members=[asdict(m) for m in members],
-                                                 cluster_token=cluster_token, min_keys=min_keys, force=force))
+def choose(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> tuple[ChosenBackup, BackupPoint]:
+    """Pick the snapshot file for the step's target time; a damaged one is refused before any data is touched."""
+    point = choose_snapshot(Path(etcd_snapshot_dir(inputs)), str(inputs.get("target_time", "latest")),
+                            allow_collapsed=bool(inputs.get("allow_collapsed", False)))
+    snapshot_point(Path(point.id))
+    return ChosenBackup(id=point.id), point
 
 
 def key_count(members: Sequence[EtcdMember], prefix: str = "") -> int:

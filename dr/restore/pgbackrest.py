@@ -1,8 +1,9 @@
 """pgBackRest restore driver: list backup sets, choose one for a target time, restore through
 postgres-pitr.yml.
 
-Talks to `pgbackrest` (info) as the PostgreSQL operating-system user, and to `dr.ansible` for the
-restore itself. PostgreSQL refuses to run as root, so every command runs through `runuser`.
+Talks to `pgbackrest` (info) as the PostgreSQL operating-system user, and to `dr.hosts.ansible` for the
+restore itself (postgres-pitr.yml, run by `dr.hosts.host_steps`). PostgreSQL refuses to run as root,
+so every command runs through `runuser` (`dr.core.invocations.run_as`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import datetime as dt
 import json
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dr.ansible import Inventory, PlaybookResult, ProgressCallback, run_playbook
+from dr.core.backups import BackupPoint, choose_backup
+from dr.core.invocations import PGBACKREST_DEFAULTS, ChosenBackup, pgbackrest_settings, run_as
 from dr.errors import RestoreError
-from dr.invocations import pgbackrest_extravars
-from dr.restore.selection import BackupPoint, choose_backup
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class PgBackRestStanza:
     os_user: str = "postgres"
 
     def command(self, *args: str) -> list[str]:
-        prefix = ["runuser", "-u", self.os_user, "--"] if os.geteuid() == 0 else []
-        return [*prefix, "pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args]
+        return run_as(self.os_user, ["pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args],
+                      am_root=os.geteuid() == 0)
 
     def run(self, *args: str, timeout: float = 600) -> str:
         try:
@@ -64,23 +65,24 @@ def choose_set(stanza: PgBackRestStanza, target_time: str, *, allow_collapsed: b
     return choose_backup(list_backups(stanza), target_time, allow_collapsed=allow_collapsed)
 
 
-def restore(stanza: PgBackRestStanza, backup: BackupPoint, *, target_time: str, pg_data: Path, pg_port: int,
-            pg_socket_dir: Path, inventory: Inventory, pg_bin: str = "/usr/lib/postgresql/15/bin",
-            force: bool = False, progress: ProgressCallback | None = None) -> PlaybookResult:
-    """Restore backup set `backup`, replay WAL to `target_time`, start and wait for promotion."""
-    return run_playbook("postgres-pitr.yml", inventory=inventory, progress=progress, extravars=pgbackrest_extravars(
-        config=stanza.config, stanza=stanza.stanza, backup_set=backup.id, target_time=target_time,
-        pg_data=str(pg_data), pg_bin=pg_bin, pg_port=pg_port, pg_socket_dir=str(pg_socket_dir),
-        os_user=stanza.os_user, force=force))
+def stanza_for(inputs: Mapping[str, Any]) -> PgBackRestStanza:
+    pg = pgbackrest_settings(inputs.get("vars", {}))
+    return PgBackRestStanza(config=pg.config, stanza=pg.stanza, os_user=pg.os_user)
+
+
+def choose(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> tuple[ChosenBackup, BackupPoint]:
+    """Pick the newest backup set before the step's target time."""
+    point = choose_set(stanza_for(inputs), str(inputs.get("target_time", "latest")),
+                       allow_collapsed=bool(inputs.get("allow_collapsed", False)))
+    return ChosenBackup(id=point.id), point
 
 
 def verify(*, pg_socket_dir: Path, pg_port: int, sql: str, minimum: int, database: str = "postgres",
-           os_user: str = "postgres", pg_bin: str = "/usr/lib/postgresql/15/bin") -> int:
+           os_user: str = PGBACKREST_DEFAULTS["pg_os_user"], pg_bin: str = PGBACKREST_DEFAULTS["pg_bin"]) -> int:
     """Run a counting query on the restored server; RestoreError when it returns less than `minimum`."""
-    prefix = ["runuser", "-u", os_user, "--"] if os.geteuid() == 0 else []
-    done = subprocess.run([*prefix, f"{pg_bin}/psql", "-h", str(pg_socket_dir), "-p", str(pg_port), "-d", database,
-                           "-v", "ON_ERROR_STOP=1", "-Atc", sql], capture_output=True, text=True, check=False,
-                          timeout=120)
+    argv = run_as(os_user, [f"{pg_bin}/psql", "-h", str(pg_socket_dir), "-p", str(pg_port), "-d", database,
+                            "-v", "ON_ERROR_STOP=1", "-Atc", sql], am_root=os.geteuid() == 0)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     if done.returncode != 0:
         raise RestoreError(f"verification query failed on the restored database: {done.stderr.strip()}")
     try:

@@ -1,6 +1,7 @@
-"""restic restore driver: list snapshots, choose one, restore it through volume-restore.yml, verify.
+"""restic restore driver: list snapshots, choose one, verify what was restored.
 
-Talks to the `restic` binary (listing, stats) and to `dr.ansible` (the restore itself). The
+Talks to the `restic` binary (listing, stats). The restore itself is volume-restore.yml, run by
+`dr.hosts.host_steps` (the one restore path of the product and the tests). The
 repository password is a secret: it travels in the environment of the restic process and of the
 playbook run, never on a command line, in a file or in a message.
 """
@@ -17,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dr.ansible import Inventory, PlaybookResult, ProgressCallback, run_playbook
+from dr.core.backups import BackupPoint, choose_backup
+from dr.core.invocations import ChosenBackup, restic_repository
+from dr.core.spec import Retention
 from dr.errors import RestoreError
-from dr.invocations import restic_extravars
-from dr.restore.selection import BackupPoint, choose_backup
-from dr.spec import Retention
 
 _READ_ONLY_COMMANDS = frozenset({"snapshots", "stats", "ls", "restore", "cat"})
 
@@ -104,14 +104,15 @@ def choose_snapshot(snapshots: list[ResticSnapshot], target_time: str, *, allow_
     return snapshot
 
 
-def restore(repo: ResticRepository, snapshot: ResticSnapshot, *, restore_path: Path, inventory: Inventory,
-            force: bool = False, progress: ProgressCallback | None = None,
-            extra_vars: Mapping[str, Any] | None = None) -> PlaybookResult:
-    """Restore `snapshot` into `restore_path` through volume-restore.yml."""
-    extravars = restic_extravars(repository=repo.repository, snapshot=snapshot.point.id,
-                                 source_path=snapshot.source_path, restore_path=str(restore_path), force=force)
-    return run_playbook("volume-restore.yml", inventory=inventory, progress=progress,
-                        extravars={**extravars, **dict(extra_vars or {})}, secrets={"restic_password": repo.password})
+def choose(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> tuple[ChosenBackup, BackupPoint]:
+    """Ask the repository which snapshots exist and pick the one for the step's target time."""
+    if "restic_password" not in secrets:
+        raise RestoreError(f"step {inputs.get('step', 'restore')!r} needs the secret restic_password "
+                           "(stack config dr:secrets)")
+    repo = ResticRepository(restic_repository(inputs), secrets["restic_password"])
+    snapshot = choose_snapshot(list_snapshots(repo), str(inputs.get("target_time", "latest")),
+                               allow_collapsed=bool(inputs.get("allow_collapsed", False)))
+    return ChosenBackup(id=snapshot.point.id, source_path=snapshot.source_path), snapshot.point
 
 
 def tree_summary(root: Path) -> tuple[int, int]:
@@ -124,11 +125,11 @@ def tree_summary(root: Path) -> tuple[int, int]:
     return count, size
 
 
-def verify(snapshot: ResticSnapshot, restore_path: Path) -> None:
+def verify(point: BackupPoint, restore_path: Path) -> None:
     """The restored tree has the snapshot's size; RestoreError if not."""
     if not restore_path.is_dir():
         raise RestoreError(f"verification failed: {restore_path} does not exist after the restore")
     _, size = tree_summary(restore_path)
-    if size != snapshot.point.size_bytes:
-        raise RestoreError(f"verification failed: {restore_path} holds {size} B, snapshot {snapshot.point.id} "
-                           f"holds {snapshot.point.size_bytes} B")
+    if size != point.size_bytes:
+        raise RestoreError(f"verification failed: {restore_path} holds {size} B, snapshot {point.id} "
+                           f"holds {point.size_bytes} B")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import dr.ansible
-from dr.ansible import Inventory, PlaybookError, run_playbook
-from dr.spec import Host
+import dr.hosts.ansible
+from dr.core.spec import Host
+from dr.hosts.ansible import Inventory, PlaybookError, run_playbook
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent / "playbooks"
@@ -43,7 +43,7 @@ def test_missing_ansible_playbook_is_a_clear_error_not_a_silent_rc_127(tmp_path:
 
 
 def test_no_ansible_at_all_is_refused_before_running(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dr.ansible, "_ansible_playbook_binary", lambda: None)
+    monkeypatch.setattr(dr.hosts.ansible, "_ansible_playbook_binary", lambda: None)
     with pytest.raises(PlaybookError, match="ansible-playbook is not installed"):
         run_playbook("hello.yml", inventory=Inventory.local(), playbook_dir=HERE)
 

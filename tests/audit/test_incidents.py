@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dr.audit import AuditInput, BackupState, ClusterInventory, audit
-from dr.restore.selection import BackupPoint
-from dr.spec import GraphSpec
+from dr.audit.checks import AuditInput, BackupState, ClusterInventory, audit
+from dr.core.backups import BackupPoint
+from dr.core.spec import GraphSpec
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from dr.audit import AuditInput, audit
-from dr.audit_sources import read_state
+from dr.audit.checks import AuditInput, audit
+from dr.audit.sources import read_state
+from dr.core.spec import GraphSpec
+from dr.drill.sandbox_pg import PgSandbox
 from dr.restore import restic
-from dr.sandbox_pg import PgSandbox
-from dr.spec import GraphSpec
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_etcd_snapshot_directory_freshness(tmp_path: Path) -> None:
 def test_pgbackrest_archiving_that_stopped_is_found(tmp_path: Path) -> None:
     pg = PgSandbox.create()
     try:
-        from dr.sandbox_pg import as_postgres
+        from dr.drill.sandbox_pg import as_postgres
 
         base = ["pgbackrest", f"--config={pg.config}", "--stanza=main"]
         as_postgres(*base, "stanza-create")

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-import dr.host_steps
-from dr.docs_writer import generate
-from dr.invocations import ChosenBackup, PlaybookInvocation
-from dr.plan import plan_for
-from dr.resources import resource_plan
-from dr.runbook import BACKUP_SET, CLUSTER_TOKEN, SNAPSHOT, SNAPSHOT_FILE, SNAPSHOT_PATH, hosts_inventory
-from dr.spec import load_graph_file
+import dr.hosts.host_steps
+from dr.core.invocations import ChosenBackup, PlaybookInvocation
+from dr.core.plan import plan_for
+from dr.core.resources import resource_plan
+from dr.docs.runbook import BACKUP_SET, CLUSTER_TOKEN, SNAPSHOT, SNAPSHOT_FILE, SNAPSHOT_PATH, hosts_inventory
+from dr.docs.writer import generate
+from dr.graph_file import load_graph_file
 from tests.conftest import EXAMPLE_GRAPH, REPO
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed (make system)")
@@ -140,16 +140,16 @@ def test_playbook_commands_in_the_runbook_are_what_the_automation_runs(files: di
 
     placeholders = {"restic": ChosenBackup(SNAPSHOT, SNAPSHOT_PATH), "etcd-snapshot": ChosenBackup(SNAPSHOT_FILE),
                     "pgbackrest": ChosenBackup(BACKUP_SET)}
-    monkeypatch.setattr(dr.host_steps, "run_playbook", fake_run_playbook)
-    monkeypatch.setattr(dr.host_steps, "choose", lambda inputs, secrets: (placeholders[inputs["tool"]], _Point()))
-    monkeypatch.setattr(dr.host_steps, "new_cluster_token", lambda: CLUSTER_TOKEN)
-    monkeypatch.setattr(dr.host_steps.etcd, "snapshot_point", lambda path: None)
+    monkeypatch.setattr(dr.hosts.host_steps, "run_playbook", fake_run_playbook)
+    monkeypatch.setattr(dr.hosts.host_steps, "choose", lambda inputs, secrets: (placeholders[inputs["tool"]], _Point()))
+    monkeypatch.setattr(dr.hosts.host_steps, "new_cluster_token", lambda: CLUSTER_TOKEN)
+    monkeypatch.setattr(dr.hosts.host_steps.etcd, "snapshot_point", lambda path: None)
     secrets = {"k3s_token": "x", "restic_password": "y"}
     host_children = [c for comp in resources.components for c in comp.children
                      if c.kind in ("playbook", "host-restore")]
     assert len(host_children) == 8
     for child in host_children:
-        dr.host_steps.run_step(child.inputs, hosts=hosts_inventory(spec), secrets=secrets)
+        dr.hosts.host_steps.run_step(child.inputs, hosts=hosts_inventory(spec), secrets=secrets)
     assert len(captured) == len(host_children)
     for invocation in captured:
         assert invocation.command_line() in files["recovery-order.md"], invocation.playbook

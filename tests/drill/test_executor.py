@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dr.executor import Journal, StepState, Task, execute
+from dr.drill.executor import Journal, StepState, Task, execute
 
 
 def journal(tmp_path: Path, run: str = "r1") -> Journal:

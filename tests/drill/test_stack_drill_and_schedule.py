@@ -10,12 +10,12 @@ from xml.etree import ElementTree as ET
 import pytest
 import yaml
 
-from dr.drill import DrillPaths, stack_drill
-from dr.history import History
-from dr.report import CheckResult, DrillReport, RpoResult, StepResult, to_junit, to_markdown, to_prometheus
-from dr.schedule import cronjob, on_calendar, write_schedule
-from dr.spec import load_graph_file
-from dr.validate import validate_object
+from dr.drill.history import History
+from dr.drill.report import CheckResult, DrillReport, RpoResult, StepResult, to_junit, to_markdown, to_prometheus
+from dr.drill.run import DrillPaths, stack_drill
+from dr.drill.schedule import cronjob, on_calendar, write_schedule
+from dr.graph_file import load_graph_file
+from dr.stack.validate import validate_object
 from tests.conftest import EXAMPLE_GRAPH
 
 
@@ -130,7 +130,7 @@ def test_report_formats_agree_on_a_failed_drill() -> None:
 def test_readiness_checks_wait_for_every_restore_object_through_kubectl() -> None:
     import subprocess
 
-    from dr.drill import planned, readiness_checks
+    from dr.drill.run import planned, readiness_checks
 
     _, resources = planned(load_graph_file(EXAMPLE_GRAPH), read)
     calls: list[list[str]] = []

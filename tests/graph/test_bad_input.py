@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dr.core.graph import RecoveryGraph
+from dr.core.spec import GraphSpec
 from dr.errors import GraphError
-from dr.graph import RecoveryGraph
-from dr.spec import GraphSpec
 
 
 def diagnostics(text: str, *, mode: str = "prod") -> list[tuple[int, str]]:
@@ -110,7 +110,7 @@ def test_bad_input_is_one_located_message(case: str) -> None:
 
 
 def test_binary_garbage_is_refused_with_a_line(tmp_path: Path) -> None:
-    from dr.spec import load_graph_file
+    from dr.graph_file import load_graph_file
 
     path = tmp_path / "g.yaml"
     path.write_bytes(b"cluster: lab\n\x00\x01\x02\xff\xfe garbage")
@@ -122,7 +122,7 @@ def test_binary_garbage_is_refused_with_a_line(tmp_path: Path) -> None:
 
 
 def test_latin1_text_is_refused_as_not_utf8(tmp_path: Path) -> None:
-    from dr.spec import load_graph_file
+    from dr.graph_file import load_graph_file
 
     path = tmp_path / "g.yaml"
     path.write_bytes("cluster: lab\n# caf\u00e9\n".encode("latin-1"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dr.core.graph import RecoveryGraph
+from dr.core.spec import GraphSpec, HelmAction, PlaybookAction
 from dr.errors import GraphError
-from dr.graph import RecoveryGraph
-from dr.spec import GraphSpec, HelmAction, PlaybookAction
 
 GRAPH = """\
 cluster: lab

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dr.graph import RecoveryGraph
-from dr.spec import LAYERS, GraphSpec, RestoreAction, load_graph_file
+from dr.core.graph import RecoveryGraph
+from dr.core.spec import LAYERS, GraphSpec, RestoreAction
+from dr.graph_file import load_graph_file
 from tests.conftest import EXAMPLE_GRAPH
 
 

@@ -9,10 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dr.core.graph import RecoveryGraph
+from dr.core.spec import ACTIONS, LAYERS, GraphSpec
+from dr.core.yaml_source import decode_text
 from dr.errors import GraphError
-from dr.graph import RecoveryGraph
-from dr.spec import ACTIONS, LAYERS, GraphSpec
-from dr.yaml_source import decode_text
 
 
 @st.composite

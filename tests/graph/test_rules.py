@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dr.core.graph import RecoveryGraph
+from dr.core.spec import GraphSpec
 from dr.errors import GraphError
-from dr.graph import RecoveryGraph
-from dr.spec import GraphSpec
 
 BACKUP = "{tool: restic, repo: /srv/backups/app, schedule: '0 * * * *', retention: {hourly: 24, daily: 7}, rpo: 2h}"
 

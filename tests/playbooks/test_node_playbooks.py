@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dr.ansible import Inventory, run_playbook
+from dr.hosts.ansible import Inventory, run_playbook
 from dr.restore import restic
 
 pytestmark = pytest.mark.integration
@@ -174,7 +174,7 @@ def test_nfs_exports_writes_the_list_and_refuses_missing_directories(tmp_path: P
     assert (tmp_path / "exports.d" / "dr.exports").read_text().splitlines()[-1] == (
         f"{tmp_path}/volumes 10.0.0.0/24(rw,sync,no_subtree_check,no_root_squash)")
     assert run_playbook("nfs-exports.yml", inventory=Inventory.local(), extravars=extravars).changed == 0
-    from dr.ansible import PlaybookError
+    from dr.hosts.ansible import PlaybookError
 
     with pytest.raises(PlaybookError, match="does not exist; its restore must run before the export"):
         run_playbook("nfs-exports.yml", inventory=Inventory.local(),
@@ -182,7 +182,8 @@ def test_nfs_exports_writes_the_list_and_refuses_missing_directories(tmp_path: P
 
 
 def test_every_playbook_the_example_graph_names_exists() -> None:
-    from dr.spec import PlaybookAction, load_graph_file
+    from dr.core.spec import PlaybookAction
+    from dr.graph_file import load_graph_file
     from tests.conftest import EXAMPLE_GRAPH, REPO
 
     spec = load_graph_file(EXAMPLE_GRAPH)

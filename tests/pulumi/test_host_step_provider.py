@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dr.pulumi_dynamic import HostStepProvider
+from dr.stack.host_step import HostStepProvider
 
 
 class RecordingRunner:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dr.validate import validate_object
+from dr.stack.validate import validate_object
 from tests.conftest import REPO
 
 
@@ -53,16 +53,16 @@ def test_diff_shows_the_drill_swaps(run_cli) -> None:
 
 
 def test_invalid_object_is_reported_and_exits_1(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dr.resources
+    import dr.core.resources
 
-    original = dr.resources._velero_restore
+    original = dr.core.resources._velero_restore
 
     def broken(*args, **kwargs):  # a Restore without backupName or scheduleName
         obj = original(*args, **kwargs)
         spec = {k: v for k, v in obj.manifest["spec"].items() if k not in ("backupName", "scheduleName")}
-        return dr.resources.KubeObject(manifest={**obj.manifest, "spec": spec}, data_bearing=True)
+        return dr.core.resources.KubeObject(manifest={**obj.manifest, "spec": spec}, data_bearing=True)
 
-    monkeypatch.setattr(dr.resources, "_velero_restore", broken)
+    monkeypatch.setattr(dr.core.resources, "_velero_restore", broken)
     result = run_cli("preview", "--stack", "prod")
     assert result.code == 1
     assert "invalid: grafana-restore: Restore velero/grafana-restore" in result.err

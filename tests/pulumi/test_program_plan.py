@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from dr import pulumi_program
-from dr.preview import _Mocks, run_preview
+from dr.stack import program as pulumi_program
+from dr.stack.preview import _Mocks, run_preview
 from tests.conftest import REPO
 
 
@@ -36,4 +36,4 @@ def test_invalid_graph_fails_the_update_with_its_location(tmp_path, monkeypatch:
 
 def test_main_module_is_one_line_that_hands_over() -> None:
     lines = [line for line in (REPO / "__main__.py").read_text().splitlines() if line.strip()]
-    assert len(lines) == 1 and "dr.pulumi_program" in lines[0]
+    assert len(lines) == 1 and "dr.stack.program" in lines[0]

@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from dr.preview import CapturingMonitor, RegisteredResource, _Mocks
-from dr.pulumi_program import hosts_inventory, load_resources, register
+from dr.stack.preview import CapturingMonitor, RegisteredResource, _Mocks
+from dr.stack.program import hosts_inventory, load_resources, register
 from tests.conftest import REPO
 
 

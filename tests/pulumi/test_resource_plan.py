@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from dr.core.plan import plan_for
+from dr.core.resources import ResourcePlan, resource_plan
+from dr.core.spec import GraphSpec
 from dr.errors import GraphError
-from dr.plan import plan_for
-from dr.resources import ResourcePlan, resource_plan
-from dr.spec import GraphSpec, load_graph_file
+from dr.graph_file import load_graph_file
 from tests.conftest import EXAMPLE_GRAPH
 
 
@@ -120,7 +121,7 @@ def test_a_leaking_object_fails_naming_component_object_and_marker(example: Grap
 
 
 def test_object_scan_names_component_object_field_and_marker() -> None:
-    from dr.resources import Child, ComponentResources, KubeObject, find_object_leaks
+    from dr.core.resources import Child, ComponentResources, KubeObject, find_object_leaks
 
     source = KubeObject(manifest={"kind": "Cluster", "metadata": {"name": "db", "namespace": "apps"},
                                   "spec": {"origin": "s3://prod/x", "archive": "s3://prod/y"}},

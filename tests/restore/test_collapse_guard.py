@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from dr.core.backups import BackupPoint, CollapsedBackup, choose_backup
 from dr.errors import RestoreError
-from dr.restore.selection import BackupPoint, CollapsedBackup, choose_backup
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 

@@ -13,12 +13,14 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from dr.ansible import Inventory, PlaybookError
 from dr.errors import RestoreError
+from dr.hosts.ansible import PlaybookError
+from dr.hosts.host_steps import run_step
 from dr.restore import etcd
 
 pytestmark = [pytest.mark.integration,
@@ -101,19 +103,26 @@ def members(tmp_path: Path) -> list[etcd.EtcdMember]:
             for i in range(3)]
 
 
+def restore_step(snapshots: Path, cluster: list[etcd.EtcdMember], *, token: str = "t",
+                 min_keys: int = 1) -> dict[str, object]:
+    """The restore as the product runs it: a host-restore step of the resource plan."""
+    inputs = {"step": "etcd", "tool": "etcd-snapshot", "repo": str(snapshots), "target_time": "latest",
+              "hosts": ["all"], "vars": {"etcd_members": [asdict(m) for m in cluster], "cluster_token": token,
+                                         "min_keys": min_keys}}
+    return run_step(inputs, hosts={}, secrets={})
+
+
 def test_snapshot_restores_into_a_three_member_cluster(snapshot: Path, tmp_path: Path) -> None:
     point = etcd.choose_snapshot(snapshot.parent, "latest")
     assert point.file_count >= 1000  # totalKey also counts a few keys of etcd's own
     cluster = members(tmp_path)
-    result = etcd.restore(Path(point.id), cluster, cluster_token="restored-1", inventory=Inventory.local(),
-                          min_keys=1000)
-    assert result.ok
+    result = restore_step(snapshot.parent, cluster, token="restored-1", min_keys=1000)
+    assert result["restored"] == point.id
     assert etcd.key_count(cluster, "/registry/keys/") == 1000
     for member in cluster:  # every member answers on its own: quorum of three
         assert etcd.key_count([member], "/registry/keys/") == 1000
-    again = etcd.restore(Path(point.id), cluster, cluster_token="restored-1", inventory=Inventory.local(),
-                         min_keys=1000)
-    assert again.changed == 0, "a second run finds the cluster restored and running"
+    again = restore_step(snapshot.parent, cluster, token="restored-1", min_keys=1000)
+    assert again["changed"] == 0, "a second run finds the cluster restored and running"
 
 
 def test_corrupt_snapshot_is_refused_and_the_target_untouched(snapshot: Path, tmp_path: Path) -> None:
@@ -123,7 +132,7 @@ def test_corrupt_snapshot_is_refused_and_the_target_untouched(snapshot: Path, tm
     corrupt.write_bytes(bytes(raw[: len(raw) - 100]))
     cluster = members(tmp_path)
     with pytest.raises(RestoreError, match="damaged or not an etcd snapshot"):
-        etcd.restore(corrupt, cluster, cluster_token="t", inventory=Inventory.local())
+        restore_step(snapshot.parent, cluster)
     assert not any(Path(m.data_dir).exists() for m in cluster)
 
 
@@ -131,7 +140,7 @@ def test_existing_member_data_is_refused(snapshot: Path, tmp_path: Path) -> None
     cluster = members(tmp_path)
     (Path(cluster[0].data_dir) / "member").mkdir(parents=True)
     with pytest.raises(PlaybookError, match="already holds an etcd member"):
-        etcd.restore(snapshot, cluster, cluster_token="t", inventory=Inventory.local())
+        restore_step(snapshot.parent, cluster)
     assert list(Path(cluster[0].data_dir).iterdir()) == [Path(cluster[0].data_dir) / "member"]
 
 

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from dr.ansible import Inventory, PlaybookError
+from dr.drill.sandbox_pg import PG_BIN, PgSandbox
 from dr.errors import RestoreError
+from dr.hosts.ansible import PlaybookError
+from dr.hosts.host_steps import run_step
 from dr.restore import pgbackrest
-from dr.sandbox_pg import PG_BIN, PgSandbox
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not (PG_BIN / "postgres").exists() or shutil.which("pgbackrest") is None,
@@ -26,6 +27,15 @@ def pg() -> Iterator[PgSandbox]:
         yield sandbox
     finally:
         sandbox.destroy()
+
+
+def restore_step(pg: PgSandbox, target_time: str) -> dict[str, object]:
+    """The restore as the product runs it: a host-restore step of the resource plan."""
+    inputs = {"step": "postgres-restore", "tool": "pgbackrest", "repo": str(pg.base / "repo"),
+              "target_time": target_time, "hosts": ["all"],
+              "vars": {"pgbackrest_config": str(pg.config), "pg_data": str(pg.data), "pg_port": pg.port,
+                       "pg_socket_dir": str(pg.base)}}
+    return run_step(inputs, hosts={}, secrets={})
 
 
 def test_restore_to_a_time_keeps_exactly_the_rows_committed_before_it(pg: PgSandbox) -> None:
@@ -46,9 +56,8 @@ def test_restore_to_a_time_keeps_exactly_the_rows_committed_before_it(pg: PgSand
     shutil.rmtree(pg.data)  # the disaster
 
     chosen = pgbackrest.choose_set(stanza, target)
-    result = pgbackrest.restore(stanza, chosen, target_time=target, pg_data=pg.data, pg_port=pg.port,
-                                pg_socket_dir=pg.base, inventory=Inventory.local())
-    assert result.ok
+    result = restore_step(pg, target)
+    assert result["restored"] == chosen.id
     notes = pg.sql("SELECT string_agg(note, ',' ORDER BY id) FROM orders")
     assert notes == ",".join(f"before-{i}" for i in range(5))
     assert pg.sql("SELECT pg_is_in_recovery()") == "f"
@@ -56,9 +65,8 @@ def test_restore_to_a_time_keeps_exactly_the_rows_committed_before_it(pg: PgSand
     with pytest.raises(RestoreError, match="returned 5, expected at least 8"):
         pgbackrest.verify(pg_socket_dir=pg.base, pg_port=pg.port, sql="SELECT count(*) FROM orders", minimum=8)
 
-    again = pgbackrest.restore(stanza, chosen, target_time=target, pg_data=pg.data, pg_port=pg.port,
-                               pg_socket_dir=pg.base, inventory=Inventory.local())
-    assert again.changed == 0, "a second run finds the database restored and running"
+    again = restore_step(pg, target)
+    assert again["changed"] == 0, "a second run finds the database restored and running"
 
 
 def test_non_empty_data_directory_is_refused_and_nothing_lost(pg: PgSandbox) -> None:
@@ -66,10 +74,8 @@ def test_non_empty_data_directory_is_refused_and_nothing_lost(pg: PgSandbox) -> 
     stanza.run("stanza-create")
     stanza.run("--type=full", "backup")
     pg.sql("CREATE TABLE keep_me (x int)")
-    chosen = pgbackrest.choose_set(stanza, "latest")
     with pytest.raises(PlaybookError, match="is not empty"):
-        pgbackrest.restore(stanza, chosen, target_time="latest", pg_data=pg.data, pg_port=pg.port,
-                           pg_socket_dir=pg.base, inventory=Inventory.local())
+        restore_step(pg, "latest")
     assert pg.sql("SELECT count(*) FROM pg_class WHERE relname = 'keep_me'") == "1"
 
 

@@ -1,4 +1,7 @@
-"""restic, for real: back up a tree, forget by GFS policy, destroy, restore through the playbook, compare."""
+"""restic, for real: back up a tree, forget by GFS policy, destroy, restore through the product's host step, compare.
+
+Every restore goes through `dr.hosts.host_steps.run_step`, the path `pulumi up` and the drill take.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from dr.ansible import Inventory, PlaybookError
+from dr.core.backups import CollapsedBackup
+from dr.core.spec import Retention
 from dr.errors import RestoreError
+from dr.hosts.ansible import Inventory, PlaybookError
+from dr.hosts.host_steps import run_step
 from dr.restore import restic
-from dr.restore.selection import CollapsedBackup
-from dr.spec import Retention
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed (make system)")]
@@ -62,6 +66,15 @@ def backup(repo: restic.ResticRepository, source: Path) -> None:
     repo.run("backup", str(source))
 
 
+def restore_step(repo: restic.ResticRepository, target: Path, *, force: bool = False, allow_collapsed: bool = False,
+                 hosts: dict[str, dict[str, object]] | None = None) -> dict[str, object]:
+    """The restore as the product runs it: a host-restore step of the resource plan."""
+    inputs = {"step": "volume-restore", "tool": "restic", "repo": repo.repository, "target_time": "latest",
+              "allow_collapsed": allow_collapsed, "hosts": sorted(hosts or {}) or ["all"],
+              "vars": {"restore_path": str(target), "force": force}}
+    return run_step(inputs, hosts=hosts or {}, secrets={"restic_password": repo.password})
+
+
 def test_restore_latest_through_the_playbook(repo: restic.ResticRepository, tmp_path: Path) -> None:
     source = tmp_path / "volume"
     source.mkdir()
@@ -77,13 +90,13 @@ def test_restore_latest_through_the_playbook(repo: restic.ResticRepository, tmp_
 
     chosen = restic.choose_snapshot(snapshots, "latest", allow_collapsed=False)
     target = tmp_path / "restored" / "volume"
-    result = restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
-    assert result.ok and result.changed > 0
+    result = restore_step(repo, target)
+    assert result["restored"] == chosen.point.id and int(str(result["changed"])) > 0
     assert fingerprint(target) == expected
-    restic.verify(chosen, target)
+    restic.verify(chosen.point, target)
 
-    again = restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
-    assert again.changed == 0, "a second run of the same restore changes nothing"
+    again = restore_step(repo, target)
+    assert again["changed"] == 0, "a second run of the same restore changes nothing"
     assert fingerprint(target) == expected
 
 
@@ -104,9 +117,12 @@ def test_collapsed_newest_backup_is_refused_then_last_good_restored(repo: restic
         restic.choose_snapshot(snapshots, "latest", allow_collapsed=False)
     assert caught.value.last_good is not None
     assert caught.value.last_good.id == snapshots[1].point.id
-    chosen = restic.choose_snapshot(snapshots, "latest", allow_collapsed=True)
     target = tmp_path / "restored"
-    restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
+    with pytest.raises(CollapsedBackup):
+        restore_step(repo, target)
+    assert not target.exists(), "a refused restore touches nothing"
+    result = restore_step(repo, target, allow_collapsed=True)
+    assert result["restored"] == snapshots[1].point.id
     assert fingerprint(target) == good
 
 
@@ -116,14 +132,13 @@ def test_non_empty_target_is_refused_and_forced_restore_moves_it_aside(repo: res
     source.mkdir()
     build_tree(source)
     backup(repo, source)
-    chosen = restic.choose_snapshot(restic.list_snapshots(repo), "latest", allow_collapsed=False)
     target = tmp_path / "target"
     target.mkdir()
     (target / "precious.txt").write_text("do not lose me\n")
     with pytest.raises(PlaybookError, match="is not empty"):
-        restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local())
+        restore_step(repo, target)
     assert (target / "precious.txt").read_text() == "do not lose me\n"
-    restic.restore(repo, chosen, restore_path=target, inventory=Inventory.local(), force=True)
+    restore_step(repo, target, force=True)
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("target.before-restore-")]
     assert len(aside) == 1 and (aside[0] / "precious.txt").read_text() == "do not lose me\n"
     assert fingerprint(target) == fingerprint(source)
@@ -149,11 +164,11 @@ def test_unreachable_host_is_a_clear_error(repo: restic.ResticRepository, tmp_pa
     source.mkdir()
     build_tree(source)
     backup(repo, source)
-    chosen = restic.choose_snapshot(restic.list_snapshots(repo), "latest", allow_collapsed=False)
-    nowhere = Inventory(hosts={"nas": {"ansible_host": "127.0.0.1", "ansible_port": 9,
-                                       "ansible_connection": "ssh", "ansible_ssh_common_args": "-o ConnectTimeout=3"}})
+    nowhere = {"nas": {"address": "127.0.0.1", "groups": [],
+                       "vars": {"ansible_port": 9, "ansible_connection": "ssh",
+                                "ansible_ssh_common_args": "-o ConnectTimeout=3"}}}
     with pytest.raises(PlaybookError, match="host\\(s\\) unreachable: nas"):
-        restic.restore(repo, chosen, restore_path=tmp_path / "out", inventory=nowhere)
+        restore_step(repo, tmp_path / "out", hosts=nowhere)
     assert not (tmp_path / "out").exists()
 
 
@@ -164,7 +179,7 @@ def test_password_never_reaches_artifacts_or_messages(repo: restic.ResticReposit
     backup(repo, source)
     chosen = restic.choose_snapshot(restic.list_snapshots(repo), "latest", allow_collapsed=False)
     artifacts = tmp_path / "artifacts"
-    from dr.ansible import run_playbook
+    from dr.hosts.ansible import run_playbook
 
     run_playbook("volume-restore.yml", inventory=Inventory.local(), artifacts_dir=artifacts,
                  extravars={"restic_repository": repo.repository, "restic_snapshot": chosen.point.id,

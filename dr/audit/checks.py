@@ -1,6 +1,6 @@
 """`dr audit`: the backup mistakes behind real incidents, found while there is still time. Pure.
 
-Takes the graph, what each backup actually holds (`BackupState`, read by `dr.audit_sources`), what
+Takes the graph, what each backup actually holds (`BackupState`, read by `dr.audit.sources`), what
 exists in the cluster and on the hosts, and the drill history; returns findings, each with a check,
 a severity, the backup or component it is about, and a fix. Checks: coverage, freshness, retention,
 collapse, drill recency.
@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from dr.durations import format_duration
-from dr.restore.selection import BackupPoint, collapse_reason
-from dr.spec import GraphSpec, Retention
+from dr.core.backups import BackupPoint, collapse_reason
+from dr.core.durations import format_duration
+from dr.core.spec import GraphSpec, Retention
 
 CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from dr.durations import format_duration
+from dr.core.durations import format_duration
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@
 types, unknown fields (with a suggestion for near-misses), durations, cron schedules, versions.
 Cross-references between components and backups are the graph module's job. Every problem is a
 `Diagnostic` with file and line; all of them are collected and raised together as a `GraphError`.
-Reading files is `load_graph_file` and `read_text` (manifests), the only I/O here; the graph,
-modes and plan modules get `read_text` passed in.
+Pure: reading files lives in `dr.graph_file` (the edge); the graph, modes and plan modules get
+`read_text` passed in.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
-from dr.durations import parse_duration
+from dr.core.durations import parse_duration
+from dr.core.yaml_source import LocatedDocument, PathKey, parse_yaml, paused_gc
 from dr.errors import Diagnostic, GraphError
-from dr.yaml_source import LocatedDocument, PathKey, decode_text, parse_yaml, paused_gc
 
 LAYERS: tuple[str, ...] = ("os", "etcd", "control-plane", "cni", "storage", "addon", "gitops", "data", "app")
 LAYER_INDEX: dict[str, int] = {layer: i for i, layer in enumerate(LAYERS)}
@@ -238,25 +238,6 @@ class GraphSpec:
         document = parse_yaml(text, path=path)
         with paused_gc():
             return _SpecReader(document).read()
-
-
-def load_graph_file(path: str | Path) -> GraphSpec:
-    """Read and parse a graph file; a missing or unreadable file is a GraphError too."""
-    name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise GraphError([Diagnostic(name, 0, "no such file; pass --graph PATH to the recovery graph")]) from None
-    except IsADirectoryError:
-        raise GraphError([Diagnostic(name, 0, "this is a directory; pass --graph PATH to a YAML file")]) from None
-    except OSError as exc:
-        raise GraphError([Diagnostic(name, 0, f"cannot read the file: {exc.strerror}")]) from None
-    return GraphSpec.from_yaml(decode_text(raw, path=name), path=name)
-
-
-def read_text(path: Path) -> str:
-    """A manifest or other text file the graph names; undecodable bytes are replaced, never fatal."""
-    return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | Mapping[str, Any]) -> str:

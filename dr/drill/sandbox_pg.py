@@ -16,12 +16,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from dr.core.invocations import PGBACKREST_DEFAULTS, run_as
+
+PG_BIN = Path(PGBACKREST_DEFAULTS["pg_bin"])
+
+
+def postgres_argv(*args: str) -> list[str]:
+    return run_as("postgres", args, am_root=os.geteuid() == 0)
 
 
 def as_postgres(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run([*prefix, *args], capture_output=True, text=True, check=check, timeout=timeout)
+    return subprocess.run(postgres_argv(*args), capture_output=True, text=True, check=check, timeout=timeout)
 
 
 def free_port() -> int:

@@ -10,9 +10,9 @@ import re
 import subprocess
 from collections.abc import Iterator
 
+from dr.core.plan import Plan, Step
+from dr.core.spec import LAYERS
 from dr.errors import DrError
-from dr.plan import Plan, Step
-from dr.spec import LAYERS
 
 
 def _node_id(name: str) -> str:

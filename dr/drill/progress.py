@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from dr.executor import StepRecord, StepState
+from dr.drill.executor import StepRecord, StepState
 
 _STYLE = {StepState.SUCCEEDED: "green", StepState.FAILED: "bold red", StepState.SKIPPED: "yellow",
           StepState.RUNNING: "cyan", StepState.RENDERED: "blue", StepState.NOT_RUN: "dim"}

@@ -1,8 +1,8 @@
 """Runs one host-level step of the plan for real: a playbook, or a restore through its driver.
 
-Used by the Pulumi dynamic resource (`dr.pulumi_dynamic`) and by local executors. Inputs are the
-plain dictionaries the resource plan (`dr.resources`) gives a `playbook` or `host-restore` child,
-plus the graph's hosts and the secrets. The driver chooses the backup; `dr.invocations` turns the
+Used by the Pulumi dynamic resource (`dr.stack.host_step`) and by local executors. Inputs are the
+plain dictionaries the resource plan (`dr.core.resources`) gives a `playbook` or `host-restore` child,
+plus the graph's hosts and the secrets. The driver chooses the backup; `dr.core.invocations` turns the
 step into the playbook call that is run here and printed in the runbook.
 """
 
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dr.ansible import Inventory, ProgressCallback, run_playbook
+from dr.core.backups import BackupPoint
+from dr.core.invocations import ChosenBackup, PlaybookInvocation, playbook_invocation, restore_invocation
+from dr.core.spec import Host
 from dr.errors import RestoreError
-from dr.invocations import ChosenBackup, PlaybookInvocation, playbook_invocation, restore_invocation
+from dr.hosts.ansible import Inventory, ProgressCallback, run_playbook
 from dr.restore import etcd, pgbackrest, restic
-from dr.restore.selection import BackupPoint
-from dr.spec import Host
 
 
 def inventory_for(hosts: Mapping[str, Mapping[str, Any]]) -> Inventory:
@@ -29,27 +29,20 @@ def inventory_for(hosts: Mapping[str, Mapping[str, Any]]) -> Inventory:
                                             vars=h.get("vars", {})) for name, h in hosts.items()})
 
 
+ChooseBackup = Callable[[Mapping[str, Any], Mapping[str, str]], tuple[ChosenBackup, BackupPoint]]
+
+# The restore drivers: each knows how to ask its tool which backups exist. Everything else about a
+# restore (the playbook call) comes from `dr.core.invocations`, the same source the runbook prints.
+DRIVERS: Mapping[str, ChooseBackup] = {"restic": restic.choose, "etcd-snapshot": etcd.choose,
+                                       "pgbackrest": pgbackrest.choose}
+
+
 def choose(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> tuple[ChosenBackup, BackupPoint]:
     """Ask the tool which backups exist and pick the one for the step's target time."""
-    tool, target_time = inputs["tool"], str(inputs.get("target_time", "latest"))
-    allow_collapsed = bool(inputs.get("allow_collapsed", False))
-    variables = inputs.get("vars", {})
-    if tool == "restic":
-        repo = restic.ResticRepository(str(variables.get("repository", inputs["repo"])), secrets["restic_password"])
-        snapshot = restic.choose_snapshot(restic.list_snapshots(repo), target_time, allow_collapsed=allow_collapsed)
-        return ChosenBackup(id=snapshot.point.id, source_path=snapshot.source_path), snapshot.point
-    if tool == "etcd-snapshot":
-        point = etcd.choose_snapshot(Path(variables.get("snapshot_dir", inputs["repo"])), target_time,
-                                     allow_collapsed=allow_collapsed)
-        return ChosenBackup(id=point.id), point
-    if tool == "pgbackrest":
-        stanza = pgbackrest.PgBackRestStanza(
-            config=str(variables.get("pgbackrest_config", "/etc/pgbackrest/pgbackrest.conf")),
-            stanza=str(variables.get("pgbackrest_stanza", "main")),
-            os_user=str(variables.get("pg_os_user", "postgres")))
-        point = pgbackrest.choose_set(stanza, target_time, allow_collapsed=allow_collapsed)
-        return ChosenBackup(id=point.id), point
-    raise RestoreError(f"no host-level restore driver for tool {tool!r}")
+    driver = DRIVERS.get(str(inputs["tool"]))
+    if driver is None:
+        raise RestoreError(f"no host-level restore driver for tool {inputs['tool']!r}")
+    return driver(inputs, secrets)
 
 
 def _secrets_for(invocation: PlaybookInvocation, secrets: Mapping[str, str], step: str) -> dict[str, str]:
@@ -66,27 +59,33 @@ def new_cluster_token() -> str:
 
 
 def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, str],
-             progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Run the step described by `inputs`; return outputs (never secrets, except a kubeconfig)."""
+             progress: ProgressCallback | None = None, force: bool | None = None) -> dict[str, Any]:
+    """Run the step described by `inputs`; return outputs (never secrets, except a kubeconfig).
+
+    This is the one path of a host-level step, for `pulumi up`, the drill executor and the tests.
+    `force` (a rerun after a crash) restores over data the interrupted attempt left; None takes
+    the step's own `vars.force`.
+    """
     started = time.monotonic()
     step = str(inputs.get("step", inputs.get("playbook", "step")))
     outputs: dict[str, Any] = {}
     if "tool" not in inputs:
         invocation = playbook_invocation(inputs)
     else:
-        if inputs["tool"] == "restic" and "restic_password" not in secrets:
-            raise RestoreError(f"step {step!r} needs the secret restic_password (stack config dr:secrets)")
         chosen, point = choose(inputs, secrets)
-        if inputs["tool"] == "etcd-snapshot":
-            etcd.snapshot_point(Path(chosen.id))  # refuse a damaged snapshot before touching data directories
-        token = new_cluster_token()
-        invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=token)
+        # A step that names its cluster token keeps it, so rerunning it finds its own restore.
+        token = str(inputs.get("vars", {}).get("cluster_token") or new_cluster_token())
+        invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=token,
+                                        force=force)
         outputs.update({"restored": point.id, "restored_time": point.time.isoformat()})
     result = run_playbook(invocation.playbook, inventory=inventory_for(hosts), extravars=invocation.extravars,
                           secrets=_secrets_for(invocation, secrets, step),
                           limit=invocation.limit if hosts else None,  # no graph hosts: this machine
                           progress=progress)
     outputs["changed"] = result.changed
+    if inputs.get("tool") == "restic" and not hosts:
+        # On this machine the restored tree can be measured against the snapshot.
+        restic.verify(point, Path(str(invocation.extravars["restore_path"])))
     kubeconfig_path = invocation.extravars.get("k3s_kubeconfig_dest")
     if kubeconfig_path and Path(str(kubeconfig_path)).expanduser().is_file():
         outputs["kubeconfig"] = Path(str(kubeconfig_path)).expanduser().read_text(encoding="utf-8")

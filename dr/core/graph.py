@@ -2,7 +2,7 @@
 
 Edges point from a dependency to the component that needs it, so a topological order is a valid
 recovery order. `RecoveryGraph.build` runs every rule of design.md against a declared `GraphSpec`
-for one mode (the mode rules come from `dr.modes`) and raises one `GraphError` holding all errors;
+for one mode (the mode rules come from `dr.core.modes`) and raises one `GraphError` holding all errors;
 warnings travel with the graph. Nothing here touches the disk: manifest text comes through `read_text`.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import networkx as nx
 
+from dr.core.modes import ReadText, find_leaks, for_mode
+from dr.core.spec import Component, GraphSpec, ManifestsAction, RestoreAction, did_you_mean
 from dr.errors import Diagnostic, GraphError, UsageError
-from dr.modes import ReadText, find_leaks, for_mode
-from dr.spec import Component, GraphSpec, ManifestsAction, RestoreAction, did_you_mean
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The one place that decides how each host-level step calls its playbook.
 
 A `PlaybookInvocation` is the playbook, its extravars, the host pattern and the names of the
-secrets it needs. The automation (`dr.host_steps`, the restore drivers) runs exactly these through
-ansible-runner; the runbook (`dr.runbook`) prints them as the `ansible-playbook` command a person
+secrets it needs. The automation (`dr.hosts.host_steps`, the restore drivers) runs exactly these through
+ansible-runner; the runbook (`dr.docs.runbook`) prints them as the `ansible-playbook` command a person
 types when the automation itself is broken. Pure: data in, invocation out.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dr.restore.selection import parse_target_time
-from dr.spec import GraphSpec
+from dr.core.backups import parse_target_time
+from dr.core.spec import GraphSpec
 
 # Secret variables each playbook reads (never written into extravars).
 PLAYBOOK_SECRETS: Mapping[str, tuple[str, ...]] = {
@@ -120,15 +120,57 @@ def etcd_members(inputs: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any
             for name in target_hosts(hosts, list(inputs.get("hosts", ["all"])))]
 
 
+# Defaults of the restore `vars` a graph may leave out: written here once, read by the drivers, the
+# audit, the runbook and the invocation below.
+PGBACKREST_DEFAULTS: Mapping[str, Any] = {
+    "pgbackrest_config": "/etc/pgbackrest/pgbackrest.conf", "pgbackrest_stanza": "main",
+    "pg_bin": "/usr/lib/postgresql/15/bin", "pg_port": 5432, "pg_socket_dir": "/var/run/postgresql",
+    "pg_os_user": "postgres"}
+
+
+@dataclass(frozen=True)
+class PgBackRestSettings:
+    config: str
+    stanza: str
+    pg_bin: str
+    pg_port: int
+    pg_socket_dir: str
+    os_user: str
+    pg_data: str
+
+
+def pgbackrest_settings(variables: Mapping[str, Any]) -> PgBackRestSettings:
+    merged = {**PGBACKREST_DEFAULTS, **dict(variables)}
+    return PgBackRestSettings(config=str(merged["pgbackrest_config"]), stanza=str(merged["pgbackrest_stanza"]),
+                              pg_bin=str(merged["pg_bin"]), pg_port=int(merged["pg_port"]),
+                              pg_socket_dir=str(merged["pg_socket_dir"]), os_user=str(merged["pg_os_user"]),
+                              pg_data=str(merged.get("pg_data", "<PG_DATA>")))
+
+
+def restic_repository(inputs: Mapping[str, Any]) -> str:
+    """The repository a restic restore reads: `vars.repository` (a mirror or copy) or the backup's repo."""
+    return str(inputs.get("vars", {}).get("repository", inputs["repo"]))
+
+
+def etcd_snapshot_dir(inputs: Mapping[str, Any]) -> str:
+    """The directory of etcd snapshot files: `vars.snapshot_dir` or the backup's repo."""
+    return str(inputs.get("vars", {}).get("snapshot_dir", inputs["repo"]))
+
+
+def run_as(os_user: str, argv: Sequence[str], *, am_root: bool) -> list[str]:
+    """`argv` run as `os_user` (PostgreSQL refuses to run as root): the one spelling of `runuser`."""
+    return ["runuser", "-u", os_user, "--", *argv] if am_root else list(argv)
+
+
 def restore_invocation(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]], chosen: ChosenBackup,
-                       cluster_token: str = "") -> PlaybookInvocation:
+                       cluster_token: str = "", force: bool | None = None) -> PlaybookInvocation:
     """How a host-level restore step calls its playbook once its backup is chosen."""
     tool = inputs["tool"]
     variables = dict(inputs.get("vars", {}))
-    force = bool(variables.get("force", False))
+    force = bool(variables.get("force", False)) if force is None else force
     limit = limit_for(list(inputs.get("hosts", ["all"])))
     if tool == "restic":
-        extravars = restic_extravars(repository=str(variables.get("repository", inputs["repo"])), snapshot=chosen.id,
+        extravars = restic_extravars(repository=restic_repository(inputs), snapshot=chosen.id,
                                      source_path=chosen.source_path, restore_path=str(variables["restore_path"]),
                                      force=force)
         return PlaybookInvocation("volume-restore.yml", extravars, limit)
@@ -138,13 +180,40 @@ def restore_invocation(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping
                                    min_keys=int(variables.get("min_keys", 1)), force=force)
         return PlaybookInvocation("etcd-restore.yml", extravars, limit)
     if tool == "pgbackrest":
+        pg = pgbackrest_settings(variables)
         extravars = pgbackrest_extravars(
-            config=str(variables.get("pgbackrest_config", "/etc/pgbackrest/pgbackrest.conf")),
-            stanza=str(variables.get("pgbackrest_stanza", "main")), backup_set=chosen.id,
+            config=pg.config, stanza=pg.stanza, backup_set=chosen.id,
             target_time=str(inputs.get("target_time", "latest")), pg_data=str(variables["pg_data"]),
-            pg_bin=str(variables.get("pg_bin", "/usr/lib/postgresql/15/bin")),
-            pg_port=int(variables.get("pg_port", 5432)),
-            pg_socket_dir=str(variables.get("pg_socket_dir", "/var/run/postgresql")),
-            os_user=str(variables.get("pg_os_user", "postgres")), force=force)
+            pg_bin=pg.pg_bin, pg_port=pg.pg_port, pg_socket_dir=pg.pg_socket_dir, os_user=pg.os_user, force=force)
         return PlaybookInvocation("postgres-pitr.yml", extravars, limit)
     raise ValueError(f"no host-level restore for tool {tool!r}")
+
+
+def manual_restore_commands(invocation: PlaybookInvocation) -> list[list[str]]:
+    """The commands the restore playbook runs, as argv lists a person types when Ansible is broken.
+
+    Derived from the same extravars the playbook gets; tests render the playbook's own tasks with
+    those extravars and compare, so the two cannot drift apart.
+    """
+    v = invocation.extravars
+    if invocation.playbook == "volume-restore.yml":
+        staging = f"{v['restore_path']}.dr-staging"
+        return [["restic", "--no-lock", "-r", v["restic_repository"], "restore", v["restic_snapshot"],
+                 "--target", staging],
+                ["mv", f"{staging}{v['restic_source_path']}", v["restore_path"]],
+                ["rm", "-rf", staging]]
+    if invocation.playbook == "etcd-restore.yml":
+        members = v["etcd_members"]
+        cluster = ",".join(f"{m['name']}=http://{m['address']}:{m['peer_port']}" for m in members)
+        return [["etcdctl", "snapshot", "restore", v["etcd_snapshot"], "--name", m["name"], "--data-dir",
+                 m["data_dir"], "--initial-cluster", cluster, "--initial-cluster-token", v["etcd_cluster_token"],
+                 "--initial-advertise-peer-urls", f"http://{m['address']}:{m['peer_port']}"] for m in members]
+    if invocation.playbook == "postgres-pitr.yml":
+        user, target = v["pg_os_user"], v["pg_target_time"]
+        target_args = [] if target == "latest" else ["--type=time", f"--target={target}", "--target-action=promote"]
+        return [run_as(user, ["pgbackrest", f"--config={v['pgbackrest_config']}",
+                              f"--stanza={v['pgbackrest_stanza']}", f"--set={v['pgbackrest_set']}",
+                              *target_args, "restore"], am_root=True),
+                run_as(user, [f"{v['pg_bin']}/pg_ctl", "-D", v["pg_data"], "-l", f"{v['pg_data']}.log", "-w", "-t",
+                              "300", "start"], am_root=True)]
+    raise ValueError(f"{invocation.playbook} is not a restore playbook")

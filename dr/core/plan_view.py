@@ -5,8 +5,8 @@ Pure: takes a `Plan`, returns a string. The JSON form is `Plan.to_json`.
 
 from __future__ import annotations
 
-from dr.durations import format_duration
-from dr.plan import Plan
+from dr.core.durations import format_duration
+from dr.core.plan import Plan
 
 
 def render_plan(plan: Plan, *, estimate_note: str = "") -> str:

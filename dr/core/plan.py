@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dr.core.graph import RecoveryGraph
+from dr.core.modes import ReadText
+from dr.core.spec import Component, GraphSpec
+from dr.core.yaml_source import paused_gc
 from dr.errors import Diagnostic
-from dr.graph import RecoveryGraph
-from dr.modes import ReadText
-from dr.spec import Component, GraphSpec
-from dr.yaml_source import paused_gc
 
 
 @dataclass(frozen=True, slots=True)

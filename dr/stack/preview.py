@@ -1,7 +1,7 @@
 """`dr preview`: run the Pulumi program offline under capturing mocks and show what it would create.
 
 Pulumi does not read stack files when a program runs under mocks, so this module loads
-`stacks/Pulumi.<stack>.yaml` itself, sets its config, runs `dr.pulumi_program.run` against a mock
+`stacks/Pulumi.<stack>.yaml` itself, sets its config, runs `dr.stack.program.run` against a mock
 monitor that records every registration (type, name, parent, dependencies, protect,
 retain_on_delete), and pairs that with the Kubernetes objects of the resource plan, which it writes
 as YAML and validates. Nothing is contacted: no engine, no cluster, no hosts.
@@ -19,10 +19,10 @@ import pulumi
 import yaml
 from pulumi.runtime.mocks import MockMonitor
 
+from dr.core.resources import ResourcePlan
+from dr.docs.runbook import yaml_text
 from dr.errors import DrError, UsageError
-from dr.resources import ResourcePlan
-from dr.runbook import yaml_text
-from dr.validate import validate_object
+from dr.stack.validate import validate_object
 
 DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
 
@@ -105,7 +105,7 @@ class Preview:
 def run_preview(stack: str, *, stacks_dir: Path = Path("stacks")) -> Preview:
     """Run the program for `stack` under capturing mocks; GraphError if the graph or a drill is wrong
     (raised by `load_resources` before the program runs, with every `path:line`)."""
-    from dr import pulumi_program
+    from dr.stack import program as pulumi_program
 
     config = load_stack_config(stack, stacks_dir=stacks_dir)
     mocks = _Mocks()

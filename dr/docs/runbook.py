@@ -1,9 +1,9 @@
 """The documented recovery order: a runbook a person can follow when everything is down.
 
 Built from the same plan and resource plan that `pulumi up` executes, and for host-level steps
-from the same playbook invocations (`dr.invocations`) the automation runs, so the runbook cannot
+from the same playbook invocations (`dr.core.invocations`) the automation runs, so the runbook cannot
 drift from the automation. Secret values never appear: only their names and where to get them.
-Pure: data in, document blocks out (`dr.docmodel` renders them).
+Pure: data in, document blocks out (`dr.docs.docmodel` renders them).
 """
 
 from __future__ import annotations
@@ -14,12 +14,22 @@ from typing import Any
 
 import yaml
 
-from dr.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
-from dr.durations import format_duration
-from dr.invocations import ChosenBackup, etcd_members, hosts_inventory, playbook_invocation, restore_invocation
-from dr.plan import Plan, Step
-from dr.resources import Child, ComponentResources, ResourcePlan
-from dr.spec import GraphSpec, Retention
+from dr.core.durations import format_duration
+from dr.core.invocations import (
+    ChosenBackup,
+    etcd_snapshot_dir,
+    hosts_inventory,
+    manual_restore_commands,
+    pgbackrest_settings,
+    playbook_invocation,
+    restic_repository,
+    restore_invocation,
+    run_as,
+)
+from dr.core.plan import Plan, Step
+from dr.core.resources import Child, ComponentResources, ResourcePlan
+from dr.core.spec import GraphSpec, Retention
+from dr.docs.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
 
 SNAPSHOT = "<SNAPSHOT_ID>"
 SNAPSHOT_PATH = "<PATH_IN_SNAPSHOT>"
@@ -217,47 +227,31 @@ def _host_restore_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Bloc
     placeholder = {"etcd-snapshot": SNAPSHOT_FILE, "pgbackrest": BACKUP_SET}.get(tool, SNAPSHOT)
     chosen = ChosenBackup(placeholder, SNAPSHOT_PATH if tool == "restic" else "")
     invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=CLUSTER_TOKEN)
-    repo = str(variables.get("repository", inputs["repo"]))
+    repo = restic_repository(inputs)
+    direct = [shlex.join(argv) for argv in manual_restore_commands(invocation)]
     blocks: list[Block] = []
     if tool == "restic":
-        restore_path = str(variables.get("restore_path", "<RESTORE_PATH>"))
+        restore_path = str(invocation.extravars["restore_path"])
         find = [f"restic -r {shlex.quote(repo)} snapshots   # pick the newest good one: {SNAPSHOT}, "
                 f"and its path: {SNAPSHOT_PATH}"]
-        direct = [f"restic -r {shlex.quote(repo)} restore {SNAPSHOT} --target {shlex.quote(restore_path)}.staging",
-                  f"mv {shlex.quote(restore_path)}.staging{SNAPSHOT_PATH} {shlex.quote(restore_path)}",
-                  f"rmdir --ignore-fail-on-non-empty {shlex.quote(restore_path)}.staging"]
         note = (f"Restic needs the password in `RESTIC_PASSWORD`. Never restore over a non-empty "
                 f"`{restore_path}`: move it aside first. If the newest snapshot is much smaller than the ones "
                 "before it, a blank volume was backed up: restore the one before it.")
     elif tool == "etcd-snapshot":
-        directory = str(variables.get("snapshot_dir", repo))
+        directory = etcd_snapshot_dir(inputs)
         find = [f"ls -lt {shlex.quote(directory)}   # the newest snapshot file: {SNAPSHOT_FILE}",
                 f"ETCDCTL_API=3 etcdctl snapshot status {SNAPSHOT_FILE} -w table   # refuse a damaged one"]
-        members = etcd_members(inputs, hosts)
-        cluster = ",".join(f"{m['name']}=http://{m['address']}:{m['peer_port']}" for m in members)
-        direct = []
-        for m in members:
-            direct += [f"# on {m['host']}:",
-                       shlex.join(["etcdctl", "snapshot", "restore", SNAPSHOT_FILE, "--name", m["name"], "--data-dir",
-                                   m["data_dir"], "--initial-cluster", cluster, "--initial-cluster-token",
-                                   CLUSTER_TOKEN, "--initial-advertise-peer-urls",
-                                   f"http://{m['address']}:{m['peer_port']}"]),
-                       f"systemctl start etcd   # or etcd --name {m['name']} --data-dir {m['data_dir']} ..."]
+        members = invocation.extravars["etcd_members"]
+        direct = [line for m, argv in zip(members, direct, strict=True)
+                  for line in (f"# on {m['host']}:", argv,
+                               f"systemctl start etcd   # or etcd --name {m['name']} --data-dir {m['data_dir']} ...")]
         note = ("Use a new cluster token for every restore. Copy the snapshot file to every member first.")
     else:
-        config = str(variables.get("pgbackrest_config", "/etc/pgbackrest/pgbackrest.conf"))
-        stanza = str(variables.get("pgbackrest_stanza", "main"))
-        target = invocation.extravars["pg_target_time"]
-        base = ["runuser", "-u", "postgres", "--", "pgbackrest", f"--config={config}", f"--stanza={stanza}"]
-        find = [shlex.join([*base, "info"]) + f"   # the newest full/diff/incr set before the target: {BACKUP_SET}"]
-        restore_args = [*base, f"--set={BACKUP_SET}"]
-        if target != "latest":
-            restore_args += ["--type=time", f"--target={target}", "--target-action=promote"]
-        pg_data = str(variables.get("pg_data", "<PG_DATA>"))
-        direct = [shlex.join([*restore_args, "restore"]),
-                  shlex.join(["runuser", "-u", "postgres", "--", str(variables.get("pg_bin",
-                              "/usr/lib/postgresql/15/bin")) + "/pg_ctl", "-D", pg_data, "-w", "start"])]
-        note = (f"The data directory `{pg_data}` must be empty (move an old one aside, never delete it). The "
+        pg = pgbackrest_settings(variables)
+        info = run_as(pg.os_user, ["pgbackrest", f"--config={pg.config}", f"--stanza={pg.stanza}", "info"],
+                      am_root=True)
+        find = [shlex.join(info) + f"   # the newest full/diff/incr set before the target: {BACKUP_SET}"]
+        note = (f"The data directory `{pg.pg_data}` must be empty (move an old one aside, never delete it). The "
                 "server replays WAL up to the target and promotes itself; wait until "
                 "`SELECT pg_is_in_recovery()` returns `f`.")
     blocks += [Para(f"Automation: the {tool} driver picks the backup and runs `playbooks/{invocation.playbook}` "

@@ -1,11 +1,11 @@
 """The Pulumi program that `pulumi up` runs (through the one-line `__main__.py`).
 
 It reads the stack config, builds the plan for the stack's mode and its resource plan
-(`dr.resources`, where dependencies, `protect` and `retain_on_delete` are decided and a drill is
+(`dr.core.resources`, where dependencies, `protect` and `retain_on_delete` are decided and a drill is
 checked for production markers before anything is registered), then registers one
 `ComponentResource` per component, whose `depends_on` are exactly the graph's edges, with children:
 
-- playbook steps and host-level restores: `dr.pulumi_dynamic.HostStep` (runs Ansible);
+- playbook steps and host-level restores: `dr.stack.host_step.HostStep` (runs Ansible);
 - Helm charts: `kubernetes.helm.v3.Release`; manifest files: `kubernetes.yaml.v2.ConfigGroup`;
 - Kubernetes-level restores: the restore objects themselves (CloudNativePG `Cluster`, Velero
   `Restore`, Longhorn `Volume` with its PV and PVC, and their namespaces).
@@ -22,12 +22,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from dr.core.invocations import hosts_inventory
+from dr.core.plan import plan_for
+from dr.core.resources import Child, ComponentResources, ResourcePlan, resource_plan
+from dr.core.spec import GraphSpec
 from dr.errors import GraphError
-from dr.invocations import hosts_inventory
-from dr.plan import plan_for
-from dr.pulumi_dynamic import HostStep, HostStepProvider
-from dr.resources import Child, ComponentResources, ResourcePlan, resource_plan
-from dr.spec import GraphSpec, load_graph_file, read_text
+from dr.graph_file import load_graph_file, read_text
+from dr.stack.host_step import HostStep, HostStepProvider
 
 COMPONENT_TYPE = "dr:recovery:Component"
 CORE_KINDS = {"Namespace": k8s.core.v1.Namespace, "PersistentVolume": k8s.core.v1.PersistentVolume,

@@ -14,8 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dr.errors import Diagnostic
-from dr.spec import (
+from dr.core.spec import (
     Component,
     GraphSpec,
     HelmAction,
@@ -26,6 +25,7 @@ from dr.spec import (
     freeze,
     walk_strings,
 )
+from dr.errors import Diagnostic
 
 MODES: tuple[str, ...] = ("prod", "drill")
 ReadText = Callable[[Path], str]

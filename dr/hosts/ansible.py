@@ -28,10 +28,10 @@ from typing import Any
 
 import ansible_runner
 
+from dr.core.spec import Host
 from dr.errors import DrError
-from dr.spec import Host
 
-PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "playbooks"
 ProgressCallback = Callable[[str], None]
 
 
@@ -179,7 +179,7 @@ def _run_in_worker(playbook: str, *, inventory: Inventory, extravars: Mapping[st
                                                    "groups": {g: list(m) for g, m in inventory.groups.items()}},
                "extravars": dict(extravars or {}), "secrets": dict(secrets or {}), "limit": limit, "check": check,
                "run_dir": str(run_dir), "playbook_dir": str(playbook_dir)}
-    worker = subprocess.Popen([sys.executable, "-m", "dr.ansible_worker"], stdin=subprocess.PIPE,
+    worker = subprocess.Popen([sys.executable, "-m", "dr.hosts.worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert worker.stdin is not None and worker.stdout is not None
     worker.stdin.write(json.dumps(request, default=str))

@@ -1,4 +1,4 @@
-"""Runs one playbook through ansible-runner in its own process (see `dr.ansible.run_playbook`).
+"""Runs one playbook through ansible-runner in its own process (see `dr.hosts.ansible.run_playbook`).
 
 Reads the request as JSON on stdin (secrets included, so they never appear in argv or the
 environment), prints progress and the result as JSON lines on stdout.
@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from dr.ansible import Inventory, PlaybookError, PlaybookResult, run_playbook_here
+from dr.hosts.ansible import Inventory, PlaybookError, PlaybookResult, run_playbook_here
 
 
 def _emit(message: dict[str, object]) -> None:

@@ -6,7 +6,7 @@ marks which of them bear data: those get `retain_on_delete` always and `protect`
 uninstall or namespace deletion cascades into data. In drill mode every rendered object is scanned
 for the graph's `prod_markers` before anything is registered; a restore's read-only source is the
 only exemption. Pure: manifest files come in through `read_text`; the Pulumi adapter
-(`dr.pulumi_program`) and `dr preview` consume the result.
+(`dr.stack.program`) and `dr preview` consume the result.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from typing import Any
 
 import yaml
 
-from dr.errors import Diagnostic, GraphError
-from dr.modes import ReadText
-from dr.plan import Plan, Step
-from dr.spec import (
+from dr.core.modes import ReadText
+from dr.core.plan import Plan, Step
+from dr.core.spec import (
     Backup,
     GraphSpec,
     HelmAction,
@@ -31,6 +30,7 @@ from dr.spec import (
     thaw,
     walk_strings,
 )
+from dr.errors import Diagnostic, GraphError
 
 # Playbook that restores each host-level tool.
 RESTORE_PLAYBOOKS: Mapping[str, str] = {"etcd-snapshot": "etcd-restore.yml", "restic": "volume-restore.yml",

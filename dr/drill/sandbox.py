@@ -28,15 +28,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dr.core.plan import Plan
+from dr.core.resources import ResourcePlan
+from dr.core.spec import GraphSpec
+from dr.drill.executor import Task
+from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, free_port, postgres_argv
 from dr.errors import DrError
-from dr.executor import Task
-from dr.host_steps import run_step
-from dr.plan import Plan
-from dr.resources import ResourcePlan
+from dr.hosts.host_steps import run_step
 from dr.restore import restic
-from dr.sandbox_pg import PG_BIN, PgSandbox, as_postgres, free_port
-from dr.spec import GraphSpec
-from dr.validate import validate_object
+from dr.stack.validate import validate_object
 
 SANDBOX_PLAYBOOKS = ("os-prepare.yml", "nfs-exports.yml")  # safe to run for real with sandbox paths
 
@@ -146,9 +146,8 @@ class Sandbox:
         pg = self.pg
         loop = ("DO $$ BEGIN LOOP INSERT INTO workload (note, at) VALUES ('order', clock_timestamp()); COMMIT; "
                 "PERFORM pg_sleep(0.2); END LOOP; END $$;")
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        self._workload = subprocess.Popen([*prefix, str(PG_BIN / "psql"), "-h", str(pg.base), "-p", str(pg.port),
-                                           "-d", "postgres", "-c", loop], stdout=subprocess.DEVNULL,
+        self._workload = subprocess.Popen(postgres_argv(str(PG_BIN / "psql"), "-h", str(pg.base), "-p", str(pg.port),
+                                                        "-d", "postgres", "-c", loop), stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL)
 
     def _write_files(self, root: Path, *, count: int, round_: int) -> None:

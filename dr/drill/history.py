@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from dr.report import DrillReport
+from dr.drill.report import DrillReport
 
 RECENT = 5
 

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from dr.executor import Journal, StepRecord, StepState, execute
-from dr.history import History
-from dr.plan import Plan, plan_for
-from dr.report import (
+from dr.core.plan import Plan, plan_for
+from dr.core.resources import ResourcePlan, resource_plan
+from dr.core.spec import GraphSpec
+from dr.drill.executor import Journal, StepRecord, StepState, execute
+from dr.drill.history import History
+from dr.drill.report import (
     CheckResult,
     DrillReport,
     RpoResult,
@@ -32,8 +34,6 @@ from dr.report import (
     to_markdown,
     to_prometheus,
 )
-from dr.resources import ResourcePlan, resource_plan
-from dr.spec import GraphSpec
 
 ProgressSink = Callable[[StepRecord], None]
 
@@ -96,7 +96,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                   concurrency: int = 4, progress: ProgressSink | None = None,
                   say: Callable[[str], None] = print) -> tuple[DrillReport, dict[str, Path]]:
     """Run (or resume) the sandbox drill; returns the report and where it was written."""
-    from dr.sandbox import Sandbox
+    from dr.drill.sandbox import Sandbox
 
     plan, resources = planned(spec, read_text)
     run_id = ""
@@ -154,7 +154,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
 
 
 def _abandon(spec: GraphSpec, plan: Plan, resources: ResourcePlan, paths: DrillPaths, run_id: str) -> None:
-    from dr.sandbox import Sandbox
+    from dr.drill.sandbox import Sandbox
 
     root = paths.sandbox(run_id)
     if root.exists():

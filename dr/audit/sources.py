@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dr.audit import BackupState, ClusterInventory
+from dr.audit.checks import BackupState, ClusterInventory
+from dr.core.backups import BackupPoint
+from dr.core.invocations import etcd_snapshot_dir, restic_repository
+from dr.core.spec import Backup, GraphSpec, RestoreAction
 from dr.errors import RestoreError
 from dr.restore import etcd, pgbackrest, restic
-from dr.restore.selection import BackupPoint
-from dr.spec import Backup, GraphSpec, RestoreAction
 
 _WAL = re.compile(r"^[0-9A-F]{24}")
 
@@ -43,21 +44,20 @@ def _time(text: str | None) -> dt.datetime | None:
 def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
                k8s: Mapping[str, list[dict[str, Any]]] | None) -> BackupState | None:
     """The state of one backup; None when dr cannot look (no access configured)."""
+    # The same view of the backup a restore step has, so the audit reads what a restore would read.
     variables = restore_vars(spec, backup.name)
+    inputs = {"repo": backup.repo, "vars": variables}
     try:
         if backup.tool == "restic":
             password = secrets.get("restic_password")
             if not password:
                 return BackupState(error="no restic password (set RESTIC_PASSWORD or pass --secrets)")
-            repo = restic.ResticRepository(str(variables.get("repository", backup.repo)), password)
+            repo = restic.ResticRepository(restic_repository(inputs), password)
             return BackupState(points=tuple(s.point for s in restic.list_snapshots(repo)))
         if backup.tool == "etcd-snapshot":
-            return BackupState(points=tuple(etcd.list_snapshots(Path(variables.get("snapshot_dir", backup.repo)))))
+            return BackupState(points=tuple(etcd.list_snapshots(Path(etcd_snapshot_dir(inputs)))))
         if backup.tool == "pgbackrest":
-            stanza = pgbackrest.PgBackRestStanza(
-                config=str(variables.get("pgbackrest_config", "/etc/pgbackrest/pgbackrest.conf")),
-                stanza=str(variables.get("pgbackrest_stanza", "main")), os_user=str(variables.get("pg_os_user",
-                                                                                                  "postgres")))
+            stanza = pgbackrest.stanza_for(inputs)
             try:
                 points = tuple(pgbackrest.list_backups(stanza))
             except RestoreError as exc:
