@@ -151,7 +151,51 @@ def build_parser() -> argparse.ArgumentParser:
                           help="container image with dr and this repository, for the CronJob")
     schedule.add_argument("--workdir", default=str(Path.cwd()), help="checkout of this repository, for systemd")
     schedule.set_defaults(handler=_cmd_schedule)
+
+    sandbox = commands.add_parser(
+        "sandbox", help="a real container-less Kubernetes cluster on this machine, to rehearse the Kubernetes layer",
+        description="Start, stop or inspect a sandbox cluster: etcd, kube-apiserver, kube-controller-manager, "
+                    "kube-scheduler and kwok (fake nodes) on loopback, from `make toolchain`. No kubelet runs: "
+                    "pods become Running and Deployments Available, but no container runs in them. `up` prints "
+                    "the kubeconfig and ends with an `export KUBECONFIG=...` line; `status` exits 0 while the "
+                    "cluster runs and 1 when it does not; `down` stops everything it started and is safe to repeat.")
+    sandbox.add_argument("action", choices=("up", "down", "status"))
+    sandbox.add_argument("--state-dir", default=".dr/sandbox-cluster", metavar="DIR",
+                         help="certificates, etcd data, logs and kubeconfig (default .dr/sandbox-cluster)")
+    sandbox.add_argument("--etcd-data", metavar="DIR",
+                         help="with up: start the control plane on this existing etcd data directory (one a "
+                              "drill restored from a snapshot) instead of an empty one")
+    sandbox.add_argument("--json", action="store_true", help="with status: print the status as JSON")
+    sandbox.set_defaults(handler=_cmd_sandbox)
     return parser
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from dr.kube.sandbox_cluster import SandboxCluster
+
+    cluster = SandboxCluster(Path(args.state_dir))
+    if args.action == "up":
+        etcd_data = Path(args.etcd_data) if args.etcd_data else None
+        if etcd_data is not None and not (etcd_data / "member").is_dir():
+            raise UsageError(f"--etcd-data {etcd_data}: not an etcd data directory (no member/ inside)")
+        cluster.up(etcd_data=etcd_data, progress=lambda line: print(f"sandbox: {line}", file=sys.stderr))
+        print(f"kubeconfig: {cluster.kubeconfig}")
+        print(f"try: kubectl --kubeconfig {cluster.kubeconfig} get nodes")
+        print(f"stop it with: dr sandbox down --state-dir {args.state_dir}")
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+        return EXIT_OK
+    if args.action == "down":
+        stopped = cluster.down()
+        print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+        return EXIT_OK
+    status = cluster.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(f"sandbox cluster in {status['state_dir']}: {'running' if status['running'] else 'not running'}")
+        for name, alive in status["processes"].items():
+            print(f"  {name}: {'running' if alive else 'stopped'}")
+    return EXIT_OK if status["running"] else EXIT_PROBLEM
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -187,7 +231,8 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    from dr.stack.preview import diff_modes, render_preview, run_preview, validation_problems, write_objects
+    from dr.core.mode_diff import diff_modes
+    from dr.stack.preview import render_preview, run_preview, validation_problems, write_objects
 
     if args.diff:
         first, second = (run_preview(stack) for stack in args.diff)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from dr.core.backups import BackupPoint, collapse_reason
 from dr.core.durations import format_duration
+from dr.core.graph import unprotected_stateful
 from dr.core.spec import GraphSpec, Retention
 
 CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
@@ -98,11 +99,10 @@ def _coverage(data: AuditInput) -> list[Finding]:
     spec = data.spec
     findings = []
     protected = {b.protects for b in spec.backups.values() if b.protects}
+    for name in unprotected_stateful(spec):
+        findings.append(Finding("coverage", "critical", name, f"stateful component {name!r} has no backup",
+                                f"add a backup with protects: {name}"))
     for component in spec.components.values():
-        if component.stateful and component.name not in protected:
-            findings.append(Finding("coverage", "critical", component.name,
-                                    f"stateful component {component.name!r} has no backup",
-                                    f"add a backup with protects: {component.name}"))
         if component.layer == "data" and component.action is None and component.name not in protected:
             findings.append(Finding("coverage", "high", component.name,
                                     f"data component {component.name!r} has neither a restore nor a backup",

@@ -241,6 +241,12 @@ def _cycles(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
     return sorted(problems, key=lambda d: d.line)
 
 
+def unprotected_stateful(spec: GraphSpec) -> list[str]:
+    """Rule 7, the one definition (the graph and the audit both use it): stateful components no backup protects."""
+    protected = {b.protects for b in spec.backups.values() if b.protects}
+    return [name for name, c in spec.components.items() if c.stateful and name not in protected]
+
+
 def _data_rules(spec: GraphSpec) -> list[Diagnostic]:
     """Rules 6 and 7: data is restored before the component that owns it starts."""
     problems: list[Diagnostic] = []
@@ -248,12 +254,10 @@ def _data_rules(spec: GraphSpec) -> list[Diagnostic]:
     for name, component in spec.components.items():
         if isinstance(component.action, RestoreAction):
             restores_of.setdefault(component.action.backup, []).append(name)
-    protected: set[str] = set()
     for backup in spec.backups.values():
         owner = backup.protects
         if owner is None or owner not in spec.components:
             continue
-        protected.add(owner)
         restorers = restores_of.get(backup.name, [])
         if restorers and _ancestors(spec, owner) & set(restorers):
             continue
@@ -268,12 +272,11 @@ def _data_rules(spec: GraphSpec) -> list[Diagnostic]:
             spec.path, spec.line_of("components", owner),
             f"component {owner!r} owns the data of backup {backup.name!r} but does not depend on a restore "
             f"of it; it would start on empty storage and initialise it: {fix}"))
-    for name, component in spec.components.items():
-        if component.stateful and name not in protected:
-            problems.append(Diagnostic(
-                spec.path, spec.line_of("components", name, "stateful"),
-                f"component {name!r} is stateful but no backup protects it; add a backup with "
-                f"protects: {name}, or drop stateful if it holds no data"))
+    for name in unprotected_stateful(spec):
+        problems.append(Diagnostic(
+            spec.path, spec.line_of("components", name, "stateful"),
+            f"component {name!r} is stateful but no backup protects it; add a backup with "
+            f"protects: {name}, or drop stateful if it holds no data"))
     return problems
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from dr.core.leaks import RESTORE_SOURCES, as_data, find_markers
 from dr.core.spec import (
     Component,
     GraphSpec,
@@ -23,7 +24,6 @@ from dr.core.spec import (
     RestoreAction,
     deep_merge,
     freeze,
-    walk_strings,
 )
 from dr.errors import Diagnostic
 
@@ -105,21 +105,23 @@ def _has_path(value: Any, path: tuple[str | int, ...]) -> bool:
 def _declared_fields(component: Component) -> Iterator[tuple[tuple[str | int, ...], Any]]:
     """(path in the graph file, value) of every field a drill would deploy.
 
-    A restore's backup is deliberately absent: the production repository is the read-only source a
-    drill restores from, and the backup name is all the component carries.
+    Every field of the action (a Helm repo, playbook vars, a restore's vars and hosts), the checks and
+    the description. A restore's backup name is all it carries of its source: the production
+    repository is the read-only source a drill restores from, checked by the rendered-object scan.
     """
-    action = component.action
-    if isinstance(action, HelmAction):
-        yield ("helm", "chart"), action.chart
-        yield ("helm", "repo"), action.repo
-        yield ("helm", "values"), action.values
-    elif isinstance(action, PlaybookAction):
-        yield ("playbook",), action.playbook
-        yield ("vars",), action.vars
-    elif isinstance(action, RestoreAction):
-        yield ("vars",), action.vars
+    action = as_data(component.action) if component.action is not None else {}
+    key = {"helm": "helm", "playbook": None, "manifests": "manifests", "restore": "restore"}.get(
+        component.action_kind)
+    for name, value in action.items():
+        if name in ("kind", "backup", "paths"):
+            continue
+        if key is None or name in ("vars", "hosts"):  # a playbook's fields sit on the component itself
+            yield (name,), value
+        else:
+            yield (key, name), value
     for i, check in enumerate(component.verify):
-        yield ("verify", i), check.spec
+        yield ("verify", i), dict(check.spec)
+    yield ("description",), component.description
 
 
 def find_leaks(spec: GraphSpec, read_text: ReadText | None) -> list[Diagnostic]:
@@ -128,22 +130,21 @@ def find_leaks(spec: GraphSpec, read_text: ReadText | None) -> list[Diagnostic]:
     if not spec.prod_markers:
         return problems
     for name, component in spec.components.items():
+        is_restore = isinstance(component.action, RestoreAction)
         for field_path, value in _declared_fields(component):
-            for sub_path, text in walk_strings(value, keys=True):
-                for marker in spec.prod_markers:
-                    if marker not in text:
-                        continue
-                    full = (*field_path, *sub_path)
-                    drill_path = ("drill", "values", *full[1:])
-                    where = drill_path if _has_path(component.drill.values, full[1:]) and full[0] in (
-                        "vars", "helm") and sub_path else full
-                    line = spec.line_of("components", name, *where)
-                    shown = ".".join(str(p) for p in full)
-                    problems.append(Diagnostic(
-                        spec.path, line,
-                        f"component {name!r} in drill mode: {shown} contains the production marker "
-                        f"{marker!r}; a drill must not touch production. Override it under drill.values, "
-                        "or mark the component prod_only with a drill.replace_with"))
+            exempt = [s[1:] for s in RESTORE_SOURCES if is_restore and s[:1] == field_path]
+            for hit in find_markers(value, spec.prod_markers, exempt=exempt):
+                full = (*field_path, *hit.path)
+                drill_path = ("drill", "values", *full[1:])
+                where = drill_path if _has_path(component.drill.values, full[1:]) and full[0] in (
+                    "vars", "helm") and hit.path else full
+                line = spec.line_of("components", name, *where)
+                shown = ".".join(str(p) for p in full)
+                problems.append(Diagnostic(
+                    spec.path, line,
+                    f"component {name!r} in drill mode: {shown} contains the production marker "
+                    f"{hit.marker!r}; a drill must not touch production. Override it under drill.values, "
+                    "or mark the component prod_only with a drill.replace_with"))
         if isinstance(component.action, ManifestsAction) and read_text is not None:
             for manifest in component.action.paths:
                 problems.extend(_manifest_leaks(spec, name, manifest, read_text))

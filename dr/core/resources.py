@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from dr.core.leaks import RESTORE_SOURCES, JsonPath, find_markers
 from dr.core.modes import ReadText
 from dr.core.plan import Plan, Step
 from dr.core.spec import (
@@ -28,7 +29,6 @@ from dr.core.spec import (
     PlaybookAction,
     RestoreAction,
     thaw,
-    walk_strings,
 )
 from dr.errors import Diagnostic, GraphError
 
@@ -36,7 +36,7 @@ from dr.errors import Diagnostic, GraphError
 RESTORE_PLAYBOOKS: Mapping[str, str] = {"etcd-snapshot": "etcd-restore.yml", "restic": "volume-restore.yml",
                                         "pgbackrest": "postgres-pitr.yml"}
 DATA_KINDS = frozenset({"PersistentVolumeClaim", "PersistentVolume", "Namespace", "Cluster", "Restore", "Volume"})
-JsonPath = tuple[str | int, ...]
+
 
 
 @dataclass(frozen=True)
@@ -297,20 +297,16 @@ def find_object_leaks(resources: ResourcePlan, markers: tuple[str, ...]) -> list
     leaks: list[tuple[str, str]] = []
     for component in resources.components:
         for child in component.children:
-            scanned: list[tuple[str, Any, tuple[JsonPath, ...]]] = []
-            if child.kind in ("helm-release", "playbook"):
-                scanned.append((f"{child.kind} {child.name}", child.inputs, ()))
-            if child.kind == "host-restore":  # its repo is the read-only source; its vars are not
-                scanned.append((f"{child.kind} {child.name}", {"vars": child.inputs["vars"]}, ()))
+            # Every input of every child (a kube-object's input is its object, scanned below with its
+            # restore sources exempt); a host restore's `repo` is its read-only source.
+            exempt: tuple[JsonPath, ...] = RESTORE_SOURCES if child.kind == "host-restore" else ()
+            scanned: list[tuple[str, Any, tuple[JsonPath, ...]]] = [
+                (f"{child.kind} {child.name}", child.inputs, exempt)] if child.kind != "kube-object" else []
             scanned += [(obj.title, obj.manifest, obj.restore_sources) for obj in child.objects]
-            for title, value, exempt in scanned:
-                for path, text in walk_strings(value):
-                    if path in exempt:
-                        continue
-                    for marker in markers:
-                        if marker in text:
-                            shown = ".".join(str(p) for p in path)
-                            leaks.append((component.name, f"component {component.name!r} in drill mode: {title} "
-                                                          f"field {shown} contains the production marker {marker!r}; "
-                                                          "a drill must not touch production"))
+            for title, value, exempt_paths in scanned:
+                for hit in find_markers(value, markers, exempt=exempt_paths):
+                    shown = ".".join(str(p) for p in hit.path)
+                    leaks.append((component.name, f"component {component.name!r} in drill mode: {title} "
+                                                  f"field {shown} contains the production marker {hit.marker!r}; "
+                                                  "a drill must not touch production"))
     return leaks

@@ -1,0 +1,49 @@
+"""The one production-marker scanner: what a drill would deploy must not name production.
+
+Used twice over the same function: on every declared field of every kept component (`dr.core.modes`,
+with the graph file's lines) and on every rendered object and input (`dr.core.resources`). Every
+string is read, mapping keys included; the only exemptions are the paths a caller names as
+read-only restore sources (a drill reads production backups, it never writes them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+from dr.core.spec import walk_strings
+
+JsonPath = tuple[str | int, ...]
+
+# Where a host-level restore reads its backup: a drill may read production there, never write.
+RESTORE_SOURCES: tuple[JsonPath, ...] = (("repo",), ("vars", "repository"), ("vars", "snapshot_dir"))
+
+
+@dataclass(frozen=True)
+class MarkerHit:
+    path: JsonPath
+    marker: str
+
+
+def find_markers(value: Any, markers: Collection[str], *, exempt: Collection[JsonPath] = ()) -> Iterator[MarkerHit]:
+    """Every (path, marker) where a string in `value`, or a mapping key, contains a production marker."""
+    if not markers:
+        return
+    for path, text in walk_strings(value, keys=True):
+        if path in exempt:
+            continue
+        for marker in markers:
+            if marker in text:
+                yield MarkerHit(path, marker)
+
+
+def as_data(value: Any) -> Any:
+    """A frozen dataclass tree (an action, a check) as plain nested data, field names as keys."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_data(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: as_data(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [as_data(v) for v in value]
+    return value

@@ -1,0 +1,47 @@
+"""Fixtures for tests against the real control plane and engine from `make toolchain`.
+
+When `make test` runs, DR_TOOLCHAIN_BIN is set and a missing binary is a failure; elsewhere (make
+test-quick, an IDE) these tests skip and say which binaries are missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dr.kube.sandbox_cluster import SandboxCluster
+from dr.kube.toolchain import CONTROL_PLANE, ENGINE, Toolchain
+
+
+def require(names: tuple[str, ...]) -> Toolchain:
+    toolchain = Toolchain.find()
+    missing = toolchain.missing(names)
+    if missing:
+        message = f"missing {', '.join(missing)} (run `make toolchain`)"
+        if os.environ.get("DR_TOOLCHAIN_BIN"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return toolchain
+
+
+@pytest.fixture
+def toolchain() -> Toolchain:
+    return require(CONTROL_PLANE)
+
+
+@pytest.fixture
+def engine() -> Toolchain:
+    return require(ENGINE)
+
+
+@pytest.fixture
+def cluster(toolchain: Toolchain, tmp_path: Path) -> Iterator[SandboxCluster]:
+    sandbox = SandboxCluster(tmp_path / "cluster", toolchain=toolchain)
+    sandbox.up()
+    try:
+        yield sandbox
+    finally:
+        sandbox.down()
