@@ -62,12 +62,13 @@ class HostStep(pulumi.dynamic.Resource):
 
     kubeconfig: pulumi.Output[str]
     changed: pulumi.Output[int]
+    restored: pulumi.Output[str]  # a restore step: the backup it restored (snapshot, set, file)
 
     def __init__(self, name: str, *, step: str, inputs: Mapping[str, Any], hosts_inventory: Mapping[str, Any],
                  secrets: pulumi.Input[Mapping[str, str]], opts: pulumi.ResourceOptions | None = None,
                  provider: HostStepProvider | None = None) -> None:
         props = {"step": step, **inputs, "hosts_inventory": dict(hosts_inventory), "secrets": secrets,
-                 "kubeconfig": None, "changed": None}
+                 "kubeconfig": None, "changed": None, "restored": None, "restored_time": None}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             additional_secret_outputs=["secrets", "kubeconfig"]))
         super().__init__(provider or HostStepProvider(), name, props, opts)

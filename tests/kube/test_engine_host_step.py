@@ -1,0 +1,77 @@
+"""Tier 2, for real: the Pulumi engine (Automation API, file backend, passphrase secrets) runs dr's
+dynamic host-step resource, which runs a real playbook (a restic volume restore) through ansible-runner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from dr.kube.toolchain import Toolchain
+from dr.restore import restic
+from dr.stack.engine import Engine
+from dr.stack.host_step import HostStep
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed (make system)")]
+
+CANARY = "canary-engine-secret-5d1e"
+
+
+def tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_up_runs_the_playbook_second_up_changes_nothing_destroy_keeps_host_data(engine: Toolchain,
+                                                                                tmp_path: Path) -> None:
+    source = tmp_path / "volume"
+    (source / "docs").mkdir(parents=True)
+    for i in range(20):
+        (source / "docs" / f"f{i}.txt").write_text(f"file {i}\n" * 50)
+    repo = restic.ResticRepository(str(tmp_path / "repo"), CANARY)
+    repo.run("init")
+    repo.run("backup", str(source))
+    expected = tree_digest(source)
+    target = tmp_path / "restored" / "volume"
+
+    def program() -> None:
+        config = pulumi.Config("dr")
+        step = HostStep("volume-restore", step="volume-restore",
+                        inputs={"tool": "restic", "repo": repo.repository, "target_time": "latest",
+                                "hosts": ["all"], "vars": {"restore_path": str(target)}},
+                        hosts_inventory={}, secrets=config.require_secret_object("secrets"))
+        pulumi.export("restored", step.restored)
+
+    state = tmp_path / "engine"
+    stack = Engine.at(state, engine).stack(project="tier2", stack="dev", program=program,
+                                           secret_config={"dr:secrets.restic_password": CANARY})
+    lines: list[str] = []
+    first = stack.up(on_output=lines.append)
+    assert first.summary.result == "succeeded"
+    assert first.summary.resource_changes.get("create") == 2, first.summary.resource_changes
+    assert tree_digest(target) == expected, "the playbook restored the volume"
+    assert first.outputs["restored"].value == restic.list_snapshots(repo)[0].point.id
+
+    second = stack.up(on_output=lines.append)
+    changes: dict[str, Any] = second.summary.resource_changes
+    assert set(changes) == {"same"}, f"a second up changes nothing: {changes}"
+
+    leaked = subprocess.run(["grep", "-rl", CANARY, str(state / "pulumi-state")], capture_output=True, text=True,
+                            check=False)
+    assert leaked.stdout == "", f"the secret is in plaintext in {leaked.stdout}"
+    assert CANARY not in "".join(lines)
+
+    stack.destroy(on_output=lines.append)
+    assert tree_digest(target) == expected, "destroy leaves the restored data on the host alone"
+    assert tree_digest(source) == expected
