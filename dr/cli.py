@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Pulumi program of a stack offline, under mocks, with the stack file's own config: "
                     "list the resources in dependency order, write every Kubernetes object dr renders as YAML "
                     "and validate it (core kinds against the graph's Kubernetes version, custom resources "
-                    "against dr/schemas). Exit 1 when an object does not validate.")
+                    "against the real upstream CRDs in ../shared/crds or DR_CRDS_DIR). Exit 1 when an object "
+                    "does not validate.")
     preview.add_argument("--stack", choices=("prod", "drill"), default="prod",
                          help="the stack file stacks/Pulumi.<stack>.yaml (default: prod)")
     preview.add_argument("--out", metavar="DIR", help="write the Kubernetes objects as YAML under DIR")

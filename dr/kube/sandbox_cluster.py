@@ -21,7 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,6 +333,29 @@ class SandboxCluster:
         ready = [n for n in items if any(c.get("type") == "Ready" and c.get("status") == "True"
                                          for c in n.get("status", {}).get("conditions", []))]
         return len(ready) >= len(FAKE_NODES)
+
+    def install_crds(self, kinds: Iterable[tuple[str, str]], *, extra_dirs: Iterable[Path] = ()) -> list[str]:
+        """Install the real CRDs of these (apiVersion, kind) pairs and wait until they are served."""
+        from dr.kube import crds
+
+        installed: list[str] = []
+        for api_version, kind in sorted(set(kinds)):
+            crd = crds.find(api_version, kind, extra_dirs=extra_dirs)
+            if crd is None:
+                raise SandboxError(f"no CustomResourceDefinition for {api_version} {kind} in "
+                                   f"{', '.join(crds.searched(extra_dirs))}")
+            if str(crd.path) in installed:
+                continue
+            self.kubectl("apply", "--server-side", "-f", str(crd.path), timeout=120)
+            name = f"crd/{crd.plural}.{crd.group}"
+            # `kubectl wait` fails outright while the CRD has no status yet: ask until it is Established.
+            def established(name: str = name) -> bool:
+                return self.kubectl("wait", "--for=condition=Established", name, "--timeout=5s",
+                                    check=False).returncode == 0
+
+            self._wait(established, name, 60)
+            installed.append(str(crd.path))
+        return installed
 
     def _default_service_account(self) -> bool:
         return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0

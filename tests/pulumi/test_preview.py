@@ -57,21 +57,31 @@ def test_invalid_object_is_reported_and_exits_1(run_cli, monkeypatch: pytest.Mon
 
     original = dr.core.resources._velero_restore
 
-    def broken(*args, **kwargs):  # a Restore without backupName or scheduleName
+    def broken(*args, **kwargs):  # a field Velero 1.14's Restore does not have, and one of the wrong type
         obj = original(*args, **kwargs)
-        spec = {k: v for k, v in obj.manifest["spec"].items() if k not in ("backupName", "scheduleName")}
+        spec = {**obj.manifest["spec"], "restorePVCs": True, "includedNamespaces": "grafana"}
         return dr.core.resources.KubeObject(manifest={**obj.manifest, "spec": spec}, data_bearing=True)
 
     monkeypatch.setattr(dr.core.resources, "_velero_restore", broken)
     result = run_cli("preview", "--stack", "prod")
     assert result.code == 1
     assert "invalid: grafana-restore: Restore velero/grafana-restore" in result.err
+    assert "'restorePVCs' was unexpected" in result.err and "velero-1.14.1/velero.io_restores.yaml" in result.err
+    assert "spec.includedNamespaces: 'grafana' is not of type 'array'" in result.err
 
 
 def test_unknown_custom_resource_has_no_schema() -> None:
     problems = validate_object({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}},
                                kubernetes="1.30")
-    assert problems and "no schema for custom resource example.com/v1 Widget" in problems[0]
+    assert problems and "no CustomResourceDefinition for example.com/v1 Widget" in problems[0]
+
+
+def test_a_k8s_io_group_of_an_operator_is_a_custom_resource() -> None:
+    endpoint = {"apiVersion": "externaldns.k8s.io/v1alpha1", "kind": "DNSEndpoint", "metadata": {"name": "e"},
+                "spec": {"endpoints": [{"dnsName": "a.example.com", "recordType": "A", "targets": ["192.0.2.1"]}]}}
+    assert validate_object(endpoint, kubernetes="1.30") == []
+    endpoint["spec"]["endpoints"][0]["ttl"] = "soon"
+    assert any("ttl" in p for p in validate_object(endpoint, kubernetes="1.30"))
 
 
 def test_core_object_with_a_wrong_field_fails() -> None:
