@@ -32,7 +32,7 @@ toolchain: system
 # (docs/testing.md has the last score). Slow; not part of `make test`.
 mutation: venv
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children 2 || true
+	DR_CRDS_DIR=$(abspath ../shared/crds) $(BIN)/mutmut run --max-children 2 || true
 	$(BIN)/mutmut results
 
 # Unit and property tests only: skips the tests that start real etcd, PostgreSQL, restic, Ansible.

@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     target = drill.add_mutually_exclusive_group()
     target.add_argument("--sandbox", action="store_true", help="drill on this machine (default)")
     target.add_argument("--stack", metavar="NAME", help="drill on a real test cluster: the Pulumi stack NAME")
+    target.add_argument("--hosts", action="store_true",
+                        help="run the host-level steps (playbooks, host restores) over SSH on the graph's drill_hosts; "
+                             "refused, exit 2, if a drill host is a production host")
+    drill.add_argument("--secrets", metavar="FILE",
+                       help="with --hosts: YAML file of the secrets host steps need (restic_password, k3s_token)")
     drill.add_argument("--resume", action="store_true", help="continue the last sandbox drill after a crash")
     drill.add_argument("--keep", action="store_true", help="with --stack: do not destroy the stack afterwards")
     drill.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps run at once (default 4)")
@@ -286,10 +291,19 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 
     spec = load_graph_file(args.graph)
     paths = DrillPaths(Path(args.state_dir).resolve())
-    if args.stack:
-        from dr.drill.run import AutomationStack, http_checks, planned, readiness_checks, stack_drill
+    if args.hosts:
+        from dr.drill.hosts_drill import host_drill
 
-        _, resources = planned(spec, read_text)
+        report, files = host_drill(spec, paths=paths, read_text=read_text, secrets=_secrets_file(args.secrets),
+                                   resume=args.resume, concurrency=args.concurrency, progress=plain_progress(),
+                                   say=lambda line: print(line, file=sys.stderr))
+    elif args.stack:
+        from dr.drill.run import AutomationStack, http_checks, planned, readiness_checks, stack_drill
+        from dr.hosts.identity import check_drill_hosts
+
+        plan, resources = planned(spec, read_text)
+        assert plan.graph is not None
+        check_drill_hosts(plan.graph.spec)  # before pulumi up touches anything
 
         def verify(plan: Any, outputs: Any) -> Any:
             return readiness_checks(resources) + http_checks(plan, outputs)
@@ -324,6 +338,23 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     print(f"report: {files['markdown']} (also {files['json'].name}, {files['junit'].name}, "
           f"{files['prometheus'].name})")
     return EXIT_OK if report.success else EXIT_PROBLEM
+
+
+def _secrets_file(path: str | None) -> dict[str, str]:
+    """A YAML mapping of secret names to values; problems name the file, never a value."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--secrets {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError:
+        raise UsageError(f"--secrets {path}: not valid YAML") from None
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
+        raise UsageError(f"--secrets {path}: must be a mapping of secret names to values")
+    return {k: str(v) for k, v in loaded.items()}
 
 
 def _cmd_history(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
     set_hypothesis_home_dir(base / "hypothesis")
-    settings.register_profile("dr", database=DirectoryBasedExampleDatabase(base / "hypothesis"))
+    # Under `make mutation` every mutant reruns the property tests: fewer examples keep it to minutes.
+    examples = 25 if os.environ.get("MUTANT_UNDER_TEST") else settings.default.max_examples
+    settings.register_profile("dr", database=DirectoryBasedExampleDatabase(base / "hypothesis"),
+                              max_examples=examples)
     settings.load_profile("dr")
 EXAMPLE_GRAPH = REPO / "stacks" / "cluster.yaml"
 

@@ -19,6 +19,7 @@ from dr.core.spec import (
     Component,
     GraphSpec,
     HelmAction,
+    Host,
     ManifestsAction,
     PlaybookAction,
     RestoreAction,
@@ -77,7 +78,78 @@ def for_mode(spec: GraphSpec, mode: str) -> tuple[GraphSpec, list[Diagnostic]]:
                 depends_on.append(replacement)
         if tuple(depends_on) != component.depends_on:
             kept[name] = replace(component, depends_on=tuple(depends_on))
-    return spec.with_components(kept), problems
+    drill_spec = spec.with_components(kept)
+    problems += _drill_host_problems(drill_spec)
+    return _on_drill_hosts(drill_spec), problems
+
+
+def runs_on_hosts(spec: GraphSpec, component: Component) -> bool:
+    """A playbook step or a host-level restore: something Ansible runs on the graph's hosts."""
+    action = component.action
+    if isinstance(action, PlaybookAction):
+        return True
+    return isinstance(action, RestoreAction) and action.backup in spec.backups and spec.backups[
+        action.backup].host_level
+
+
+def _host_targets(hosts: Mapping[str, Host]) -> set[str]:
+    return {"all", *hosts, *(g for h in hosts.values() for g in h.groups)}
+
+
+def _drill_host_problems(spec: GraphSpec) -> list[Diagnostic]:
+    """A drill never runs on production: it needs its own hosts, and none may be a production host."""
+    problems: list[Diagnostic] = []
+    if not spec.hosts:
+        return problems  # no inventory: host steps run on the machine dr runs on, in prod and drill alike
+    drill_targets = _host_targets(spec.drill_hosts)
+    for name, component in spec.components.items():
+        action = component.action
+        if not runs_on_hosts(spec, component) or not isinstance(action, PlaybookAction | RestoreAction):
+            continue
+        wanted = [t for t in action.hosts if t not in drill_targets]
+        if not spec.drill_hosts:
+            problems.append(Diagnostic(
+                spec.path, spec.line_of("components", name),
+                f"component {name!r} runs on hosts ({', '.join(action.hosts)}), and the graph declares "
+                "no drill_hosts: in drill mode it would run on the production hosts. Add a drill_hosts: inventory "
+                "of test machines with the same groups"))
+        elif wanted:
+            problems.append(Diagnostic(
+                spec.path, spec.line_of("components", name, "hosts"),
+                f"component {name!r} runs on {', '.join(wanted)} in drill mode, but no host of drill_hosts is "
+                f"or belongs to it; add a drill host in group(s) {', '.join(wanted)}"))
+    production = list(spec.hosts.values())
+    for drill in spec.drill_hosts.values():
+        for prod in production:
+            same = _same_machine(drill, prod)
+            if same:
+                problems.append(Diagnostic(
+                    spec.path, spec.line_of("drill_hosts", drill.name),
+                    f"drill host {drill.name!r} is the production host {prod.name!r} ({same}); a drill must never "
+                    "run on production. Give the drill its own machine"))
+    return problems
+
+
+def _same_machine(drill: Host, prod: Host) -> str:
+    """Why two inventory entries are the same machine, or '' when nothing says so."""
+    prod_names = {n.lower() for n in (prod.address, prod.hostname) if n}
+    for label, value in (("address", drill.address), ("hostname", drill.hostname)):
+        if value and value.lower() in prod_names:
+            return f"same {label} {value}"
+    if drill.host_key and prod.host_key and drill.host_key == prod.host_key:
+        return "same SSH host key"
+    return ""
+
+
+def _on_drill_hosts(spec: GraphSpec) -> GraphSpec:
+    """The drill-mode spec: drill hosts are the hosts; production addresses and names become markers."""
+    production = {**spec.production_hosts, **spec.hosts}
+    markers = list(spec.prod_markers)
+    for host in production.values():
+        for value in (host.address, host.hostname):
+            if value and value not in markers:
+                markers.append(value)
+    return replace(spec, hosts=spec.drill_hosts, production_hosts=production, prod_markers=tuple(markers))
 
 
 def _with_drill_overrides(component: Component) -> Component:

@@ -127,6 +127,8 @@ class Host:
     address: str
     groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    hostname: str = ""   # the machine's own name, compared in drills besides the address
+    host_key: str = ""   # its SSH host public key ("ssh-ed25519 AAAA..."), from known_hosts
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,10 @@ class GraphSpec:
     components: Mapping[str, Component]
     document: LocatedDocument | None = field(default=None, repr=False, compare=False)
     rto_s: int = 0  # the recovery-time target; 0 when the graph sets none
+    # Hosts a drill runs on. In drill mode (`dr.core.modes.for_mode`) they become `hosts`, and the
+    # production inventory moves to `production_hosts`, which a drill may never resolve to.
+    drill_hosts: Mapping[str, Host] = field(default_factory=lambda: EMPTY)
+    production_hosts: Mapping[str, Host] = field(default_factory=lambda: EMPTY)
 
     @property
     def base_dir(self) -> Path:
@@ -358,13 +364,14 @@ class _SpecReader:
             raise GraphError([Diagnostic(self.doc.path, 1,
                                          f"the top level must be a mapping with 'cluster' and 'components', "
                                          f"not {_kind(root)}")])
-        self.fields(root, (), ("cluster", "kubernetes", "rto", "hosts", "prod_markers", "backups", "components"),
-                    "the recovery graph")
+        self.fields(root, (), ("cluster", "kubernetes", "rto", "hosts", "drill_hosts", "prod_markers", "backups",
+                               "components"), "the recovery graph")
         cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
         kubernetes = self.version(root.get("kubernetes", "1.30"), ("kubernetes",), "'kubernetes'") or "1.30"
         if not re.match(r"^1\.\d+$", kubernetes):
             self.error(("kubernetes",), f"'kubernetes' must be a minor version like \"1.30\", not {kubernetes!r}")
         hosts = self.hosts(root.get("hosts"))
+        drill_hosts = self.hosts(root.get("drill_hosts"), section_name="drill_hosts")
         markers = self.markers(root.get("prod_markers"))
         backups = self.backups(root.get("backups"))
         if "components" not in root:
@@ -374,27 +381,34 @@ class _SpecReader:
         if self.problems:
             raise GraphError(self.problems)
         return GraphSpec(path=self.doc.path, cluster=cluster, kubernetes=kubernetes, rto_s=rto_s,
-                         hosts=MappingProxyType(hosts), prod_markers=markers,
+                         hosts=MappingProxyType(hosts), drill_hosts=MappingProxyType(drill_hosts),
+                         prod_markers=markers,
                          backups=MappingProxyType(backups), components=MappingProxyType(components),
                          document=self.doc)
 
-    def hosts(self, value: Any) -> dict[str, Host]:
-        section = self.mapping(value, ("hosts",), "'hosts'")
+    def hosts(self, value: Any, *, section_name: str = "hosts") -> dict[str, Host]:
+        section = self.mapping(value, (section_name,), f"'{section_name}'")
         out: dict[str, Host] = {}
         for name, body in (section or {}).items():
-            where: PathKey = ("hosts", name)
+            where: PathKey = (section_name, name)
             if not isinstance(name, str) or not name:
                 self.error(where, f"host name {name!r} must be text", at_key=True)
                 continue
             spec = self.mapping(body, where, f"host {name!r}")
             if spec is None:
                 continue
-            self.fields(spec, where, ("address", "groups", "vars"), f"host {name!r}")
+            self.fields(spec, where, ("address", "groups", "vars", "hostname", "host_key"), f"host {name!r}")
             address = self.string(spec.get("address"), (*where, "address"), f"host {name!r}: 'address'",
                                   required=True)
             groups = self.names(spec.get("groups"), (*where, "groups"), f"host {name!r}: 'groups'")
             host_vars = self.mapping(spec.get("vars"), (*where, "vars"), f"host {name!r}: 'vars'")
-            out[name] = Host(name=name, address=address or "", groups=groups, vars=freeze(host_vars or {}))
+            hostname = self.string(spec.get("hostname"), (*where, "hostname"), f"host {name!r}: 'hostname'") or ""
+            host_key = self.string(spec.get("host_key"), (*where, "host_key"), f"host {name!r}: 'host_key'") or ""
+            if host_key and len(host_key.split()) < 2:
+                self.error((*where, "host_key"), f"host {name!r}: 'host_key' must be a public key line like "
+                           "'ssh-ed25519 AAAA...' (from known_hosts or ssh-keyscan)")
+            out[name] = Host(name=name, address=address or "", groups=groups, vars=freeze(host_vars or {}),
+                             hostname=hostname, host_key=" ".join(host_key.split()[:2]))
         return out
 
     def markers(self, value: Any) -> tuple[str, ...]:

@@ -1,0 +1,89 @@
+"""A drill of the host-level steps on the graph's drill hosts: `dr drill --hosts`.
+
+Every playbook and host-level restore of the drill-mode plan runs, over SSH, on the drill inventory
+(`drill_hosts`), in dependency order through the journaled executor, so `--resume` continues after a
+crash or a lost host without rerunning finished steps. Before the first step the identity guard
+(`dr.hosts.identity`) refuses the drill, exit 2, if any drill host it would use is a production host.
+Kubernetes-level steps are "not-run" here (they need the drill cluster: `dr drill --stack`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dr.core.invocations import hosts_inventory, target_hosts
+from dr.core.spec import GraphSpec
+from dr.drill.executor import Journal, StepState, Task, execute
+from dr.drill.history import History
+from dr.drill.report import DrillReport
+from dr.drill.run import DrillPaths, ProgressSink, _step_results, planned, write_reports
+from dr.hosts.host_steps import run_step
+from dr.hosts.identity import check_drill_hosts
+
+StepRunner = Callable[..., dict[str, Any]]
+
+
+def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path], str],
+               secrets: Mapping[str, str], resume: bool = False, concurrency: int = 4,
+               progress: ProgressSink | None = None, say: Callable[[str], None] = print,
+               guard: Callable[..., None] = check_drill_hosts,
+               runner: StepRunner = run_step) -> tuple[DrillReport, dict[str, Path]]:
+    plan, resources = planned(spec, read_text)
+    assert plan.graph is not None
+    drill_spec = plan.graph.spec
+    hosts = hosts_inventory(drill_spec)
+    host_children = {c.name: next((ch for ch in c.children if ch.kind in ("playbook", "host-restore")), None)
+                     for c in resources.components}
+    used = {h for child in host_children.values() if child is not None
+            for h in target_hosts(hosts, list(child.inputs.get("hosts", ["all"])))}
+    guard(drill_spec, hosts_used=used)
+
+    current = paths.state_dir / "current-host-drill"
+    run_id = current.read_text().strip() if resume and current.is_file() else ""
+    if resume and not run_id:
+        say("nothing to resume: no host drill was interrupted; starting a new one")
+    if not run_id:
+        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        current.write_text(run_id)
+    else:
+        say(f"resuming host drill {run_id}")
+    journal = Journal(paths.journal, run_id)
+    interrupted = {name for name, record in journal.load().items() if record.state == StepState.RUNNING}
+
+    def task_for(name: str, depends_on: tuple[str, ...]) -> Task:
+        child = host_children.get(name)
+        component = next(c for c in resources.components if c.name == name)
+        if child is None:
+            if not component.children:
+                return Task(name, depends_on, lambda attempt: {})
+            return Task(name, depends_on, lambda attempt: {}, kind="not-run",
+                        reason="a Kubernetes-level step: it needs the drill cluster (dr drill --stack)")
+
+        def run(attempt: int) -> Mapping[str, Any]:
+            # A rerun after a failed or interrupted attempt moves what that attempt left aside.
+            force = True if attempt > 1 or name in interrupted else None
+            return runner(dict(child.inputs), hosts=hosts, secrets=secrets, force=force)
+        return Task(name, depends_on, run)
+
+    started = time.time()
+    try:
+        records = execute([task_for(s.name, s.depends_on) for s in plan.steps], journal=journal,
+                          concurrency=concurrency, retries=1, backoff_s=1.0, timeout_s=1800, on_event=progress)
+        report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="hosts", started_at=started,
+                             disaster_at=started, verified_at=time.time(),
+                             rto_target_s=spec.rto_s or plan.predicted_rto_s,
+                             steps=_step_results(plan, records, journal), checks=(), rpo=())
+        files = write_reports(report, paths.reports(run_id))
+        if report.success or not any(r.state in (StepState.FAILED, StepState.SKIPPED) for r in records.values()):
+            current.unlink(missing_ok=True)
+        history = History(paths.history)
+        history.record(report)
+        history.close()
+        return report, files
+    finally:
+        journal.close()
