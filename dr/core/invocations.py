@@ -103,10 +103,12 @@ def pgbackrest_time(target_time: str) -> str:
 
 
 def pgbackrest_extravars(*, config: str, stanza: str, backup_set: str, target_time: str, pg_data: str,
-                         pg_bin: str, pg_port: int, pg_socket_dir: str, os_user: str, force: bool) -> dict[str, Any]:
+                         pg_bin: str, pg_port: int, pg_socket_dir: str, os_user: str, force: bool,
+                         archive: bool = True) -> dict[str, Any]:
     return {"pgbackrest_config": config, "pgbackrest_stanza": stanza, "pgbackrest_set": backup_set,
             "pg_target_time": pgbackrest_time(target_time), "pg_data": pg_data, "pg_bin": pg_bin,
-            "pg_port": pg_port, "pg_socket_dir": pg_socket_dir, "pg_os_user": os_user, "pg_force": force}
+            "pg_port": pg_port, "pg_socket_dir": pg_socket_dir, "pg_os_user": os_user, "pg_force": force,
+            "pg_archive_mode": "preserve" if archive else "off"}
 
 
 def etcd_members(inputs: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -184,7 +186,8 @@ def restore_invocation(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping
         extravars = pgbackrest_extravars(
             config=pg.config, stanza=pg.stanza, backup_set=chosen.id,
             target_time=str(inputs.get("target_time", "latest")), pg_data=str(variables["pg_data"]),
-            pg_bin=pg.pg_bin, pg_port=pg.pg_port, pg_socket_dir=pg.pg_socket_dir, os_user=pg.os_user, force=force)
+            pg_bin=pg.pg_bin, pg_port=pg.pg_port, pg_socket_dir=pg.pg_socket_dir, os_user=pg.os_user, force=force,
+            archive=bool(inputs.get("write_back", True)))
         return PlaybookInvocation("postgres-pitr.yml", extravars, limit)
     raise ValueError(f"no host-level restore for tool {tool!r}")
 
@@ -213,7 +216,7 @@ def manual_restore_commands(invocation: PlaybookInvocation) -> list[list[str]]:
         target_args = [] if target == "latest" else ["--type=time", f"--target={target}", "--target-action=promote"]
         return [run_as(user, ["pgbackrest", f"--config={v['pgbackrest_config']}",
                               f"--stanza={v['pgbackrest_stanza']}", f"--set={v['pgbackrest_set']}",
-                              *target_args, "restore"], am_root=True),
+                              *target_args, f"--archive-mode={v['pg_archive_mode']}", "restore"], am_root=True),
                 run_as(user, [f"{v['pg_bin']}/pg_ctl", "-D", v["pg_data"], "-l", f"{v['pg_data']}.log", "-w", "-t",
                               "300", "start"], am_root=True)]
     raise ValueError(f"{invocation.playbook} is not a restore playbook")

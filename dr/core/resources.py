@@ -159,7 +159,10 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
         return [Child(kind="host-restore", name=f"{step.name}-restore", retain_on_delete=True, inputs={
             "playbook": RESTORE_PLAYBOOKS[backup.tool], "tool": backup.tool, "backup": backup.name,
             "repo": backup.repo, "target_time": action.target_time, "allow_collapsed": action.allow_collapsed,
-            "hosts": list(action.hosts), "vars": thaw(action.vars)})]
+            "hosts": list(action.hosts), "vars": thaw(action.vars),
+            # A drill reads production backups and never writes them: a restored database must not
+            # archive its new timeline into the production repository.
+            "write_back": mode != "drill"})]
     objects = _restore_objects(step.name, backup, action, mode, namespaces_created)
     return [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
                   protect=prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))

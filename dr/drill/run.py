@@ -122,13 +122,15 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
             say("taking real backups")
             sandbox.take_backups()
             disaster_at = sandbox.disaster()
-            journal.phase_done("disaster", {"at": disaster_at})
+            journal.phase_done("disaster", {"at": disaster_at, "backups": sandbox.backup_fingerprint()})
             say("disaster: production destroyed; rebuilding from the graph")
         else:
             started = float((journal.phase("disaster") or {}).get("at", started))
         records = execute(sandbox.tasks(), journal=journal, concurrency=concurrency, retries=2, backoff_s=1.0,
                           timeout_s=900, on_event=progress)
-        checks = _sandbox_checks(plan, records, sandbox)
+        fingerprint_at_disaster = (journal.phase("disaster") or {}).get("backups", {})
+        checks = (*_sandbox_checks(plan, records, sandbox),
+                  _backups_untouched(fingerprint_at_disaster, sandbox.backup_fingerprint()))
         newest = sandbox.newest_restored()
         verified_at = time.time()
         rpo = tuple(RpoResult(backup=name, measured_s=(None if name not in newest else
@@ -160,6 +162,14 @@ def _abandon(spec: GraphSpec, plan: Plan, resources: ResourcePlan, paths: DrillP
     if root.exists():
         Sandbox(root, plan, spec, resources).cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _backups_untouched(before: Mapping[str, str], after: Mapping[str, str]) -> CheckResult:
+    """The production backups after the drill are byte-identical to the ones the disaster left."""
+    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    detail = (f"{len(before)} files byte-identical" if not changed else
+              f"{len(changed)} file(s) written by the drill: " + ", ".join(Path(p).name for p in changed[:5]))
+    return CheckResult("production-backups", "read-only", not changed and bool(before), detail)
 
 
 def _sandbox_checks(plan: Plan, records: Mapping[str, StepRecord], sandbox: Any) -> tuple[CheckResult, ...]:

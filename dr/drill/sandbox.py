@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import secrets as secrets_module
@@ -316,6 +317,19 @@ class Sandbox:
             ok = value.lstrip("-").isdigit() and int(value) >= minimum
             return ok, f"{spec['sql']} returned {value} (at least {minimum})"
         return False, f"{kind} checks need the real cluster"
+
+    def backup_fingerprint(self) -> dict[str, str]:
+        """sha256 of every file of the production backups (pgBackRest repository, restic repositories,
+        etcd snapshots): a drill reads them and must leave them byte-identical."""
+        roots = [self.root / "backups"]
+        if self.state.pg_base:
+            roots.append(Path(self.state.pg_base) / "repo")
+        prints = {}
+        for root in roots:
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return prints
 
     def cleanup(self) -> None:
         """Stop every process the drill started; keep the reports."""

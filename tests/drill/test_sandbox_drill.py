@@ -74,7 +74,13 @@ def test_sandbox_drill_passes_with_measured_rto_and_rpo(tmp_path: Path) -> None:
     states = {s["name"]: s["state"] for s in report["steps"]}
     assert all(states[name] == "succeeded" for name in ["os-prepare", *HOST_STEPS])
     assert states["k3s-server"] == "not-run" and states["gitea-db"] == "rendered"
-    assert all(c["ok"] for c in report["checks"]) and {c["kind"] for c in report["checks"]} == {"etcd", "files", "sql"}
+    assert all(c["ok"] for c in report["checks"]) and {c["kind"] for c in report["checks"]} == {
+        "etcd", "files", "sql", "read-only"}
+    # Every file of every production backup (pgBackRest repository, restic repositories, etcd
+    # snapshots) is byte-identical after the rebuild: the restored PostgreSQL archives nowhere.
+    (untouched,) = [c for c in report["checks"] if c["kind"] == "read-only"]
+    assert untouched["ok"] and untouched["step"] == "production-backups"
+    assert int(untouched["detail"].split()[0]) > 20, untouched["detail"]
 
     suite = ET.parse(report_dir / "junit.xml").getroot()
     assert suite.tag == "testsuite" and suite.get("failures") == "0"
