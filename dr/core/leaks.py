@@ -26,6 +26,41 @@ class MarkerHit:
     marker: str
 
 
+OBJECT_STORE_SCHEMES = ("s3://", "gs://", "gcs://", "azure://", "b2://", "r2://", "swift://", "minio://")
+
+
+def bucket_of(marker: str) -> str | None:
+    """The bucket a production object-store marker names (`s3://homelab-backups/x` -> `homelab-backups`)."""
+    for scheme in OBJECT_STORE_SCHEMES:
+        if marker.startswith(scheme):
+            bucket = marker[len(scheme):].split("/", 1)[0]
+            return bucket or None
+    return None
+
+
+def contains_marker(text: str, marker: str) -> bool:
+    """The marker itself, or — for a production bucket — the bucket however it is spelt: the bare name
+    (Velero's `bucket:`), a path-style URL (`https://host/bucket/...`, restic's `s3:host/bucket`) or a
+    virtual-hosted one (`bucket.s3.amazonaws.com`)."""
+    bucket = bucket_of(marker)
+    if bucket is None:
+        return marker in text
+    scheme = marker.split("://", 1)[0] + "://"
+    root = f"{scheme}{bucket}"
+    # After the bucket comes its end, a path, or Longhorn's @region: never more of a longer name.
+    if any(rest == "" or rest[0] in "/@?:" for rest in _after_each(text, root)):
+        return marker.rstrip("/") in text or marker.rstrip("/") == root
+    return (text == bucket or f"/{bucket}/" in text or text.endswith(f"/{bucket}") or text.startswith(f"{bucket}.")
+            or f"//{bucket}." in text or f":{bucket}/" in text or text.endswith(f":{bucket}"))
+
+
+def _after_each(text: str, needle: str) -> Iterator[str]:
+    start = text.find(needle)
+    while start != -1:
+        yield text[start + len(needle):]
+        start = text.find(needle, start + 1)
+
+
 def find_markers(value: Any, markers: Collection[str], *, exempt: Collection[JsonPath] = ()) -> Iterator[MarkerHit]:
     """Every (path, marker) where a string in `value`, or a mapping key, contains a production marker."""
     if not markers:
@@ -34,7 +69,7 @@ def find_markers(value: Any, markers: Collection[str], *, exempt: Collection[Jso
         if path in exempt:
             continue
         for marker in markers:
-            if marker in text:
+            if contains_marker(text, marker):
                 yield MarkerHit(path, marker)
 
 

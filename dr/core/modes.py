@@ -207,20 +207,28 @@ def find_leaks(spec: GraphSpec, read_text: ReadText | None) -> list[Diagnostic]:
             exempt = [s[1:] for s in RESTORE_SOURCES if is_restore and s[:1] == field_path]
             for hit in find_markers(value, spec.prod_markers, exempt=exempt):
                 full = (*field_path, *hit.path)
-                drill_path = ("drill", "values", *full[1:])
-                where = drill_path if _has_path(component.drill.values, full[1:]) and full[0] in (
-                    "vars", "helm") and hit.path else full
+                # Point at the drill override when the value came from one (drill.values is relative
+                # to a Helm action's values or a playbook's / restore's vars).
+                relative = full[2:] if full[:2] == ("helm", "values") else full[1:] if full[0] == "vars" else None
+                overridden = relative is not None and bool(hit.path) and _has_path(component.drill.values, relative)
+                where = ("drill", "values", *relative) if overridden and relative is not None else full
                 line = spec.line_of("components", name, *where)
                 shown = ".".join(str(p) for p in full)
                 problems.append(Diagnostic(
                     spec.path, line,
                     f"component {name!r} in drill mode: {shown} contains the production marker "
-                    f"{hit.marker!r}; a drill must not touch production. Override it under drill.values, "
-                    "or mark the component prod_only with a drill.replace_with"))
+                    f"{hit.marker!r}; a drill must not touch production. {_fix_for(shown)}"))
         if isinstance(component.action, ManifestsAction) and read_text is not None:
             for manifest in component.action.paths:
                 problems.extend(_manifest_leaks(spec, name, manifest, read_text))
     return problems
+
+
+def _fix_for(field: str) -> str:
+    if "backupStorageLocation" in field or "velero" in field.lower():
+        return ("Velero writes restore logs and results into its backup storage location even when it is "
+                "ReadOnly: point the drill at a copy of the backups (a replica bucket) under drill.values")
+    return "Override it under drill.values, or mark the component prod_only with a drill.replace_with"
 
 
 def _manifest_leaks(spec: GraphSpec, name: str, manifest: str, read_text: ReadText) -> list[Diagnostic]:

@@ -91,3 +91,41 @@ def test_the_example_drill_plan_has_no_leak() -> None:
     spec = load_graph_file(EXAMPLE_GRAPH)
     plan = plan_for(spec, mode="drill", read_text=read_text)
     assert plan.mode == "drill"
+
+
+@pytest.mark.parametrize("spelling", [
+    "homelab-backups",                                   # Velero's bucket:
+    "https://s3.eu-west-1.amazonaws.com/homelab-backups/velero",
+    "s3:s3.example.com/homelab-backups/restic",          # restic
+    "homelab-backups.s3.amazonaws.com",
+    "s3://homelab-backups",
+])
+def test_the_production_bucket_is_found_however_it_is_spelt(spelling: str) -> None:
+    assert [h.marker for h in find_markers({"bucket": spelling}, ["s3://homelab-backups/"])] == [
+        "s3://homelab-backups/"], spelling
+
+
+@pytest.mark.parametrize("other", ["homelab-backups-drill-replica", "s3://homelab-backups-copy", "my-homelab-backups"])
+def test_a_different_bucket_is_not_the_production_one(other: str) -> None:
+    assert list(find_markers({"bucket": other}, ["s3://homelab-backups"])) == []
+
+
+def test_a_velero_location_on_the_production_bucket_is_refused_with_the_reason() -> None:
+    graph = BASE.replace("prod_markers: [prod.example.com]", "prod_markers: [prod.example.com, s3://homelab-backups]")
+    graph += """
+  velero:
+    layer: addon
+    helm:
+      chart: velero
+      repo: https://charts.example.com
+      version: "8.0.0"
+      namespace: velero
+      values: {configuration: {backupStorageLocation: [{name: default, bucket: homelab-backups, accessMode: ReadWrite}]}}
+    drill: {values: {configuration: {backupStorageLocation: [{name: default, bucket: homelab-backups, accessMode: ReadOnly}]}}}
+    estimate: 1m
+"""
+    with pytest.raises(GraphError) as caught:
+        RecoveryGraph.build(GraphSpec.from_yaml(graph, path="g.yaml"), mode="drill")
+    text = str(caught.value)
+    assert "backupStorageLocation.0.bucket contains the production marker 's3://homelab-backups'" in text
+    assert "even when it is ReadOnly" in text and "g.yaml:18:" in text, "points at the drill override's line"
