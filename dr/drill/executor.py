@@ -170,7 +170,8 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
                 attempt += 1
 
     running: dict[Future[Mapping[str, Any]], str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         while True:
             progressed = False
             for task in tasks:
@@ -227,9 +228,12 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
                         # The thread cannot be killed; its result is ignored and the step counts as failed.
                         running.pop(future)
                         record.state, record.finished = StepState.FAILED, now
-                        record.error = f"timed out after {timeout_s:.0f}s"
+                        record.error = f"timed out after {timeout_s:g}s"
                         emit(record)
                         future.cancel()
+    finally:
+        # A timed-out step's thread cannot be joined in time: do not wait for it.
+        pool.shutdown(wait=False, cancel_futures=True)
     for task_name in by_name:
         if records[task_name].state == StepState.PENDING:  # unreachable: a dependency is missing
             records[task_name].state = StepState.SKIPPED

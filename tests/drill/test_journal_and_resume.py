@@ -1,0 +1,144 @@
+"""The journal keeps exactly what the executor saved, and resume continues from it: unit tests of the
+logic a crash depends on (finished steps never rerun, interrupted ones do, attempts carry over)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dr.drill.executor import Journal, StepRecord, StepState, Task, execute
+
+
+def journal(tmp_path: Path, run_id: str = "run-1") -> Journal:
+    return Journal(tmp_path / "journal.sqlite", run_id)
+
+
+def test_a_record_comes_back_exactly_as_saved_and_only_for_its_run(tmp_path: Path) -> None:
+    saved = StepRecord(name="etcd", state=StepState.FAILED, attempts=3, started=100.5, finished=130.25,
+                       error="boom: host unreachable", outputs={"restored": "snap-1", "changed": 2})
+    j = journal(tmp_path)
+    j.save(saved)
+    j.save(StepRecord(name="empty"))
+    other = journal(tmp_path, "run-2")
+    other.save(StepRecord(name="etcd", state=StepState.SUCCEEDED))
+    loaded = j.load()
+    assert loaded["etcd"] == saved
+    assert loaded["empty"] == StepRecord(name="empty", error="", outputs={})
+    assert set(loaded) == {"etcd", "empty"} and other.load()["etcd"].state == StepState.SUCCEEDED
+
+
+def test_attempts_and_phases_are_kept_per_run(tmp_path: Path) -> None:
+    j = journal(tmp_path)
+    j.attempt("a", 1)
+    j.attempt_failed("a", 1, "first failure")
+    j.attempt("a", 2)
+    assert j.attempts() == [("a", 1), ("a", 2)]
+    assert j.attempt_errors("a") == ["first failure"]
+    assert j.phase("disaster") is None
+    j.phase_done("disaster", {"at": 12.5})
+    assert j.phase("disaster") == {"at": 12.5}
+    assert journal(tmp_path, "run-2").phase("disaster") is None
+
+
+def test_resume_skips_finished_reruns_interrupted_and_continues_attempt_numbers(tmp_path: Path) -> None:
+    j = journal(tmp_path)
+    j.save(StepRecord(name="done", state=StepState.SUCCEEDED, attempts=1, started=1.0, finished=2.0))
+    j.save(StepRecord(name="rendered", state=StepState.RENDERED, attempts=0))
+    j.save(StepRecord(name="crashed", state=StepState.RUNNING, attempts=2, started=3.0))  # running at the crash
+    j.save(StepRecord(name="failed", state=StepState.FAILED, attempts=1, error="x"))
+    calls: list[tuple[str, int]] = []
+
+    def runner(name: str):  # type: ignore[no-untyped-def]
+        def run(attempt: int) -> dict[str, int]:
+            calls.append((name, attempt))
+            return {"attempt": attempt}
+        return run
+
+    tasks = [Task("done", (), runner("done")), Task("rendered", (), runner("rendered"), kind="rendered"),
+             Task("crashed", ("done",), runner("crashed")), Task("failed", (), runner("failed")),
+             Task("after", ("crashed", "rendered"), runner("after"))]
+    records = execute(tasks, journal=j, concurrency=2, retries=0)
+    assert sorted(calls) == [("after", 1), ("crashed", 3), ("failed", 2)], "finished steps never run again"
+    assert records["done"].state == StepState.SUCCEEDED and records["done"].started == 1.0
+    assert records["crashed"].state == StepState.SUCCEEDED and records["crashed"].attempts == 3
+    assert j.load()["crashed"].outputs == {"attempt": 3}
+
+
+def test_a_failure_skips_every_descendant_and_nothing_else(tmp_path: Path) -> None:
+    def fail(attempt: int) -> dict[str, int]:
+        raise RuntimeError("disk on fire")
+
+    ok = lambda attempt: {}  # noqa: E731
+    tasks = [Task("a", (), fail), Task("b", ("a",), ok), Task("c", ("b",), ok), Task("d", ("c",), ok),
+             Task("x", (), ok), Task("y", ("x",), ok)]
+    records = execute(tasks, journal=journal(tmp_path), retries=0)
+    assert records["a"].state == StepState.FAILED and records["a"].error == "RuntimeError: disk on fire"
+    assert [records[n].state for n in "bcd"] == [StepState.SKIPPED] * 3
+    assert records["b"].error == "a did not finish" and records["d"].error == "c did not finish"
+    assert records["x"].state == records["y"].state == StepState.SUCCEEDED
+
+
+def test_retries_count_attempts_and_back_off(tmp_path: Path) -> None:
+    seen: list[int] = []
+    sleeps: list[float] = []
+
+    def flaky(attempt: int) -> dict[str, int]:
+        seen.append(attempt)
+        if attempt < 3:
+            raise OSError(f"attempt {attempt}")
+        return {}
+
+    j = journal(tmp_path)
+    records = execute([Task("f", (), flaky)], journal=j, retries=2, backoff_s=0.5, sleep=sleeps.append)
+    assert seen == [1, 2, 3] and records["f"].attempts == 3 and records["f"].state == StepState.SUCCEEDED
+    assert sleeps == [0.5, 1.0]
+    assert j.attempt_errors("f") == ["OSError: attempt 1", "OSError: attempt 2"]
+    records = execute([Task("g", (), flaky)], journal=journal(tmp_path, "r2"), retries=1, sleep=sleeps.append)
+    assert records["g"].state == StepState.FAILED and records["g"].attempts == 2
+
+
+def test_concurrency_is_a_ceiling_and_not_run_steps_do_not_take_a_slot(tmp_path: Path) -> None:
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def work(attempt: int) -> dict[str, int]:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return {}
+
+    tasks = [Task(f"t{i}", (), work) for i in range(6)] + [Task("skip", (), work, kind="not-run", reason="why")]
+    records = execute(tasks, journal=journal(tmp_path), concurrency=2)
+    assert peak[0] == 2
+    assert records["skip"].state == StepState.NOT_RUN and records["skip"].error == "why"
+    execute([Task(f"u{i}", (), work) for i in range(3)], journal=journal(tmp_path, "r2"), concurrency=1)
+    assert peak[0] == 2
+
+
+def test_a_step_that_outlives_its_timeout_fails_with_the_configured_timeout(tmp_path: Path) -> None:
+    release, ended = threading.Event(), threading.Event()
+
+    def slow(attempt: int) -> dict[str, int]:
+        release.wait(30)
+        ended.set()
+        return {}
+
+    records = execute([Task("slow", (), slow), Task("after", ("slow",), lambda a: {})], journal=journal(tmp_path),
+                      retries=0, timeout_s=0.3)
+    assert not ended.is_set(), "execute returned without waiting for the timed-out step"
+    release.set()
+    assert records["slow"].state == StepState.FAILED and records["slow"].error == "timed out after 0.3s"
+    assert records["after"].state == StepState.SKIPPED
+
+
+@pytest.mark.parametrize("kind", ["rendered", "not-run"])
+def test_rendered_and_not_run_steps_let_dependents_go(tmp_path: Path, kind: str) -> None:
+    records = execute([Task("k", (), lambda a: {"objects": 1}, kind=kind), Task("app", ("k",), lambda a: {})],
+                      journal=journal(tmp_path))
+    assert records["app"].state == StepState.SUCCEEDED
