@@ -73,8 +73,11 @@ class Engine:
         if root is None:
             raise EngineUnavailable("pulumi is not installed; run `make toolchain`")
         os.environ["PATH"] = self.toolchain.env_path()  # the dynamic-provider plugin is found on PATH
+        # Without a work_dir the Automation API makes a temporary one per stack and never removes it.
+        work_dir = work_dir or self.state_dir / "workspaces" / project
+        work_dir.mkdir(parents=True, exist_ok=True)
         options = automation.LocalWorkspaceOptions(
-            work_dir=str(work_dir) if work_dir else None, env_vars=self.env(),
+            work_dir=str(work_dir), env_vars=self.env(),
             pulumi_command=automation.PulumiCommand(root=str(root), skip_version_check=True),
             project_settings=automation.ProjectSettings(name=project, runtime="python",
                                                         backend=automation.ProjectBackend(url=self.env()[

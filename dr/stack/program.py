@@ -36,10 +36,12 @@ CORE_KINDS = {"Namespace": k8s.core.v1.Namespace, "PersistentVolume": k8s.core.v
 
 
 def load_resources(*, graph_path: str, mode: str) -> tuple[GraphSpec, ResourcePlan]:
-    """The graph and its resource plan for `mode`; GraphError with every `path:line` problem."""
-    spec = load_graph_file(graph_path)
-    plan = plan_for(spec, mode=mode, read_text=read_text)
-    return spec, resource_plan(plan, plan.graph.spec if plan.graph else spec, read_text=read_text)
+    """The graph as deployed in `mode` (in drill mode: its hosts are the drill hosts) and its resource
+    plan; GraphError with every `path:line` problem."""
+    declared = load_graph_file(graph_path)
+    plan = plan_for(declared, mode=mode, read_text=read_text)
+    spec = plan.graph.spec if plan.graph else declared
+    return spec, resource_plan(plan, spec, read_text=read_text)
 
 
 def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
@@ -105,6 +107,13 @@ def run() -> None:
         spec, resources = load_resources(graph_path=graph_path, mode=mode)
     except GraphError as exc:
         raise pulumi.RunError(f"the recovery graph is invalid:\n{exc}") from None
+    if mode == "drill" and not config.get_bool("offline"):
+        from dr.hosts.identity import DrillRefused, check_drill_hosts
+
+        try:
+            check_drill_hosts(spec)  # no host step of this drill may reach a production host
+        except DrillRefused as exc:
+            raise pulumi.RunError(str(exc)) from None
     secrets: pulumi.Input[Mapping[str, str]] = config.get_secret_object("secrets") or {}
     registered = register(resources, hosts=hosts_inventory(spec), secrets=secrets,
                           kubeconfig=config.get_secret("kubeconfig"),
