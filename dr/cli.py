@@ -47,6 +47,25 @@ def _graph_options() -> argparse.ArgumentParser:
     return common
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _stop_like_ctrl_c(signum: int, _frame: object) -> None:
+    """SIGTERM (a timed-out systemd unit, `kill`) and SIGHUP (a closed terminal) stop dr the way
+    Ctrl-C does: the drill's cleanup runs and the journal stays truthful for --resume."""
+    import signal
+
+    signal.signal(signum, signal.SIG_IGN)  # a second signal during cleanup must not cut it short
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dr",
@@ -134,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --hosts: YAML file of the secrets host steps need (restic_password, k3s_token)")
     drill.add_argument("--resume", action="store_true", help="continue the last sandbox drill after a crash")
     drill.add_argument("--keep", action="store_true", help="with --stack: do not destroy the stack afterwards")
-    drill.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps run at once (default 4)")
+    drill.add_argument("--concurrency", type=_positive_int, default=4, metavar="N",
+                       help="steps run at once, 1 or more (default 4)")
     drill.add_argument("--state-dir", default=".dr", metavar="DIR",
                        help="journal, history, sandboxes and reports (default .dr)")
     drill.set_defaults(handler=_cmd_drill)
@@ -434,6 +454,21 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import signal
+    import threading
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _stop_like_ctrl_c)
+    try:
+        return _run(args)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.handler(args)
     except GraphError as exc:
@@ -446,8 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DrError as exc:
         print(f"dr {args.command}: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
-    except KeyboardInterrupt:
-        print("dr: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"dr: interrupted{f' by {exc}' if str(exc) else ''}; stopped what it started", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK

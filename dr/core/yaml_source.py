@@ -234,8 +234,40 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int], path
     return total
 
 
+MAX_DEPTH = 100  # far deeper than any recovery graph; libyaml crashes (SIGSEGV) near 50,000
+
+
+def flow_depth(text: str) -> int:
+    """The deepest nesting of flow collections ([ and {) outside quoted text and comments."""
+    depth = deepest = 0
+    quote = ""
+    comment = False
+    previous = "\n"
+    for char in text:
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'" and (previous in " \t\n[{,:" or depth):
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        previous = char
+    return deepest
+
+
 def parse_yaml(text: str, *, path: str) -> LocatedDocument:
     """Parse one YAML document; raise GraphError (never a YAML traceback) on bad input."""
+    if ("[" * MAX_DEPTH in text or "{" * MAX_DEPTH in text or
+            (text.count("[") + text.count("{") > MAX_DEPTH and flow_depth(text) > MAX_DEPTH)):
+        raise _fail(path, 1, f"the YAML nests lists or mappings more than {MAX_DEPTH} deep; a recovery graph "
+                             "never needs that (refused before parsing: the YAML parser itself would crash)")
     try:
         with paused_gc():
             nodes = list(yaml.compose_all(text, Loader=_Loader))

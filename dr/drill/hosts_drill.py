@@ -21,6 +21,7 @@ from dr.drill.executor import Journal, StepState, Task, execute
 from dr.drill.history import History
 from dr.drill.report import DrillReport
 from dr.drill.run import DrillPaths, ProgressSink, _step_results, planned, write_reports
+from dr.hosts.ansible import stop_all_workers
 from dr.hosts.host_steps import run_step
 from dr.hosts.identity import check_drill_hosts
 
@@ -86,4 +87,5 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
         history.close()
         return report, files
     finally:
+        stop_all_workers()
         journal.close()

@@ -34,6 +34,7 @@ from dr.drill.report import (
     to_markdown,
     to_prometheus,
 )
+from dr.hosts.ansible import stop_all_workers
 
 ProgressSink = Callable[[StepRecord], None]
 
@@ -151,6 +152,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         paths.current.unlink(missing_ok=True)
         return report, files
     finally:
+        stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
         sandbox.cleanup()
         journal.close()
 

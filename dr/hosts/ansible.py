@@ -13,13 +13,16 @@ reached: this module turns both into a `PlaybookError` that says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -172,6 +175,32 @@ def _rotate(base: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+_WORKERS: set[subprocess.Popen[str]] = set()
+_WORKERS_LOCK = threading.Lock()
+
+
+def stop_all_workers() -> int:
+    """Stop every playbook run in flight (each worker's whole process group: ansible-playbook, ssh, the
+    commands it started). Called when dr is interrupted, before it cleans up, so no step keeps
+    working behind the cleanup's back. Returns how many were stopped."""
+    with _WORKERS_LOCK:
+        workers = list(_WORKERS)
+    stopped = 0
+    for worker in workers:
+        if worker.poll() is None:
+            stopped += 1
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    return stopped
+
+
 def _run_in_worker(playbook: str, *, inventory: Inventory, extravars: Mapping[str, Any] | None,
                    secrets: Mapping[str, str] | None, limit: str | None, check: bool,
                    progress: ProgressCallback | None, run_dir: Path, playbook_dir: Path) -> PlaybookResult:
@@ -179,8 +208,20 @@ def _run_in_worker(playbook: str, *, inventory: Inventory, extravars: Mapping[st
                                                    "groups": {g: list(m) for g, m in inventory.groups.items()}},
                "extravars": dict(extravars or {}), "secrets": dict(secrets or {}), "limit": limit, "check": check,
                "run_dir": str(run_dir), "playbook_dir": str(playbook_dir)}
+    # Its own process group, so an interrupt can stop the playbook and everything it started.
     worker = subprocess.Popen([sys.executable, "-m", "dr.hosts.worker"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    with _WORKERS_LOCK:
+        _WORKERS.add(worker)
+    try:
+        return _talk_to_worker(worker, request, playbook, progress)
+    finally:
+        with _WORKERS_LOCK:
+            _WORKERS.discard(worker)
+
+
+def _talk_to_worker(worker: subprocess.Popen[str], request: Mapping[str, Any], playbook: str,
+                    progress: ProgressCallback | None) -> PlaybookResult:
     assert worker.stdin is not None and worker.stdout is not None
     worker.stdin.write(json.dumps(request, default=str))
     worker.stdin.close()
@@ -209,8 +250,10 @@ def _result_from(data: Mapping[str, Any]) -> PlaybookResult:
 
 def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, extravars: Mapping[str, Any] | None = None,
                       secrets: Mapping[str, str] | None = None, limit: str | None = None, check: bool = False,
-                      progress: ProgressCallback | None = None, playbook_dir: Path = PLAYBOOK_DIR) -> PlaybookResult:
-    """Run one playbook through ansible-runner in this process (the worker's side)."""
+                      progress: ProgressCallback | None = None, playbook_dir: Path = PLAYBOOK_DIR,
+                      cancelled: Callable[[], bool] = lambda: False) -> PlaybookResult:
+    """Run one playbook through ansible-runner in this process (the worker's side); `cancelled`
+    returning True stops ansible-playbook (the worker sets it on SIGTERM)."""
     path = playbook_dir / playbook
     if not path.is_file():
         raise PlaybookError(f"playbook {playbook!r} not found in {playbook_dir}")
@@ -259,7 +302,7 @@ def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, ext
             private_data_dir=str(run_root), playbook=str(path), inventory=inventory.to_runner(),
             extravars=dict(extravars or {}), envvars=envvars, suppress_env_files=True, limit=limit,
             cmdline=cmdline, quiet=True, event_handler=on_event, artifact_dir=str(artifacts),
-            project_dir=os.getcwd(),
+            project_dir=os.getcwd(), cancel_callback=cancelled,
             settings={"suppress_ansible_output": True})
     finally:
         # The private data dir holds this run's inventory and extravars only; artifacts live elsewhere.

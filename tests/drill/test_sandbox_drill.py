@@ -181,3 +181,31 @@ def test_failing_step_is_retried_and_only_its_descendants_are_skipped(tmp_path: 
     markdown = (only_report(state_dir) / "report.md").read_text()
     assert "- registry: skipped: nfs-exports did not finish" in markdown
     assert sandbox_processes(state_dir) == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_drill_like_ctrl_c_and_leave_no_process(tmp_path: Path,
+                                                                             stop: signal.Signals) -> None:
+    """A timed-out systemd unit sends SIGTERM; it used to act like kill -9 and leak etcd and PostgreSQL."""
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--state-dir", str(state_dir)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = state_dir / "journal.sqlite"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists():
+            try:
+                with sqlite3.connect(journal, timeout=5) as db:
+                    running = db.execute("SELECT count(*) FROM steps WHERE state = 'running'").fetchone()[0]
+            except sqlite3.OperationalError:
+                running = 0
+            if running:
+                assert sandbox_processes(state_dir), "production and restored services are up mid-drill"
+                process.send_signal(stop)
+                break
+        time.sleep(0.2)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert f"interrupted by {stop.name}" in err
+    assert "Traceback" not in err
+    assert sandbox_processes(state_dir) == [], "cleanup ran: nothing the drill started is left running"
