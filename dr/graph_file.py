@@ -6,27 +6,93 @@ The core never opens a file; the CLI and the Pulumi program call `load_graph_fil
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
-from dr.core.spec import GraphSpec
+from dr.core.spec import GraphSpec, ManifestsAction, PlaybookAction
 from dr.core.yaml_source import decode_text
 from dr.errors import Diagnostic, GraphError
+
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a graph, a manifest or a playbook; /dev/zero is not one
+PLAYBOOK_DIR = Path(__file__).resolve().parents[1] / "playbooks"
 
 
 def load_graph_file(path: str | Path) -> GraphSpec:
     """Read and parse a graph file; a missing or unreadable file is a GraphError too."""
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_regular_file(Path(path))
     except FileNotFoundError:
         raise GraphError([Diagnostic(name, 0, "no such file; pass --graph PATH to the recovery graph")]) from None
     except IsADirectoryError:
         raise GraphError([Diagnostic(name, 0, "this is a directory; pass --graph PATH to a YAML file")]) from None
     except OSError as exc:
         raise GraphError([Diagnostic(name, 0, f"cannot read the file: {exc.strerror}")]) from None
-    return GraphSpec.from_yaml(decode_text(raw, path=name), path=name)
+    spec = GraphSpec.from_yaml(decode_text(raw, path=name), path=name)
+    problems = file_problems(spec)
+    if problems:
+        raise GraphError(problems)
+    return spec
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of a regular file of bounded size; a FIFO, a device or a huge file is an OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file", str(path))
+        if info.st_size > MAX_FILE_BYTES:
+            raise OSError(0, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(0, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB", str(path))
+    return data
 
 
 def read_text(path: Path) -> str:
     """A manifest or other text file the graph names; undecodable bytes are replaced, never fatal."""
-    return Path(path).read_text(encoding="utf-8", errors="replace")
+    return _read_regular_file(Path(path)).decode("utf-8", errors="replace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def file_problems(spec: GraphSpec, *, playbook_dir: Path = PLAYBOOK_DIR) -> list[Diagnostic]:
+    """Files the graph names must be where they belong: manifests inside the graph's directory,
+    playbooks inside the playbook directory, both existing regular files of bounded size."""
+    problems = []
+    for name, component in spec.components.items():
+        action = component.action
+        if isinstance(action, PlaybookAction):
+            target = playbook_dir / action.playbook
+            where = spec.line_of("components", name, "playbook")
+            if Path(action.playbook).is_absolute() or not _inside(target, playbook_dir):
+                problems.append(Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
+                                           f"must be a file name inside {playbook_dir}"))
+            elif not target.is_file():
+                problems.append(Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
+                                           f"does not exist in {playbook_dir}"))
+        elif isinstance(action, ManifestsAction):
+            for i, manifest in enumerate(action.paths):
+                where = spec.line_of("components", name, "manifests", i)
+                target = spec.base_dir / manifest
+                if Path(manifest).is_absolute() or not _inside(target, spec.base_dir):
+                    problems.append(Diagnostic(spec.path, where, f"component {name!r}: manifest {manifest!r} must "
+                                               f"be inside the graph's directory {spec.base_dir.resolve()}"))
+                    continue
+                try:
+                    _read_regular_file(target)
+                except OSError as exc:
+                    problems.append(Diagnostic(spec.path, where, f"component {name!r}: manifest {manifest!r} "
+                                               f"cannot be used: {exc.strerror or exc}"))
+    return problems

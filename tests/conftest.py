@@ -34,7 +34,7 @@ MINIMAL = """\
 cluster: lab
 kubernetes: "1.30"
 components:
-  os: {layer: os, playbook: os.yml, estimate: 1m}
+  os: {layer: os, playbook: os-prepare.yml, estimate: 1m}
 """
 
 

@@ -166,6 +166,14 @@ def _digraph(spec: GraphSpec) -> nx.DiGraph:
     return digraph
 
 
+# What a host-level restore cannot run without, checked when the graph is loaded (not when the drill,
+# after building and backing up production, reaches the step).
+REQUIRED_RESTORE_VARS: dict[str, tuple[tuple[str, str], ...]] = {
+    "restic": (("restore_path", "where the restored files go on the host"),),
+    "pgbackrest": (("pg_data", "the PostgreSQL data directory to restore into"),),
+}
+
+
 def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list[Diagnostic]:
     """Rules 1, 5 and the names a component or backup refers to; mode-independent."""
     problems: list[Diagnostic] = []
@@ -184,6 +192,13 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
                 error(spec.line_of("components", name, "depends_on", i),
                       f"component {name!r} depends on unknown component {dep!r}{did_you_mean(dep, names)}")
         action = component.action
+        if isinstance(action, RestoreAction) and action.backup in spec.backups:
+            tool = spec.backups[action.backup].tool
+            for var, why in REQUIRED_RESTORE_VARS.get(tool, ()):
+                if var not in action.vars:
+                    error(spec.line_of("components", name, "restore"),
+                          f"component {name!r} restores {tool} backup {action.backup!r} and needs vars.{var} "
+                          f"({why}); add it under the component's vars")
         if isinstance(action, RestoreAction) and action.backup not in spec.backups:
             hint = did_you_mean(action.backup, spec.backups) or (
                 f"; declared backups: {', '.join(sorted(spec.backups)) or 'none'}")

@@ -81,7 +81,7 @@ def test_missing_graph_file_exits_2(run_cli, tmp_path) -> None:
 
 
 def test_warnings_go_to_stderr_and_exit_0(run_cli, write_graph) -> None:
-    path = write_graph(MINIMAL + "  web: {layer: app, playbook: web.yml}\n")
+    path = write_graph(MINIMAL + "  web: {layer: app, playbook: nfs-exports.yml}\n")
     result = run_cli("plan", "--graph", str(path), "--json")
     assert result.code == 0
     assert "warning: component 'web' has no estimate" in result.err

@@ -53,7 +53,7 @@ backups:
   app-data: {BACKUP[:-1]}, protects: app}}
 components:
   storage: {{layer: storage}}
-  app-data-restore: {{layer: data, depends_on: [storage], restore: {{backup: app-data}}}}
+  app-data-restore: {{layer: data, depends_on: [storage], restore: {{backup: app-data}}, vars: {{restore_path: /srv/app}}}}
   app: {{layer: app, depends_on: [storage]}}
 """)
     assert found == [
@@ -67,7 +67,7 @@ cluster: lab
 backups:
   app-data: {BACKUP[:-1]}, protects: app}}
 components:
-  restore: {{layer: data, restore: {{backup: app-data}}}}
+  restore: {{layer: data, restore: {{backup: app-data}}, vars: {{restore_path: /srv/app}}}}
   db: {{layer: data, depends_on: [restore]}}
   app: {{layer: app, depends_on: [db]}}
 """)
