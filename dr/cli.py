@@ -402,8 +402,6 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     import os
 
-    import yaml
-
     from dr.audit.checks import CHECKS, AuditInput, audit, render_table, to_json, to_prometheus
     from dr.audit.sources import inventory_from, k8s_status_from_kubectl, read_state
     from dr.core.durations import parse_duration
@@ -417,14 +415,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     spec = load_graph_file(args.graph)
-    secrets: dict[str, str] = {}
-    if args.secrets:
-        loaded = yaml.safe_load(Path(args.secrets).read_text(encoding="utf-8")) or {}
-        secrets = {str(k): str(v) for k, v in loaded.items()}
+    plan_for(spec, read_text=read_text)  # every command validates the graph the same way first (exit 2)
+    secrets: dict[str, str] = _secrets_file(args.secrets)
     if "RESTIC_PASSWORD" in os.environ:
         secrets.setdefault("restic_password", os.environ["RESTIC_PASSWORD"])
-    k8s = (json.loads(Path(args.k8s_status).read_text(encoding="utf-8")) if args.k8s_status
-           else k8s_status_from_kubectl())
+    if args.k8s_status:
+        try:
+            k8s = json.loads(Path(args.k8s_status).read_text(encoding="utf-8"))
+        except ValueError:
+            raise UsageError(f"--k8s-status {args.k8s_status}: not valid JSON") from None
+        if not isinstance(k8s, dict):
+            raise UsageError(f"--k8s-status {args.k8s_status}: must be a JSON object with lists pvcs, cnpg, "
+                             "longhorn, velero")
+    else:
+        k8s = k8s_status_from_kubectl()
     states = {}
     for backup in spec.backups.values():
         state = read_state(spec, backup, secrets=secrets, k8s=k8s)
@@ -481,6 +485,11 @@ def _run(args: argparse.Namespace) -> int:
     except DrError as exc:
         print(f"dr {args.command}: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+    except OSError as exc:
+        # A path the user gave that cannot be read or written (a directory, read-only, missing parent).
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"dr {args.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as exc:
         print(f"dr: interrupted{f' by {exc}' if str(exc) else ''}; stopped what it started", file=sys.stderr)
         return 130

@@ -41,6 +41,8 @@ def _read_regular_file(path: Path) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(21, "is a directory", str(path))
         if not stat.S_ISREG(info.st_mode):
             raise OSError(0, "not a regular file", str(path))
         if info.st_size > MAX_FILE_BYTES:

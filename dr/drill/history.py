@@ -102,6 +102,7 @@ def draw_chart(entries: list[HistoryEntry], path: Path) -> None:
     rpo_axis.legend(fontsize=8)
     figure.autofmt_xdate()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():  # the chart goes where the user said; dr does not invent directories
+        raise FileNotFoundError(2, "no such directory", str(path.parent))
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -1,0 +1,89 @@
+"""No command prints a Python traceback for any input: bad input is exit 2 with a message.
+
+A property test throws random argument vectors and files at every command that cannot start real work,
+and a table of the inputs that used to end in a traceback checks each message.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dr.cli import main
+from tests.conftest import EXAMPLE_GRAPH
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "binary.yaml").write_bytes(os.urandom(300))
+    (root / "list.yaml").write_text("- a\n- b\n")
+    (root / "cycle.yaml").write_text("cluster: x\ncomponents:\n  a: {layer: os, depends_on: [b]}\n"
+                                     "  b: {layer: os, depends_on: [a]}\n")
+    (root / "deep.yaml").write_text("cluster: x\ncomponents: " + "[" * 5000 + "\n")
+    (root / "bad.json").write_text("{not json")
+    (root / "secrets.yaml").write_text("restic_password: [unclosed\n")
+    (root / "dir").mkdir()
+    os.mkfifo(root / "fifo")
+    return {"example": str(EXAMPLE_GRAPH), "binary": str(root / "binary.yaml"), "list": str(root / "list.yaml"),
+            "cycle": str(root / "cycle.yaml"), "deep": str(root / "deep.yaml"), "badjson": str(root / "bad.json"),
+            "secrets": str(root / "secrets.yaml"), "dir": str(root / "dir"), "fifo": str(root / "fifo"),
+            "missing": str(root / "missing" / "x"), "devnull": "/dev/null", "root": "/"}
+
+
+COMMANDS = [["plan"], ["plan", "--json"], ["docs", "--check"], ["audit", "--k8s-status"], ["audit", "--secrets"],
+            ["preview", "--stack"], ["history", "--state-dir"], ["schedule", "--cron"], ["sandbox", "status"],
+            ["plan", "--only"], ["audit", "--textfile"], ["docs", "--out"], ["plan", "--state-dir"]]
+WORDS = ["--graph", "--mode", "--json", "--only", "prod", "drill", "banana", "--out", "--check", "0", "-1",
+         "--concurrency", "--state-dir", "* * * * *", "99 99 * * *", "--ignore", "coverage", "--help-me"]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from(COMMANDS), extra=st.lists(st.one_of(
+    st.sampled_from(WORDS), st.sampled_from(["example", "binary", "list", "cycle", "deep", "badjson", "secrets", "dir",
+                                            "fifo", "missing", "devnull", "root"]),
+    st.text(alphabet=string.printable, max_size=12)), max_size=5))
+def test_random_arguments_never_end_in_a_traceback(command: list[str], extra: list[str], files: dict[str, str],
+                                                   capsys: pytest.CaptureFixture[str], tmp_path_factory) -> None:
+    argv = [*command, *(files.get(word, word) for word in extra)]
+    if "schedule" in argv and "--out" not in argv:
+        argv += ["--out", str(tmp_path_factory.mktemp("schedule"))]
+    if "docs" in argv and "--check" not in argv:
+        argv += ["--check"]  # never rewrite the committed docs
+    code, output = run(argv, capsys)
+    assert "Traceback" not in output, argv
+    assert code in (0, 1, 2), (argv, code)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["plan", "--graph", "{cycle}"], "dependency cycle"),
+    (["audit", "--graph", "{cycle}"], "dependency cycle"),
+    (["plan", "--graph", "{deep}"], "nests lists or mappings more than 100 deep"),
+    (["plan", "--graph", "{dir}"], "this is a directory"),
+    (["plan", "--graph", "{fifo}"], "not a regular file"),
+    (["audit", "--secrets", "{secrets}"], "not valid YAML"),
+    (["audit", "--k8s-status", "{badjson}"], "not valid JSON"),
+    (["audit", "--k8s-status", "{missing}"], "No such file"),
+    (["audit", "--k8s-status", "{devnull}", "--textfile", "{root}"], "not valid JSON"),
+    (["drill", "--concurrency", "0"], "must be 1 or more"),
+    (["plan", "--mode", "banana"], "invalid choice"),
+])
+def test_each_input_that_used_to_crash_is_exit_2_with_a_message(argv: list[str], message: str,
+                                                                files: dict[str, str],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, output = run([a.format(**files) for a in argv], capsys)
+    assert code == 2 and message in output and "Traceback" not in output, output
