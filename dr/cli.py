@@ -248,12 +248,13 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
     cluster = load_graph_file(args.graph).cluster
     history = History(history_file)
     medians = history.step_medians(cluster)
-    drills = len([e for e in history.entries(cluster) if e.success][-RECENT:])
+    drills = len([e for e in history.entries(cluster) if e.success and e.kind != "sandbox"][-RECENT:])
     history.close()
     if not medians:
         return {}, ""
     return medians, (f"estimates of {len(medians)} steps are the median of the last {drills} successful drill(s) "
-                     f"in {history_file}; the graph's estimates are used for the others")
+                     f"on real hosts or clusters in {history_file} (sandbox drills never count); the graph's "
+                     "estimates are used for the others")
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:

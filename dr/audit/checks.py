@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from dr.core.backups import BackupPoint, collapse_reason
 from dr.core.durations import format_duration
 from dr.core.graph import unprotected_stateful
+from dr.drill.report import prometheus_label as _label
 from dr.core.spec import GraphSpec, Retention
 
 CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
@@ -222,5 +223,6 @@ def to_prometheus(findings: Sequence[Finding], cluster: str) -> str:
     for f in findings:
         counts[(f.check, f.severity)] += 1
     for (check, severity), count in sorted(counts.items()):
-        lines.append(f'dr_audit_findings{{cluster="{cluster}",check="{check}",severity="{severity}"}} {count}')
+        lines.append(f'dr_audit_findings{{cluster="{_label(cluster)}",check="{_label(check)}",'
+                     f'severity="{_label(severity)}"}} {count}')
     return "\n".join(lines) + "\n"

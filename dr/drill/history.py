@@ -38,7 +38,8 @@ class History:
 
     def record(self, report: DrillReport) -> None:
         rpo = {r.backup: r.measured_s for r in report.rpo if r.measured_s is not None}
-        steps = {s.name: s.duration_s for s in report.steps if s.state == "succeeded"}
+        # Only steps that ran and were timed: never an unmeasured 0 s that would shrink the predicted RTO.
+        steps = {s.name: s.duration_s for s in report.steps if s.state == "succeeded" and s.duration_s > 0}
         self._db.execute("INSERT OR REPLACE INTO drills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (report.run_id, report.cluster, report.kind, report.verified_at, int(report.success),
                           report.rto_s, json.dumps(rpo), json.dumps(steps)))
@@ -50,10 +51,13 @@ class History:
         return [HistoryEntry(r[0], r[1], r[2], r[3], bool(r[4]), r[5], json.loads(r[6]), json.loads(r[7]))
                 for r in rows]
 
-    def step_medians(self, cluster: str, recent: int = RECENT) -> dict[str, int]:
-        """Median measured duration per step over the last `recent` successful drills, in whole seconds."""
+    def step_medians(self, cluster: str, recent: int = RECENT, kinds: tuple[str, ...] = ("stack", "hosts")
+                     ) -> dict[str, int]:
+        """Median measured duration per step over the last `recent` successful drills of these kinds, in
+        whole seconds. Sandbox drills rebuild toy data on one machine: their timings never predict a
+        real rebuild, so by default only drills on real hosts and clusters count."""
         durations: dict[str, list[float]] = {}
-        for entry in [e for e in self.entries(cluster) if e.success][-recent:]:
+        for entry in [e for e in self.entries(cluster) if e.success and e.kind in kinds][-recent:]:
             for step, seconds in entry.steps_s.items():
                 durations.setdefault(step, []).append(seconds)
         return {step: max(1, round(statistics.median(values))) for step, values in durations.items()}

@@ -110,7 +110,7 @@ def to_markdown(report: DrillReport) -> str:
 
 
 def to_junit(report: DrillReport) -> str:
-    suite = ET.Element("testsuite", name=f"dr drill {report.cluster}", timestamp=_time(report.started_at),
+    suite = ET.Element("testsuite", name=f"dr drill {report.cluster}", timestamp=_iso_time(report.started_at),
                        time=f"{report.rto_s:.3f}")
     failures = skipped = tests = 0
     for s in report.steps:
@@ -121,7 +121,7 @@ def to_junit(report: DrillReport) -> str:
             failures += 1
             ET.SubElement(case, "failure", message=s.detail or "failed").text = s.detail
         elif s.state in ("skipped", "rendered", "not-run"):
-            skipped += s.state == "skipped"
+            skipped += 1  # every <skipped> element counts, so the attribute matches the cases
             ET.SubElement(case, "skipped", message=f"{s.state}: {s.detail}".strip(": "))
     for c in report.checks:
         tests += 1
@@ -148,8 +148,19 @@ def to_junit(report: DrillReport) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+def _iso_time(epoch: float) -> str:
+    """JUnit's timestamp: ISO 8601 without a zone (UTC)."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def prometheus_label(value: str) -> str:
+    """A Prometheus label value, escaped as the text format wants (backslash, quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+_label = prometheus_label
 
 
 def to_prometheus(report: DrillReport) -> str:

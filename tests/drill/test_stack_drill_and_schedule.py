@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -95,8 +96,9 @@ def test_bad_cron_is_a_usage_error(run_cli) -> None:
     assert result.code == 2 and "five fields" in result.err
 
 
-def report(run_id: str, *, etcd_s: float, success: bool = True, finished: float = 1000.0) -> DrillReport:
-    return DrillReport(run_id=run_id, cluster="homelab", kind="sandbox", started_at=finished - 60,
+def report(run_id: str, *, etcd_s: float, success: bool = True, finished: float = 1000.0,
+           kind: str = "stack") -> DrillReport:
+    return DrillReport(run_id=run_id, cluster="homelab", kind=kind, started_at=finished - 60,
                        disaster_at=finished - 40, verified_at=finished, rto_target_s=7200,
                        steps=(StepResult("etcd", "etcd", "succeeded" if success else "failed", 1, etcd_s),
                               StepResult("os-prepare", "os", "succeeded", 1, 3.0)),
@@ -109,6 +111,8 @@ def test_plan_uses_the_median_of_recent_drills_and_says_so(tmp_path: Path, run_c
     for i, seconds in enumerate([20.0, 40.0, 30.0]):
         history.record(report(f"r{i}", etcd_s=seconds, finished=1000.0 + i))
     history.record(report("failed", etcd_s=900.0, success=False, finished=2000.0))
+    # A sandbox drill's toy timings never replace the graph's estimates of a real rebuild.
+    history.record(report("toy", etcd_s=1.0, finished=3000.0, kind="sandbox"))
     assert history.step_medians("homelab") == {"etcd": 30, "os-prepare": 3}
     history.close()
     result = run_cli("plan", "--graph", str(EXAMPLE_GRAPH), "--json", "--state-dir", str(tmp_path))
@@ -149,3 +153,21 @@ def test_readiness_checks_wait_for_every_restore_object_through_kubectl() -> Non
     failed = [c for c in checks if not c.ok]
     assert [(c.step, c.kind, c.detail) for c in failed] == [
         ("vm-data-restore", "ready PersistentVolumeClaim", "timed out waiting for the condition")]
+
+
+def test_junit_counts_every_skipped_case_and_uses_an_iso_timestamp() -> None:
+    base = report("r10", etcd_s=1.0)
+    skipping = DrillReport(**{**base.__dict__, "steps": (
+        StepResult("a", "os", "not-run", 0, 0.0, "needs a machine"), StepResult("b", "app", "rendered", 1, 0.1),
+        StepResult("c", "app", "skipped", 0, 0.0, "a did not finish"), StepResult("d", "os", "succeeded", 1, 2.0))})
+    suite = ET.fromstring(to_junit(skipping).split("\n", 1)[1])
+    assert suite.get("skipped") == str(len(suite.findall("testcase/skipped"))) == "3"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", suite.get("timestamp", ""))
+
+
+def test_audit_textfile_escapes_label_values() -> None:
+    from dr.audit.checks import to_prometheus as audit_prometheus
+
+    text = audit_prometheus([], 'lab "blue"\\\nnext')
+    assert 'cluster="lab \\"blue\\"\\\\\\nnext"' in text
+    assert "\n" not in text.split("\n", 2)[2].split("} ")[0]
