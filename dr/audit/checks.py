@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from dr.core.backups import BackupPoint, collapse_reason
 from dr.core.durations import format_duration
 from dr.core.graph import unprotected_stateful
-from dr.drill.report import prometheus_label as _label
 from dr.core.spec import GraphSpec, Retention
+from dr.drill.report import prometheus_label as _label
 
 CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}

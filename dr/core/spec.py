@@ -481,7 +481,7 @@ class _SpecReader:
     def components(self, value: Any) -> dict[str, Component]:
         section = self.mapping(value, ("components",), "'components'")
         out: dict[str, Component] = {}
-        if section is not None and not section and value is not None:
+        if not section and (value is None or section is not None):
             self.error(("components",), "'components' is empty; declare at least one component")
         for name, body in (section or {}).items():
             where: PathKey = ("components", name)

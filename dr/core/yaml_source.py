@@ -174,6 +174,8 @@ class _Converter:
             key = self.constructor.construct_object(key_node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError):
             return key_node.value
+        if key is None or isinstance(key, bool):
+            return key_node.value  # a host or component called `on`, `yes` or `null` is a name, not a boolean
         try:
             hash(key)
         except TypeError:

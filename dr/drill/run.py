@@ -101,6 +101,16 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
 
     plan, resources = planned(spec, read_text)
     run_id = ""
+    if resume and not paths.current.is_file():
+        say("nothing to resume: no sandbox drill was interrupted; starting a new drill")
+    if not resume and paths.current.is_file():
+        # A drill that crashed earlier may have left etcd members and PostgreSQL running: stop them
+        # before this one starts beside them.
+        abandoned = paths.current.read_text().strip()
+        say(f"an interrupted drill {abandoned} was found; stopping what it left running and starting a new drill "
+            "(use --resume to continue it instead)")
+        _abandon(spec, plan, resources, paths, abandoned)
+        paths.current.unlink(missing_ok=True)
     if resume and paths.current.is_file():
         run_id = paths.current.read_text().strip()
         if not Journal(paths.journal, run_id).phase("disaster"):
@@ -116,6 +126,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     journal = Journal(paths.journal, run_id)
     sandbox = Sandbox(paths.sandbox(run_id), plan, spec, resources)
     started = time.time()
+    finished = False
     try:
         if not journal.phase("disaster"):
             say("building a small production on this machine: etcd, PostgreSQL with a workload, restic volumes")
@@ -149,12 +160,16 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         history.record(report)
         history.close()
         journal.phase_done("report", {"success": report.success})
-        paths.current.unlink(missing_ok=True)
+        finished = True
         return report, files
     finally:
         stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
         sandbox.cleanup()
         journal.close()
+        if finished:
+            # Only after the cleanup: a crash during it leaves the pointer, so the next run finds and
+            # stops what is left instead of leaking it.
+            paths.current.unlink(missing_ok=True)
 
 
 def _abandon(spec: GraphSpec, plan: Plan, resources: ResourcePlan, paths: DrillPaths, run_id: str) -> None:

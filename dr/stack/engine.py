@@ -72,7 +72,6 @@ class Engine:
         root = self.toolchain.pulumi_root
         if root is None:
             raise EngineUnavailable("pulumi is not installed; run `make toolchain`")
-        os.environ["PATH"] = self.toolchain.env_path()  # the dynamic-provider plugin is found on PATH
         # Without a work_dir the Automation API makes a temporary one per stack and never removes it.
         work_dir = work_dir or self.state_dir / "workspaces" / project
         work_dir.mkdir(parents=True, exist_ok=True)

@@ -209,3 +209,40 @@ def test_sigterm_and_sighup_stop_the_drill_like_ctrl_c_and_leave_no_process(tmp_
     assert f"interrupted by {stop.name}" in err
     assert "Traceback" not in err
     assert sandbox_processes(state_dir) == [], "cleanup ran: nothing the drill started is left running"
+
+
+def test_a_new_drill_after_a_crashed_one_stops_what_the_crashed_one_left(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--state-dir", str(state_dir)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = state_dir / "journal.sqlite"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists():
+            try:
+                with sqlite3.connect(journal, timeout=5) as db:
+                    done = db.execute("SELECT count(*) FROM steps WHERE name = 'etcd' AND state = 'succeeded'"
+                                      ).fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+            if done:  # the restored etcd members run now: crash and leave them
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                break
+        time.sleep(0.2)
+    assert process.returncode == -signal.SIGKILL
+    (old_run,) = [p.name for p in (state_dir / "drills").iterdir()]
+    assert any(old_run in p for p in sandbox_processes(state_dir)), "the crash left etcd members running"
+
+    fresh = run_drill(state_dir)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert f"an interrupted drill {old_run} was found; stopping what it left running" in fresh.stderr
+    assert sandbox_processes(state_dir) == []
+    assert not (state_dir / "current-drill").exists()
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    done = run_drill(state_dir, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert "nothing to resume: no sandbox drill was interrupted; starting a new drill" in done.stderr

@@ -157,3 +157,21 @@ def test_anchors_and_merge_keys_work() -> None:
     graph = RecoveryGraph.build(GraphSpec.from_yaml(text, path="g.yaml"))
     etcd = graph.spec.components["etcd"]
     assert (etcd.layer, etcd.estimate_s) == ("etcd", 120)
+
+
+def test_null_components_are_as_empty_as_an_empty_mapping() -> None:
+    from dr.core.spec import GraphSpec
+    from dr.errors import GraphError
+
+    for text in ("cluster: x\ncomponents:\n", "cluster: x\ncomponents: {}\n", "cluster: x\ncomponents: null\n"):
+        with pytest.raises(GraphError, match="'components' is empty"):
+            GraphSpec.from_yaml(text, path="g.yaml")
+
+
+def test_keys_like_on_and_yes_stay_names() -> None:
+    from dr.core.spec import GraphSpec
+
+    spec = GraphSpec.from_yaml("cluster: x\ncomponents:\n  on: {layer: os}\n  yes: {layer: app, depends_on: ['on']}\n"
+                               "  null: {layer: app}\n", path="g.yaml")
+    assert set(spec.components) == {"on", "yes", "null"}
+    assert spec.components["yes"].depends_on == ("on",)

@@ -5,6 +5,7 @@ dynamic host-step resource, which runs a real playbook (a restic volume restore)
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -54,10 +55,12 @@ def test_up_runs_the_playbook_second_up_changes_nothing_destroy_keeps_host_data(
         pulumi.export("restored", step.restored)
 
     state = tmp_path / "engine"
+    path_before = os.environ.get("PATH")
     stack = Engine.at(state, engine).stack(project="tier2", stack="dev", program=program,
                                            secret_config={"dr:secrets.restic_password": CANARY})
     lines: list[str] = []
     first = stack.up(on_output=lines.append)
+    assert os.environ.get("PATH") == path_before, "the toolchain stays out of this process's PATH (etcdctl 3.4 vs 3.6)"
     assert first.summary.result == "succeeded"
     assert first.summary.resource_changes.get("create") == 2, first.summary.resource_changes
     assert tree_digest(target) == expected, "the playbook restored the volume"

@@ -90,9 +90,10 @@ def test_deployment_becomes_available_and_namespace_deletion_collects_it_but_a_r
 
 
 def test_cli_up_status_down_leaves_no_process(toolchain: Toolchain, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
-    os.environ["DR_TOOLCHAIN_BIN"] = str(Path(toolchain.path("kube-apiserver")).parent)
+    monkeypatch.setenv("DR_TOOLCHAIN_BIN", str(Path(toolchain.path("kube-apiserver")).parent))
     assert main(["sandbox", "status", "--state-dir", str(state)]) == 1
     assert main(["sandbox", "up", "--state-dir", str(state)]) == 0
     out = capsys.readouterr().out
