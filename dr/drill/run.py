@@ -223,9 +223,11 @@ class AutomationStack:
     def __init__(self, stack_name: str = "drill", work_dir: str = ".") -> None:
         from pulumi import automation
 
-        self._stack = automation.select_stack(stack_name=stack_name, work_dir=work_dir)
+        # A first drill creates the stack; later ones reuse its state.
+        self._stack = automation.create_or_select_stack(stack_name=stack_name, work_dir=work_dir)
 
     def up(self, on_output: Callable[[str], None]) -> Mapping[str, Any]:
+        self._stack.refresh(on_output=on_output)  # the test cluster may have changed since the last drill
         result = self._stack.up(on_output=on_output)
         return {key: value.value for key, value in result.outputs.items()}
 
@@ -246,18 +248,20 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
     step_results: tuple[StepResult, ...] = ()
     checks: list[CheckResult] = []
     try:
-        outputs = stack.up(on_output=lambda line: say(line.rstrip()))
-        up_done = time.time()
-        step_results = tuple(StepResult(s.name, s.layer, "succeeded", 1, 0.0, "applied by pulumi up")
-                             for s in plan.steps)
-        checks = verify(plan, outputs)
-    except Exception as exc:
-        up_done = time.time()
-        step_results = tuple(StepResult(s.name, s.layer, "failed", 1, 0.0, f"pulumi up failed: {exc}")
-                             for s in plan.steps[:1])
-    verified_at = time.time()
-    if not keep:
-        stack.destroy(on_output=lambda line: say(line.rstrip()))
+        try:
+            outputs = stack.up(on_output=lambda line: say(line.rstrip()))
+            up_done = time.time()
+            step_results = tuple(StepResult(s.name, s.layer, "succeeded", 1, 0.0, "applied by pulumi up")
+                                 for s in plan.steps)
+            checks = verify(plan, outputs)
+        except Exception as exc:
+            up_done = time.time()
+            step_results = tuple(StepResult(s.name, s.layer, "failed", 1, 0.0, f"pulumi up failed: {exc}")
+                                 for s in plan.steps[:1])
+        verified_at = time.time()
+    finally:
+        if not keep:  # always, even when up or the checks fail or dr is interrupted
+            stack.destroy(on_output=lambda line: say(line.rstrip()))
     report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="stack", started_at=started,
                          disaster_at=started, verified_at=verified_at if checks else up_done,
                          rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=step_results, checks=tuple(checks),

@@ -44,6 +44,27 @@ def load_resources(*, graph_path: str, mode: str) -> tuple[GraphSpec, ResourcePl
     return spec, resource_plan(plan, spec, read_text=read_text)
 
 
+def ordering_dependencies(resources: ResourcePlan, name: str) -> list[str]:
+    """The components `name` must wait for, in a form Pulumi honours.
+
+    Pulumi expands a `depends_on` on a ComponentResource to its children; a milestone has none, so
+    depending on it would order nothing. A milestone is replaced by what it depends on, transitively.
+    """
+    by_name = {c.name: c for c in resources.components}
+    out: list[str] = []
+    pending = list(by_name[name].depends_on)
+    seen: set[str] = set()
+    while pending:
+        dep = pending.pop(0)
+        if dep in seen:
+            continue
+        seen.add(dep)
+        out.append(dep)  # the milestone itself stays, for `pulumi stack graph`
+        if not by_name[dep].children:
+            pending.extend(by_name[dep].depends_on)
+    return out
+
+
 def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
              kubeconfig: pulumi.Input[str] | None = None, kube_context: str | None = None,
              step_provider: HostStepProvider | None = None) -> dict[str, pulumi.ComponentResource]:
@@ -54,7 +75,7 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
         provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context)
     for component in resources.components:
         parent = pulumi.ComponentResource(COMPONENT_TYPE, component.name, None, pulumi.ResourceOptions(
-            depends_on=[registered[d] for d in component.depends_on]))
+            depends_on=[registered[d] for d in ordering_dependencies(resources, component.name)]))
         outputs: dict[str, Any] = {}
         for child in component.children:
             resource = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,

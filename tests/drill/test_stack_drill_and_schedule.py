@@ -73,6 +73,18 @@ def test_failed_up_is_a_failed_drill_and_the_stack_is_still_destroyed(tmp_path: 
     assert not report.success and "helm release cilium timed out" in report.steps[0].detail
 
 
+def test_an_interrupted_stack_drill_still_destroys_the_stack(tmp_path: Path) -> None:
+    stack = FakeStack()
+
+    def interrupted(plan, outputs):  # Ctrl-C (or SIGTERM, which dr turns into it) during verification
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stack_drill(load_graph_file(EXAMPLE_GRAPH), stack=stack, verify=interrupted, paths=DrillPaths(tmp_path),
+                    read_text=read, say=lambda line: None)
+    assert stack.calls == ["up", "destroy"]
+
+
 def test_cronjob_manifest_validates_and_timer_matches_the_cron(tmp_path: Path) -> None:
     manifest = cronjob("0 3 * * 0", image="registry.example.com/dr:0.1.0")
     assert validate_object(manifest, kubernetes="1.30") == []

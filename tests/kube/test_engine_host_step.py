@@ -78,3 +78,39 @@ def test_up_runs_the_playbook_second_up_changes_nothing_destroy_keeps_host_data(
     stack.destroy(on_output=lines.append)
     assert tree_digest(target) == expected, "destroy leaves the restored data on the host alone"
     assert tree_digest(source) == expected
+
+
+def test_a_stack_created_when_the_provider_lived_at_its_old_path_still_refreshes_and_destroys(
+        engine: Toolchain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pulumi pickles a dynamic provider by class reference into the state; the class moved from
+    dr.pulumi_dynamic to dr.stack.host_step, and the alias keeps existing stacks working."""
+    import base64
+    import json
+
+    from dr.stack.host_step import HostStepProvider
+
+    source = tmp_path / "volume"
+    source.mkdir()
+    (source / "a.txt").write_text("a\n")
+    repo = restic.ResticRepository(str(tmp_path / "repo"), CANARY)
+    repo.run("init")
+    repo.run("backup", str(source))
+
+    def program() -> None:
+        HostStep("volume-restore", step="volume-restore",
+                 inputs={"tool": "restic", "repo": repo.repository, "hosts": ["all"],
+                         "vars": {"restore_path": str(tmp_path / "restored")}},
+                 hosts_inventory={}, secrets=pulumi.Config("dr").require_secret_object("secrets"))
+
+    state = tmp_path / "engine"
+    stack = Engine.at(state, engine).stack(project="old-path", stack="dev", program=program,
+                                           secret_config={"dr:secrets.restic_password": CANARY})
+    monkeypatch.setattr(HostStepProvider, "__module__", "dr.pulumi_dynamic")  # as the previous layout pickled it
+    stack.up(on_output=lambda line: None)
+    monkeypatch.undo()
+    checkpoint = json.loads(next((state / "pulumi-state").rglob("dev.json")).read_text())
+    providers = [r["inputs"]["__provider"] for r in checkpoint["checkpoint"]["latest"]["resources"]
+                 if "__provider" in r.get("inputs", {})]
+    assert providers and b"dr.pulumi_dynamic" in base64.b64decode(providers[0])
+    assert stack.refresh(on_output=lambda line: None).summary.result == "succeeded"
+    assert stack.destroy(on_output=lambda line: None).summary.result == "succeeded"

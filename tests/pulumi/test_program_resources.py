@@ -110,3 +110,23 @@ def test_drill_registers_no_production_issuer_or_external_dns(drill: dict[str, R
     assert drill["selfsigned-issuer"].type == "kubernetes:yaml/v2:ConfigGroup"
     archive = drill["gitea-db-cluster"].inputs["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
     assert archive == "s3://homelab-drill/cnpg/gitea"
+
+
+def test_a_milestone_still_orders_its_dependents(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Pulumi expands depends_on on a ComponentResource to its children; a milestone has none."""
+    graph = tmp_path / "graph.yaml"
+    graph.write_text("cluster: lab\ncomponents:\n"
+                     "  hosts-ready: {layer: os, playbook: os-prepare.yml, estimate: 1m}\n"
+                     "  storage-ready: {layer: storage, depends_on: [hosts-ready]}\n"
+                     "  exports: {layer: storage, depends_on: [storage-ready], playbook: nfs-exports.yml}\n")
+    mocks = _Mocks()
+    monitor = CapturingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="dr", stack="m", preview=False, monitor=monitor)
+    spec, resources = load_resources(graph_path=str(graph), mode="prod")
+
+    def program() -> None:
+        register(resources, hosts=hosts_inventory(spec), secrets={})
+
+    pulumi.runtime.test(program)()
+    components = {r.name: r for r in monitor.registered if r.type == "dr:recovery:Component"}
+    assert "hosts-ready-playbook" in components["exports"].dependencies, components["exports"].dependencies
