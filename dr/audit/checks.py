@@ -96,6 +96,18 @@ def audit(data: AuditInput) -> list[Finding]:
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.check, f.subject))
 
 
+def _cnpg_instance_of(pvc: str, databases: Sequence[str]) -> str | None:
+    """The CloudNativePG cluster whose instance volume `pvc` is (`ns/<cluster>-N`, `ns/<cluster>-N-wal`):
+    backing up the cluster backs up its instances, so such a PVC is covered with it."""
+    namespace, _, name = pvc.partition("/")
+    for database in databases:
+        db_namespace, _, cluster = database.partition("/")
+        rest = name[len(cluster) + 1:] if name.startswith(cluster + "-") else ""
+        if db_namespace == namespace and rest and rest.removesuffix("-wal").isdigit():
+            return database
+    return None
+
+
 def _coverage(data: AuditInput) -> list[Finding]:
     spec = data.spec
     findings = []
@@ -113,7 +125,8 @@ def _coverage(data: AuditInput) -> list[Finding]:
         for kind, items in (("PersistentVolumeClaim", data.inventory.pvcs), ("database cluster",
                                                                               data.inventory.databases)):
             for item in items:
-                if item not in covered:
+                if item not in covered and not (kind == "PersistentVolumeClaim" and
+                                                _cnpg_instance_of(item, data.inventory.databases) in covered):
                     findings.append(Finding("coverage", "critical", item,
                                             f"{kind} {item} exists but no backup's source covers it",
                                             f"back it up and add {item} to that backup's source"))

@@ -67,8 +67,17 @@ def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
             return BackupState(points=points, newest_restorable=newest_archived_wal(stanza))
     except RestoreError as exc:
         return BackupState(error=str(exc))
-    if k8s is None:
+    kind_key = {"cnpg-barman": "cnpg", "longhorn": "longhorn", "velero": "velero"}.get(backup.tool)
+    if kind_key is None:
         return None
+    if k8s is None:
+        # Not a pass: the audit could not look, and says so as a finding.
+        return BackupState(error="no access to the cluster, so its backup objects could not be read; run where "
+                                 "kubectl reaches the cluster or pass --k8s-status FILE")
+    unavailable: Any = k8s.get("_unavailable", [])
+    if kind_key in unavailable:
+        return BackupState(error=f"the cluster does not list its {kind_key} backup objects (is the operator and its "
+                                 "CRD installed, and may this user read them?)")
     if backup.tool == "cnpg-barman":
         return _cnpg_state(k8s.get("cnpg", []), variables)
     if backup.tool == "longhorn":
@@ -147,6 +156,7 @@ def k8s_status_from_kubectl() -> dict[str, list[dict[str, Any]]] | None:
             if key == "pvcs":
                 return None
             found[key] = []
+            found.setdefault("_unavailable", []).append(key)  # type: ignore[arg-type]  # names, not objects
             continue
         found[key] = json.loads(done.stdout).get("items", [])
     return found

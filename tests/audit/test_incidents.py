@@ -92,3 +92,24 @@ def test_retention_too_short_for_the_detection_delay() -> None:
     states = {"app-data": BackupState(points=points((3, 1000), (1, 1000)))}
     found = run(spec, states, inventory=ClusterInventory(pvcs=("apps/app-data",), known=True))
     assert found == [("retention", "app-data")]
+
+
+def test_cloudnativepg_instance_volumes_are_covered_by_their_clusters_backup() -> None:
+    spec = graph(HEALTHY.replace("source: [apps/app-data]", "source: [apps/app-data, apps/pg]"))
+    states = {"app-data": BackupState(points=points((3, 1000), (1, 1000)))}
+    inventory = ClusterInventory(pvcs=("apps/app-data", "apps/pg-1", "apps/pg-2", "apps/pg-2-wal", "apps/pg-x",
+                                       "other/pg-1"), databases=("apps/pg",), known=True)
+    assert run(spec, states, inventory=inventory) == [("coverage", "apps/pg-x"), ("coverage", "other/pg-1")]
+
+
+def test_an_audit_that_cannot_see_the_cluster_says_so_instead_of_passing() -> None:
+    from dr.audit.sources import read_state
+
+    spec = graph(HEALTHY.replace("tool: restic", "tool: velero"))
+    backup = spec.backups["app-data"]
+    blind = read_state(spec, backup, secrets={}, k8s=None)
+    assert blind is not None and blind.error and "no access to the cluster" in blind.error
+    found = run(spec, {"app-data": blind})
+    assert ("freshness", "app-data") in found, "not a clean pass"
+    missing_crd = read_state(spec, backup, secrets={}, k8s={"pvcs": [], "velero": [], "_unavailable": ["velero"]})
+    assert missing_crd is not None and "does not list its velero backup objects" in (missing_crd.error or "")
