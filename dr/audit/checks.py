@@ -69,7 +69,8 @@ def _interval_s(schedule: str) -> int:
               "@yearly": 365 * 86400, "@annually": 365 * 86400}
     if schedule in macros:
         return macros[schedule]
-    minute, hour, dom, _month, dow = schedule.split()
+    fields = schedule.split()
+    minute, hour, dom, _month, dow = fields[-5:]  # six fields: seconds come first
     if minute.startswith("*/"):
         return int(minute[2:]) * 60
     if hour == "*":

@@ -36,7 +36,8 @@ COMPONENT_FIELDS: tuple[str, ...] = (
 RETENTION_KEYS: tuple[str, ...] = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
+_CRON_ITEM = r"(\*|\?|\d+(-\d+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/\d+)?"
+_CRON_FIELD = re.compile(rf"^{_CRON_ITEM}(,{_CRON_ITEM})*$")
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 
@@ -460,9 +461,10 @@ class _SpecReader:
         fields = text.split()
         if text.strip() in _CRON_MACROS:
             return text.strip()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
             self.error(where, f"{what}: 'schedule' must be a cron expression with five fields "
-                              f"(minute hour day month weekday), like \"0 3 * * *\", not {text!r}")
+                              f"(minute hour day month weekday; six with seconds first), like \"0 3 * * *\", "
+                              f"not {text!r}")
             return None
         return text
 

@@ -17,8 +17,14 @@ _DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _NAMES = {name.lower(): str(i) for i, name in enumerate(_DAYS)}
 
 
-def _field(value: str, *, start: int, days: bool = False, pad: bool = False) -> str:
-    """One cron field in systemd OnCalendar syntax."""
+def _field(value: str, *, start: int, days: bool = False, pad: bool = False,
+           bounds: tuple[int, int] = (0, 59), what: str = "minute") -> str:
+    """One cron field in systemd OnCalendar syntax; numbers outside `bounds` are refused."""
+    def number(text: str) -> str:
+        if not (bounds[0] <= int(text) <= bounds[1]):
+            raise UsageError(f"cron {what} {text} is out of range {bounds[0]}-{bounds[1]}")
+        return text
+
     parts = []
     for part in value.split(","):
         part = _NAMES.get(part.lower(), part) if days else part
@@ -30,10 +36,10 @@ def _field(value: str, *, start: int, days: bool = False, pad: bool = False) -> 
         if part == "*":
             text = f"{start}/{step}" if step else "*"
         elif re.fullmatch(r"\d+-\d+", part):
-            low, high = part.split("-")
+            low, high = (number(x) for x in part.split("-"))
             text = f"{low}..{high}" + (f"/{step}" if step else "")
         elif part.isdigit():
-            text = (part.zfill(2) if pad else part) + (f"/{step}" if step else "")
+            text = (number(part).zfill(2) if pad else part) + (f"/{step}" if step else "")
         else:
             raise UsageError(f"cannot read the cron field {value!r}; use numbers, *, ranges, lists and */n")
         parts.append(text)
@@ -46,11 +52,13 @@ def on_calendar(cron: str) -> str:
     if len(fields) != 5:
         raise UsageError(f'--cron needs five fields (minute hour day month weekday), like "0 3 * * 0", not {cron!r}')
     minute, hour, dom, month, dow = fields
-    calendar = (f"*-{_field(month, start=1)}-{_field(dom, start=1)} "
-                f"{_field(hour, start=0, pad=True)}:{_field(minute, start=0, pad=True)}:00")
+    calendar = (f"*-{_field(month, start=1, bounds=(1, 12), what='month')}-"
+                f"{_field(dom, start=1, bounds=(1, 31), what='day of month')} "
+                f"{_field(hour, start=0, pad=True, bounds=(0, 23), what='hour')}:"
+                f"{_field(minute, start=0, pad=True)}:00")
     if dow != "*":
         days = []
-        for part in _field(dow, start=0, days=True).split(","):
+        for part in _field(dow, start=0, days=True, bounds=(0, 7), what="weekday").split(","):
             if ".." in part:
                 low, high = (int(x) % 7 for x in part.split(".."))
                 days.append(f"{_DAYS[low]}..{_DAYS[high]}")
@@ -81,11 +89,21 @@ def cronjob(cron: str, *, image: str) -> dict[str, Any]:
                             {"name": "secrets", "secret": {"secretName": "dr-drill"}}]}}}}}}
 
 
+def _unit_quote(text: str) -> str:
+    """One argument of a systemd ExecStart line: double-quoted, with \\, \" and % escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
 def systemd_units(cron: str, *, workdir: str) -> dict[str, str]:
+    if not workdir.startswith("/") or any(ord(c) < 32 or c == "\x7f" for c in workdir):
+        raise UsageError(f"--workdir must be an absolute path without control characters, not {workdir!r}")
+    quoted = workdir.replace("%", "%%")
     service = (f"# Written by `dr schedule --cron \"{cron}\"`.\n[Unit]\nDescription=dr sandbox DR drill\n"
                "After=network-online.target\n\n[Service]\nType=oneshot\n"
-               f"WorkingDirectory={workdir}\nExecStart={workdir}/.venv/bin/dr drill --sandbox --state-dir "
-               f"{workdir}/.dr\nTimeoutStartSec=2h\n")
+               f"WorkingDirectory={quoted}\nExecStart={_unit_quote(workdir + '/.venv/bin/dr')} drill --sandbox "
+               f"--state-dir {_unit_quote(workdir + '/.dr')}\nTimeoutStartSec=2h\n"
+               "# On timeout systemd sends SIGTERM to dr alone; dr stops what the drill started, in time.\n"
+               "KillMode=mixed\nTimeoutStopSec=5min\n")
     timer = (f"# Written by `dr schedule --cron \"{cron}\"`.\n[Unit]\nDescription=Run the dr drill on a schedule\n\n"
              f"[Timer]\nOnCalendar={on_calendar(cron)}\nPersistent=true\nRandomizedDelaySec=5m\n\n"
              "[Install]\nWantedBy=timers.target\n")

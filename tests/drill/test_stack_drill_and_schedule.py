@@ -183,3 +183,26 @@ def test_audit_textfile_escapes_label_values() -> None:
     text = audit_prometheus([], 'lab "blue"\\\nnext')
     assert 'cluster="lab \\"blue\\"\\\\\\nnext"' in text
     assert "\n" not in text.split("\n", 2)[2].split("} ")[0]
+
+
+@pytest.mark.parametrize(("cron", "message"), [("99 99 * * *", "out of range"), ("0 3 32 * *", "day of month 32"),
+                                               ("0 3 * 13 *", "month 13"), ("0 3 * * 8", "weekday 8")])
+def test_schedule_refuses_an_impossible_time(cron: str, message: str) -> None:
+    from dr.drill.schedule import on_calendar
+    from dr.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        on_calendar(cron)
+
+
+def test_systemd_unit_quotes_the_workdir_and_refuses_injected_directives() -> None:
+    from dr.drill.schedule import systemd_units
+    from dr.errors import UsageError
+
+    service = systemd_units("0 3 * * 0", workdir="/opt/my dr")["dr-drill.service"]
+    assert 'ExecStart="/opt/my dr/.venv/bin/dr" drill --sandbox --state-dir "/opt/my dr/.dr"' in service
+    assert "KillMode=mixed" in service
+    with pytest.raises(UsageError, match="without control characters"):
+        systemd_units("0 3 * * 0", workdir="/opt/x\nExecStartPre=/bin/sh -c evil")
+    with pytest.raises(UsageError, match="absolute path"):
+        systemd_units("0 3 * * 0", workdir="relative/dir")

@@ -175,3 +175,19 @@ def test_keys_like_on_and_yes_stay_names() -> None:
                                "  null: {layer: app}\n", path="g.yaml")
     assert set(spec.components) == {"on", "yes", "null"}
     assert spec.components["yes"].depends_on == ("on",)
+
+
+@pytest.mark.parametrize(("schedule", "ok"), [("*/1x * * * *", False), ("0 3 * * 0", True), ("0 0 3 * * 0", True),
+                                               ("0 3 * * mon-fri", True), ("*/15 * * * *", True), ("0 3 ** * *", False),
+                                               ("0 3 * *", False), ("@daily", True), ("1,2-5/2 * * * *", True)])
+def test_backup_schedules_are_real_cron(schedule: str, ok: bool) -> None:
+    from dr.core.spec import GraphSpec
+    from dr.errors import GraphError
+
+    text = ("cluster: x\nbackups:\n  b: {tool: restic, protects: a, repo: /r, schedule: '" + schedule +
+            "', rpo: 1h, retention: {daily: 7}}\ncomponents:\n  a: {layer: app}\n")
+    if ok:
+        GraphSpec.from_yaml(text, path="g.yaml")
+    else:
+        with pytest.raises(GraphError, match="must be a cron expression"):
+            GraphSpec.from_yaml(text, path="g.yaml")
