@@ -39,7 +39,8 @@ def _field(value: str, *, start: int, days: bool = False, pad: bool = False,
             low, high = (number(x) for x in part.split("-"))
             text = f"{low}..{high}" + (f"/{step}" if step else "")
         elif part.isdigit():
-            text = (number(part).zfill(2) if pad else part) + (f"/{step}" if step else "")
+            number(part)
+            text = (part.zfill(2) if pad else part) + (f"/{step}" if step else "")
         else:
             raise UsageError(f"cannot read the cron field {value!r}; use numbers, *, ranges, lists and */n")
         parts.append(text)

@@ -93,7 +93,7 @@ def test_cronjob_manifest_validates_and_timer_matches_the_cron(tmp_path: Path) -
     assert sorted(p.name for p in files) == ["dr-drill-cronjob.yaml", "dr-drill.service", "dr-drill.timer"]
     assert validate_object(yaml.safe_load((tmp_path / "dr-drill-cronjob.yaml").read_text()), kubernetes="1.30") == []
     assert "OnCalendar=Sun *-*-* 03:00:00" in (tmp_path / "dr-drill.timer").read_text()
-    assert "ExecStart=/opt/dr/.venv/bin/dr drill --sandbox" in (tmp_path / "dr-drill.service").read_text()
+    assert 'ExecStart="/opt/dr/.venv/bin/dr" drill --sandbox' in (tmp_path / "dr-drill.service").read_text()
 
 
 @pytest.mark.parametrize(("cron", "calendar"), [
