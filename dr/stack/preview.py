@@ -36,6 +36,10 @@ class RegisteredResource:
     protect: bool
     retain_on_delete: bool
     inputs: Mapping[str, Any] = field(repr=False)
+    # URNs: names are not unique (a component and its Helm release share one).
+    urn: str = ""
+    parent_urn: str = ""
+    dependency_urns: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent,
@@ -66,14 +70,17 @@ class CapturingMonitor(MockMonitor):
         self.registered: list[RegisteredResource] = []
 
     def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object) if request.object else {}
             self.registered.append(RegisteredResource(
                 type=request.type, name=request.name, parent=_name_of(request.parent),
                 dependencies=tuple(_name_of(d) for d in request.dependencies), protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
-                inputs={k: v for k, v in inputs.items() if k != "__provider"}))
-        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+                inputs={k: v for k, v in inputs.items() if k != "__provider"},
+                urn=str(getattr(response, "urn", "")), parent_urn=str(request.parent),
+                dependency_urns=tuple(str(d) for d in request.dependencies)))
+        return response
 
 
 def load_stack_config(stack: str, *, stacks_dir: Path = Path("stacks")) -> dict[str, str]:
@@ -96,7 +103,7 @@ class Preview:
     plan: ResourcePlan
 
     def to_json(self) -> dict[str, Any]:
-        return {"stack": self.stack, "mode": self.plan.mode, "cluster": self.plan.cluster,
+        return {"stack": self.stack, "mode": self.plan.mode, "cluster": self.plan.cluster, "engine": "mock",
                 "resources": [r.to_json() for r in self.resources],
                 "objects": [{"component": c, "kind": o.kind, "name": o.name, "namespace": o.namespace,
                              "data_bearing": o.data_bearing} for c, o in self.plan.objects()]}
@@ -125,17 +132,20 @@ def run_preview(stack: str, *, stacks_dir: Path = Path("stacks")) -> Preview:
 
 def dependency_order(resources: list[RegisteredResource]) -> list[RegisteredResource]:
     """Registration order, adjusted so each resource follows its parent and its dependencies."""
-    by_name = {r.name: r for r in resources}
+    def key(resource: RegisteredResource) -> str:
+        return resource.urn or f"{resource.type}::{resource.name}"
+
+    by_urn = {key(r): r for r in resources}
     placed: set[str] = set()
     ordered: list[RegisteredResource] = []
 
     def place(resource: RegisteredResource, visiting: frozenset[str]) -> None:
-        if resource.name in placed or resource.name in visiting:
+        if key(resource) in placed or key(resource) in visiting:
             return
-        for need in (resource.parent, *resource.dependencies):
-            if need in by_name:
-                place(by_name[need], visiting | {resource.name})
-        placed.add(resource.name)
+        for need in (resource.parent_urn, *resource.dependency_urns):
+            if need in by_urn:
+                place(by_urn[need], visiting | {key(resource)})
+        placed.add(key(resource))
         ordered.append(resource)
 
     for resource in resources:
@@ -164,9 +174,14 @@ def validation_problems(preview: Preview) -> list[str]:
     return problems
 
 
+MOCK_NOTE = ("mock preview, offline: the program ran under Pulumi's mocks. A real `pulumi preview` needs the "
+             "pulumi-kubernetes provider (pulumi-resource-kubernetes), which is not installed; see docs/sandbox.md")
+
+
 def render_preview(preview: Preview) -> str:
     lines = [f"Stack {preview.stack!r} ({preview.plan.mode} mode): {len(preview.resources)} resources, "
-             f"{sum(1 for _ in preview.plan.objects())} Kubernetes objects rendered by dr", ""]
+             f"{sum(1 for _ in preview.plan.objects())} Kubernetes objects rendered by dr",
+             f"({MOCK_NOTE})", ""]
     width = max((len(r.type) for r in preview.resources), default=10)
     for r in preview.resources:
         flags = " ".join(f for f, on in (("protect", r.protect), ("retain", r.retain_on_delete)) if on)

@@ -88,3 +88,17 @@ def test_core_object_with_a_wrong_field_fails() -> None:
     problems = validate_object({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
                                 "spec": {"storage": "1Gi"}}, kubernetes="1.30")
     assert problems and "'storage' was unexpected" in problems[0]
+
+
+def test_preview_lists_every_registered_resource_even_when_names_repeat(run_cli) -> None:
+    """A Helm release has its component's name; keyed by name, 13 resources used to vanish."""
+    from dr.stack.preview import run_preview
+
+    preview = run_preview("prod")
+    types = [r.type for r in preview.resources]
+    helm_components = [s for s in preview.plan.components if any(c.kind == "helm-release" for c in s.children)]
+    assert types.count("kubernetes:helm.sh/v3:Release") == len(helm_components) == 11
+    assert types.count("kubernetes:yaml/v2:ConfigGroup") == 2
+    assert len(preview.resources) == len({r.urn for r in preview.resources}) == 57
+    result = run_cli("preview", "--stack", "prod")
+    assert "mock preview, offline" in result.out
