@@ -113,7 +113,12 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         paths.current.unlink(missing_ok=True)
     if resume and paths.current.is_file():
         run_id = paths.current.read_text().strip()
-        if not Journal(paths.journal, run_id).phase("disaster"):
+        if Journal(paths.journal, run_id).phase("cleaned"):
+            say(f"drill {run_id} was stopped and cleaned up after itself (its backups and sandbox are gone), so it "
+                "cannot be resumed; starting a new drill")
+            paths.current.unlink(missing_ok=True)
+            run_id = ""
+        elif not Journal(paths.journal, run_id).phase("disaster"):
             say(f"drill {run_id} stopped before its disaster; starting a new drill")
             _abandon(spec, plan, resources, paths, run_id)
             run_id = ""
@@ -165,6 +170,8 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     finally:
         stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
         sandbox.cleanup()
+        if not finished:
+            journal.phase_done("cleaned")  # what a resume would need is gone: say so instead of failing restores
         journal.close()
         if finished:
             # Only after the cleanup: a crash during it leaves the pointer, so the next run finds and

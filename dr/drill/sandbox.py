@@ -345,6 +345,7 @@ class Sandbox:
             shutil.rmtree(self.state.pg_base, ignore_errors=True)
         for sub in ("production", "hostfs", "restored", "backups"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
+        (self.root / "secrets").unlink(missing_ok=True)  # the throwaway repositories it opened are gone too
 
 
 def _render_check(children: Any, kubernetes: str):  # type: ignore[no-untyped-def]

@@ -53,6 +53,16 @@ class PgSandbox:
         """initdb, WAL archiving to a pgBackRest repository in the same directory, start."""
         base = Path(tempfile.mkdtemp(prefix="dr-pg-", dir=parent))
         sandbox = cls(base=base, port=free_port())
+        try:
+            sandbox._initialise()
+        except BaseException:
+            # A crash or Ctrl-C while building must not leak a running server or 55 MB of data directory.
+            sandbox.destroy()
+            raise
+        return sandbox
+
+    def _initialise(self) -> None:
+        sandbox, base = self, self.base
         for sub in ("repo", "lock", "log", "spool"):
             (base / sub).mkdir()
         sandbox.config.write_text(
@@ -69,7 +79,6 @@ class PgSandbox:
                        f"unix_socket_directories = '{base}'\nwal_level = replica\narchive_mode = on\n"
                        f"archive_command = 'pgbackrest --config={sandbox.config} --stanza=main archive-push %p'\n")
         sandbox.start()
-        return sandbox
 
     def start(self) -> None:
         as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "pg.log"), "-w", "start")
