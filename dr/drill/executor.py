@@ -22,6 +22,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from dr.errors import DrError
+
 
 class StepState(StrEnum):
     PENDING = "pending"
@@ -66,6 +68,13 @@ class StepRecord:
         return self.finished - self.started
 
 
+JOURNAL_SCHEMA = 1  # PRAGMA user_version of the journal file; bump when its tables change
+
+
+class JournalError(DrError):
+    """The journal file cannot be used: damaged, unreadable, or written by a newer dr."""
+
+
 class Journal:
     """Step states and every attempt, in SQLite; safe to read while a run writes it."""
 
@@ -73,8 +82,20 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.run_id = path, run_id
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"the drill journal {path} cannot be used ({exc}); move it aside to start afresh "
+                               "(a damaged journal cannot be resumed)") from None
+
+    def _open(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > JOURNAL_SCHEMA:
+            raise JournalError(f"the drill journal {self.path} was written by a newer dr (schema {version}, this dr "
+                               f"reads {JOURNAL_SCHEMA}); use that dr, or move the journal aside")
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA user_version = {JOURNAL_SCHEMA}")
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS steps (run_id TEXT, name TEXT, state TEXT, attempts INTEGER,
                 started REAL, finished REAL, error TEXT, outputs TEXT, PRIMARY KEY (run_id, name));

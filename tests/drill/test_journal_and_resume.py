@@ -142,3 +142,21 @@ def test_rendered_and_not_run_steps_let_dependents_go(tmp_path: Path, kind: str)
     records = execute([Task("k", (), lambda a: {"objects": 1}, kind=kind), Task("app", ("k",), lambda a: {})],
                       journal=journal(tmp_path))
     assert records["app"].state == StepState.SUCCEEDED
+
+
+def test_the_journal_has_a_schema_version_and_refuses_a_newer_or_damaged_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    from dr.drill.executor import JOURNAL_SCHEMA, JournalError
+
+    j = journal(tmp_path)
+    j.close()
+    with sqlite3.connect(tmp_path / "journal.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == JOURNAL_SCHEMA
+        db.execute(f"PRAGMA user_version = {JOURNAL_SCHEMA + 1}")
+    with pytest.raises(JournalError, match="written by a newer dr"):
+        journal(tmp_path)
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "journal.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(JournalError, match="cannot be used"):
+        journal(tmp_path / "damaged")
