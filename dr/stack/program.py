@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from dr.core.invocations import hosts_inventory
+from dr.core.invocations import PLAYBOOK_SECRETS, hosts_inventory, target_hosts
 from dr.core.plan import plan_for
 from dr.core.resources import Child, ComponentResources, ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
@@ -71,8 +71,11 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
     """Register every component and child; returns the components by name."""
     registered: dict[str, pulumi.ComponentResource] = {}
     provider: k8s.Provider | None = None
+    # A new kubeconfig (a rebuilt control plane has new certificates) must update the provider, not
+    # replace it: a replaced provider replaces every Kubernetes resource behind it.
+    identity = f"dr-{resources.cluster}-{resources.mode}"
     if kubeconfig is not None:
-        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context)
+        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context, cluster_identifier=identity)
     for component in resources.components:
         parent = pulumi.ComponentResource(COMPONENT_TYPE, component.name, None, pulumi.ResourceOptions(
             depends_on=[registered[d] for d in ordering_dependencies(resources, component.name)]))
@@ -82,11 +85,22 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
                               step_provider=step_provider)
             if component.provides_kubeconfig and isinstance(resource, HostStep) and provider is None:
                 provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
-                                        opts=pulumi.ResourceOptions(parent=parent))
+                                        cluster_identifier=identity, opts=pulumi.ResourceOptions(parent=parent))
                 outputs["kubeconfig"] = resource.kubeconfig
         parent.register_outputs(outputs)
         registered[component.name] = parent
     return registered
+
+
+def step_secret_names(inputs: Mapping[str, Any]) -> frozenset[str]:
+    """The secrets the playbook of a host step reads (`dr.core.invocations.PLAYBOOK_SECRETS`)."""
+    return frozenset(PLAYBOOK_SECRETS.get(str(inputs.get("playbook", "")), ()))
+
+
+def step_hosts(hosts: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the inventory a step runs on (by name or group)."""
+    names = set(target_hosts(hosts, list(inputs.get("hosts", ["all"])))) if hosts else set()
+    return {name: host for name, host in hosts.items() if name in names}
 
 
 def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resource, provider: k8s.Provider | None,
@@ -94,8 +108,14 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
            step_provider: HostStepProvider | None) -> pulumi.Resource:
     opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete)
     if child.kind in ("playbook", "host-restore"):
-        return HostStep(child.name, step=component.name, inputs=child.inputs, hosts_inventory=hosts,
-                        secrets=pulumi.Output.secret(secrets), opts=opts, provider=step_provider)
+        # Only what this step uses: rotating another step's secret or adding an unrelated host must not
+        # rerun it (a completed restore would then refuse, its data being back).
+        wanted = step_secret_names(child.inputs)
+        step_secrets = pulumi.Output.from_input(secrets).apply(
+            lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
+        return HostStep(child.name, step=component.name, inputs=child.inputs,
+                        hosts_inventory=step_hosts(hosts, child.inputs),
+                        secrets=pulumi.Output.secret(step_secrets), opts=opts, provider=step_provider)
     if provider is None:
         raise pulumi.RunError(f"component {component.name!r} needs Kubernetes, but no control-plane playbook "
                               "step comes before it and dr:kubeconfig is not set")

@@ -130,3 +130,31 @@ def test_a_milestone_still_orders_its_dependents(tmp_path) -> None:  # type: ign
     pulumi.runtime.test(program)()
     components = {r.name: r for r in monitor.registered if r.type == "dr:recovery:Component"}
     assert "hosts-ready-playbook" in components["exports"].dependencies, components["exports"].dependencies
+
+
+def test_each_host_step_gets_only_its_secrets_and_its_hosts() -> None:
+    mocks = _Mocks()
+    monitor = CapturingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="dr", stack="scoped", preview=False, monitor=monitor)
+    spec, resources = load_resources(graph_path=str(REPO / "stacks" / "cluster.yaml"), mode="prod")
+    all_secrets = {"k3s_token": "canary-token", "restic_password": "canary-restic", "unrelated": "x"}
+
+    def program() -> None:
+        register(resources, hosts=hosts_inventory(spec), secrets=all_secrets)
+
+    pulumi.runtime.test(program)()
+    steps = {r.name: r.inputs for r in monitor.registered if r.type == "pulumi-python:dynamic:Resource"}
+
+    def secret_value(inputs: dict[str, Any]) -> Any:
+        wrapped = inputs["secrets"]  # a secret on the wire: {<secret signature>: ..., "value": ...}
+        assert len(wrapped) == 2 and "value" in wrapped, "the step's secrets stay secret"
+        return wrapped["value"]
+
+    assert secret_value(steps["k3s-server-playbook"]) == {"k3s_token": "canary-token"}
+    assert secret_value(steps["nfs-volumes-restore-restore"]) == {"restic_password": "canary-restic"}
+    assert secret_value(steps["os-prepare-playbook"]) == {}
+    assert sorted(steps["nfs-volumes-restore-restore"]["hosts_inventory"]) == ["nas"]
+    assert sorted(steps["k3s-agents-playbook"]["hosts_inventory"]) == ["w1", "w2"]
+    assert sorted(steps["os-prepare-playbook"]["hosts_inventory"]) == ["cp0", "db0", "nas", "w1", "w2"]
+    providers = [r for r in monitor.registered if r.type == "pulumi:providers:kubernetes"]
+    assert providers and all(p.inputs.get("clusterIdentifier") == "dr-homelab-prod" for p in providers)
