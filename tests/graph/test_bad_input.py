@@ -191,3 +191,19 @@ def test_backup_schedules_are_real_cron(schedule: str, ok: bool) -> None:
     else:
         with pytest.raises(GraphError, match="must be a cron expression"):
             GraphSpec.from_yaml(text, path="g.yaml")
+
+
+def test_an_alias_bomb_of_long_strings_is_refused_by_bytes_not_only_by_count() -> None:
+    from dr.core.spec import GraphSpec
+    from dr.errors import GraphError
+
+    text = 'cluster: bomb\na: &a "' + "x" * 1000 + '"\n'
+    previous = "a"
+    for level in range(1, 5):  # 9**4 = 6,561 copies of 1 kB: few values, 6.5 MB of text
+        text += f"l{level}: &l{level} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+        previous = f"l{level}"
+    text += "components:\n  c: {layer: os}\n"
+    with pytest.raises(GraphError, match="expands to more than"):
+        GraphSpec.from_yaml(text, path="g.yaml")
+    shared = "cluster: x\nd: &d {layer: os, estimate: 1m}\ncomponents:\n  a: *d\n  b: *d\n"
+    assert set(GraphSpec.from_yaml(shared, path="g.yaml").components) == {"a", "b"}, "honest anchors still work"

@@ -114,3 +114,52 @@ def test_a_stack_created_when_the_provider_lived_at_its_old_path_still_refreshes
     assert providers and b"dr.pulumi_dynamic" in base64.b64decode(providers[0])
     assert stack.refresh(on_output=lambda line: None).summary.result == "succeeded"
     assert stack.destroy(on_output=lambda line: None).summary.result == "succeeded"
+
+
+def test_rotating_a_secret_the_step_does_not_use_reruns_nothing(engine: Toolchain, tmp_path: Path) -> None:
+    """Under the real engine: the program registered from a graph; k3s_token rotates, the restic
+    restore (which reads only restic_password) is left alone; rotating restic_password reruns it."""
+    from dr.stack.program import load_resources, register
+
+    source = tmp_path / "volume"
+    source.mkdir()
+    (source / "a.txt").write_text("a\n")
+    repo = restic.ResticRepository(str(tmp_path / "repo"), CANARY)
+    repo.run("init")
+    repo.run("backup", str(source))
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(f"""\
+cluster: lab
+backups:
+  vol: {{tool: restic, protects: app, repo: {repo.repository}, schedule: "0 * * * *", rpo: 1h, retention: {{daily: 7}}}}
+components:
+  vol-restore: {{layer: data, restore: {{backup: vol}}, vars: {{restore_path: {tmp_path / "restored"}}}}}
+  app: {{layer: app, depends_on: [vol-restore]}}
+""")
+    _, resources = load_resources(graph_path=str(graph), mode="prod")
+
+    def program() -> None:
+        register(resources, hosts={}, secrets=pulumi.Config("dr").require_secret_object("secrets"))
+
+    eng = Engine.at(tmp_path / "engine", engine)
+    stack = eng.stack(project="scoped", stack="dev", program=program,
+                      secret_config={"dr:secrets.restic_password": CANARY, "dr:secrets.k3s_token": "token-1"})
+    stack.up(on_output=lambda line: None)
+    stack.set_config("dr:secrets.k3s_token", auto_config("token-2"), path=True)
+    second = stack.up(on_output=lambda line: None)
+    assert set(second.summary.resource_changes) == {"same"}, second.summary.resource_changes
+    repo.run("key", "passwd", "--new-password-file", str(write(tmp_path / "pw", "rotated-password")))
+    stack.set_config("dr:secrets.restic_password", auto_config("rotated-password"), path=True)
+    third = stack.up(on_output=lambda line: None)
+    assert third.summary.resource_changes.get("update") == 1, third.summary.resource_changes
+
+
+def auto_config(value: str) -> Any:
+    from pulumi import automation
+
+    return automation.ConfigValue(value=value, secret=True)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
