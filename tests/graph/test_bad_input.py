@@ -205,5 +205,5 @@ def test_an_alias_bomb_of_long_strings_is_refused_by_bytes_not_only_by_count() -
     text += "components:\n  c: {layer: os}\n"
     with pytest.raises(GraphError, match="expands to more than"):
         GraphSpec.from_yaml(text, path="g.yaml")
-    shared = "cluster: x\nd: &d {layer: os, estimate: 1m}\ncomponents:\n  a: *d\n  b: *d\n"
+    shared = "cluster: x\ncomponents:\n  a: &d {layer: os, estimate: 1m}\n  b: *d\n"
     assert set(GraphSpec.from_yaml(shared, path="g.yaml").components) == {"a", "b"}, "honest anchors still work"
