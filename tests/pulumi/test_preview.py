@@ -102,3 +102,15 @@ def test_preview_lists_every_registered_resource_even_when_names_repeat(run_cli)
     assert len(preview.resources) == len({r.urn for r in preview.resources}) == 57
     result = run_cli("preview", "--stack", "prod")
     assert "mock preview, offline" in result.out
+
+
+@pytest.mark.parametrize(("body", "message"), [("config:\n  dr:mode: banana\n", "dr:mode must be prod or drill"),
+                                               ("- a\n", "a stack file is a mapping"),
+                                               ("config: {a: [\n", "not valid YAML")])
+def test_a_broken_stack_file_is_a_usage_error(tmp_path, body: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    from dr.errors import UsageError
+    from dr.stack.preview import load_stack_config
+
+    (tmp_path / "Pulumi.x.yaml").write_text(body)
+    with pytest.raises(UsageError, match=message):
+        load_stack_config("x", stacks_dir=tmp_path)
