@@ -319,7 +319,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
                                    resume=args.resume, concurrency=args.concurrency, progress=plain_progress(),
                                    say=lambda line: print(line, file=sys.stderr))
     elif args.stack:
-        from dr.drill.run import AutomationStack, http_checks, planned, readiness_checks, stack_drill
+        from dr.drill.run import AutomationStack, drill_cluster_readiness, http_checks, planned, stack_drill
         from dr.hosts.identity import check_drill_hosts
 
         plan, resources = planned(spec, read_text)
@@ -327,7 +327,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         check_drill_hosts(plan.graph.spec)  # before pulumi up touches anything
 
         def verify(plan: Any, outputs: Any) -> Any:
-            return readiness_checks(resources) + http_checks(plan, outputs)
+            return drill_cluster_readiness(resources, outputs, paths.state_dir) + http_checks(plan, outputs)
 
         report, files = stack_drill(spec, stack=AutomationStack(args.stack), verify=verify,
                                     paths=paths, read_text=read_text, keep=args.keep,

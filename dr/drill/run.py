@@ -10,6 +10,7 @@ tested without a cluster. Both write their reports and add to the history.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 import sys
@@ -308,6 +309,25 @@ def readiness_checks(resources: ResourcePlan, *, kubeconfig: str | None = None,
         results.append(CheckResult(component, f"ready {obj.kind}", done.returncode == 0,
                                    detail[-1] if detail else f"kubectl exit {done.returncode}"))
     return results
+
+
+def drill_cluster_readiness(resources: ResourcePlan, outputs: Mapping[str, Any], state_dir: Path,
+                            run: KubectlRunner = _kubectl) -> list[CheckResult]:
+    """Readiness checks against the drill cluster itself, never whatever cluster kubectl points at."""
+    kubeconfig = outputs.get("kubeconfig")
+    if not kubeconfig:
+        return [CheckResult("readiness", "kubeconfig", False,
+                            "the stack exported no kubeconfig of the drill cluster; refusing to check readiness "
+                            "against whatever cluster kubectl points at (it may be production)")]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "drill-kubeconfig"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(str(kubeconfig))
+    try:
+        return readiness_checks(resources, kubeconfig=str(path), run=run)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def http_checks(plan: Plan, outputs: Mapping[str, Any]) -> list[CheckResult]:

@@ -67,8 +67,10 @@ def ordering_dependencies(resources: ResourcePlan, name: str) -> list[str]:
 
 def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
              kubeconfig: pulumi.Input[str] | None = None, kube_context: str | None = None,
-             step_provider: HostStepProvider | None = None) -> dict[str, pulumi.ComponentResource]:
-    """Register every component and child; returns the components by name."""
+             step_provider: HostStepProvider | None = None,
+             exports: dict[str, Any] | None = None) -> dict[str, pulumi.ComponentResource]:
+    """Register every component and child; returns the components by name. `exports` receives the
+    kubeconfig the Kubernetes provider uses (a secret), so drills check the cluster they built."""
     registered: dict[str, pulumi.ComponentResource] = {}
     provider: k8s.Provider | None = None
     # A new kubeconfig (a rebuilt control plane has new certificates) must update the provider, not
@@ -76,6 +78,8 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
     identity = f"dr-{resources.cluster}-{resources.mode}"
     if kubeconfig is not None:
         provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context, cluster_identifier=identity)
+        if exports is not None:
+            exports["kubeconfig"] = kubeconfig
     for component in resources.components:
         parent = pulumi.ComponentResource(COMPONENT_TYPE, component.name, None, pulumi.ResourceOptions(
             depends_on=[registered[d] for d in ordering_dependencies(resources, component.name)]))
@@ -87,6 +91,8 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
                 provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
                                         cluster_identifier=identity, opts=pulumi.ResourceOptions(parent=parent))
                 outputs["kubeconfig"] = resource.kubeconfig
+                if exports is not None:
+                    exports["kubeconfig"] = resource.kubeconfig
         parent.register_outputs(outputs)
         registered[component.name] = parent
     return registered
@@ -156,9 +162,12 @@ def run() -> None:
         except DrillRefused as exc:
             raise pulumi.RunError(str(exc)) from None
     secrets: pulumi.Input[Mapping[str, str]] = config.get_secret_object("secrets") or {}
+    exports: dict[str, Any] = {}
     registered = register(resources, hosts=hosts_inventory(spec), secrets=secrets,
                           kubeconfig=config.get_secret("kubeconfig"),
-                          kube_context=pulumi.Config("kubernetes").get("context"))
+                          kube_context=pulumi.Config("kubernetes").get("context"), exports=exports)
+    if "kubeconfig" in exports:
+        pulumi.export("kubeconfig", pulumi.Output.secret(exports["kubeconfig"]))
     pulumi.export("cluster", resources.cluster)
     pulumi.export("mode", resources.mode)
     pulumi.export("recovery_order", [c.name for c in resources.components])

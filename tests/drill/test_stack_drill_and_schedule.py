@@ -206,3 +206,25 @@ def test_systemd_unit_quotes_the_workdir_and_refuses_injected_directives() -> No
         systemd_units("0 3 * * 0", workdir="/opt/x\nExecStartPre=/bin/sh -c evil")
     with pytest.raises(UsageError, match="absolute path"):
         systemd_units("0 3 * * 0", workdir="relative/dir")
+
+
+def test_readiness_is_checked_on_the_drill_cluster_only(tmp_path: Path) -> None:
+    import subprocess
+
+    from dr.drill.run import drill_cluster_readiness, planned
+
+    _, resources = planned(load_graph_file(EXAMPLE_GRAPH), read)
+    seen: list[list[str]] = []
+
+    def kubectl(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        assert (tmp_path / "drill-kubeconfig").read_text() == "apiVersion: v1  # the drill cluster"
+        return subprocess.CompletedProcess(argv, 0, "condition met", "")
+
+    blind = drill_cluster_readiness(resources, {}, tmp_path, run=kubectl)
+    assert [c.ok for c in blind] == [False] and "refusing" in blind[0].detail and not seen
+    checks = drill_cluster_readiness(resources, {"kubeconfig": "apiVersion: v1  # the drill cluster"}, tmp_path,
+                                     run=kubectl)
+    assert checks and all(c.ok for c in checks)
+    assert all(argv[1:3] == ["--kubeconfig", str(tmp_path / "drill-kubeconfig")] for argv in seen)
+    assert not (tmp_path / "drill-kubeconfig").exists(), "the kubeconfig (a secret) is not left on disk"
