@@ -221,15 +221,23 @@ def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict
                         "set it under drill.values")
     else:
         archive = values.get("wal_archive", backup.repo)
+    server = str(values.get("server_name", name))
+    # CloudNativePG refuses to archive into a non-empty archive ("Expected empty archive"): the recovered
+    # cluster writes under a new server name; the next recovery reads from that one.
+    new_server = str(values.get("archive_server_name", f"{server}-restored"))
+    if new_server == server and archive == backup.repo:
+        raise _MissingInput(f"component {name!r}: vars.archive_server_name must differ from the server name "
+                            f"{server!r} it recovers from when both archive to {backup.repo}")
     spec: dict[str, Any] = {
         "instances": int(values.get("instances", 1)),
         "storage": {"size": str(values.get("storage_size", "10Gi"))},
         "bootstrap": {"recovery": recovery},
         "externalClusters": [{"name": source, "barmanObjectStore": {
-            "destinationPath": backup.repo, "serverName": values.get("server_name", name),
+            "destinationPath": backup.repo, "serverName": server,
             "s3Credentials": copy.deepcopy(s3),
             "wal": {"maxParallel": 8}}}],
-        "backup": {"barmanObjectStore": {"destinationPath": archive, "s3Credentials": copy.deepcopy(s3)},
+        "backup": {"barmanObjectStore": {"destinationPath": archive, "serverName": new_server,
+                                         "s3Credentials": copy.deepcopy(s3)},
                    "retentionPolicy": values.get("retention_policy", "30d")},
     }
     manifest = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",

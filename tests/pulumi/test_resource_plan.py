@@ -138,3 +138,21 @@ def test_restore_sources_are_exempt_from_the_leak_check(example: GraphSpec) -> N
     drill = resources_of(example, "drill")
     sources = [o for _, o in drill.objects() if o.restore_sources]
     assert {o.kind for o in sources} == {"Cluster", "Volume"}
+
+
+def test_a_recovered_cloudnativepg_cluster_archives_under_a_new_server_name() -> None:
+    """CloudNativePG refuses to archive into the archive it recovered from ("Expected empty archive")."""
+    from dr.core.plan import plan_for
+    from dr.core.resources import resource_plan
+    from dr.graph_file import load_graph_file, read_text
+    from tests.conftest import EXAMPLE_GRAPH
+
+    spec = load_graph_file(EXAMPLE_GRAPH)
+    for mode in ("prod", "drill"):
+        plan = plan_for(spec, mode=mode, read_text=read_text)
+        resources = resource_plan(plan, plan.graph.spec if plan.graph else spec, read_text=read_text)
+        (cluster,) = [o.manifest for _, o in resources.objects() if o.kind == "Cluster"]
+        source = cluster["spec"]["externalClusters"][0]["barmanObjectStore"]
+        target = cluster["spec"]["backup"]["barmanObjectStore"]
+        assert (target["destinationPath"], target["serverName"]) != (source["destinationPath"], source["serverName"])
+        assert target["serverName"] == source["serverName"] + "-restored"
