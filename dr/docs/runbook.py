@@ -208,7 +208,7 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     protected = ("protected against deletion (`protect`) and kept on delete" if child.protect
                  else "kept on delete" if child.retain_on_delete else "")
     file_name = f"restore/{step.name}-{manifest['kind'].lower()}.yaml"
-    blocks: list[Block] = [
+    object_blocks: list[Block] = [
         Para(f"Automation: creates {manifest['kind']} `{manifest['metadata']['name']}` through Pulumi"
              + (f", {protected}." if protected else ".") + f" By hand, save as `{file_name}` and apply:"),
         Code(yaml_text(manifest), "yaml"),
@@ -216,11 +216,11 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     archive = manifest.get("spec", {}).get("backup", {}).get("barmanObjectStore", {})
     if manifest["kind"] == "Cluster" and archive.get("serverName"):
         source = manifest["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"]
-        blocks.append(Para(f"The recovered cluster archives under the new server name `{archive['serverName']}`, "
+        object_blocks.append(Para(f"The recovered cluster archives under the new server name `{archive['serverName']}`, "
                            f"not `{source}`: CloudNativePG refuses to write into the archive it recovers from. "
                            f"After this recovery, set `server_name: {archive['serverName']}` in the graph so the "
                            "next recovery reads the new timeline."))
-    return blocks
+    return object_blocks
 
 
 def _relative(path: str, spec: GraphSpec) -> str:
