@@ -216,9 +216,10 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     archive = manifest.get("spec", {}).get("backup", {}).get("barmanObjectStore", {})
     if manifest["kind"] == "Cluster" and archive.get("serverName"):
         source = manifest["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"]
-        object_blocks.append(Para(f"The recovered cluster archives under the new server name `{archive['serverName']}`, "
+        new = archive["serverName"]
+        object_blocks.append(Para(f"The recovered cluster archives under the new server name `{new}`, "
                            f"not `{source}`: CloudNativePG refuses to write into the archive it recovers from. "
-                           f"After this recovery, set `server_name: {archive['serverName']}` in the graph so the "
+                           f"After this recovery, set `server_name: {new}` in the graph so the "
                            "next recovery reads the new timeline."))
     return object_blocks
 
