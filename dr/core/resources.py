@@ -163,7 +163,8 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
             # A drill reads production backups and never writes them: a restored database must not
             # archive its new timeline into the production repository.
             "write_back": mode != "drill"})]
-    objects = _restore_objects(step.name, backup, action, mode, namespaces_created)
+    objects = [_awaited(obj, step.component.estimate_s)
+               for obj in _restore_objects(step.name, backup, action, mode, namespaces_created)]
     return [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
                   protect=prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))
             for obj in objects]
@@ -199,6 +200,27 @@ def _restore_objects(name: str, backup: Backup, action: RestoreAction, mode: str
     elif backup.tool == "longhorn":
         objects += _longhorn_volume(name, backup, values, namespace)
     return objects
+
+
+# When a restore object is done (the pulumi-kubernetes `pulumi.com/waitFor` annotation): its dependents
+# (the app) must not start before the data is back -- the blank-volume incident.
+RESTORE_DONE: Mapping[str, str] = {
+    "Cluster": "condition=Ready",                             # CloudNativePG: recovered and serving
+    "Restore": "jsonpath={.status.phase}=Completed",          # Velero
+    "Volume": "jsonpath={.status.restoreRequired}=false",     # Longhorn: restored from the backup
+}
+
+
+def _awaited(obj: KubeObject, estimate_s: int) -> KubeObject:
+    """The object with the annotations that make `pulumi up` wait for it, for up to twice the estimate."""
+    condition = RESTORE_DONE.get(str(obj.manifest.get("kind")))
+    if condition is None:
+        return obj
+    manifest = copy.deepcopy(dict(obj.manifest))
+    annotations = manifest.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations["pulumi.com/waitFor"] = condition
+    annotations["pulumi.com/timeoutSeconds"] = str(max(600, 2 * estimate_s))
+    return KubeObject(manifest=manifest, data_bearing=obj.data_bearing, restore_sources=obj.restore_sources)
 
 
 def cnpg_target_time(target_time: str) -> str:

@@ -156,3 +156,22 @@ def test_a_recovered_cloudnativepg_cluster_archives_under_a_new_server_name() ->
         target = cluster["spec"]["backup"]["barmanObjectStore"]
         assert (target["destinationPath"], target["serverName"]) != (source["destinationPath"], source["serverName"])
         assert target["serverName"] == source["serverName"] + "-restored"
+
+
+def test_pulumi_up_waits_for_each_restore_object_before_its_dependents_start() -> None:
+    from dr.core.plan import plan_for
+    from dr.core.resources import resource_plan
+    from dr.graph_file import load_graph_file, read_text
+    from tests.conftest import EXAMPLE_GRAPH
+
+    spec = load_graph_file(EXAMPLE_GRAPH)
+    plan = plan_for(spec, read_text=read_text)
+    resources = resource_plan(plan, spec, read_text=read_text)
+    waits = {o.kind: o.manifest["metadata"]["annotations"] for _, o in resources.objects()
+             if o.kind in ("Cluster", "Restore", "Volume")}
+    assert waits["Cluster"]["pulumi.com/waitFor"] == "condition=Ready"
+    assert waits["Restore"]["pulumi.com/waitFor"] == "jsonpath={.status.phase}=Completed"
+    assert waits["Volume"]["pulumi.com/waitFor"] == "jsonpath={.status.restoreRequired}=false"
+    estimate = {s.name: s.estimate_s for s in plan.steps}["gitea-db"]
+    cluster = next(o for _, o in resources.objects() if o.kind == "Cluster")
+    assert cluster.manifest["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == str(max(600, 2 * estimate))
