@@ -40,8 +40,8 @@ def bucket_of(marker: str) -> str | None:
 
 def contains_marker(text: str, marker: str) -> bool:
     """The marker itself, or — for a production bucket — the bucket however it is spelt: the bare name
-    (Velero's `bucket:`), a path-style URL (`https://host/bucket/...`, restic's `s3:host/bucket`) or a
-    virtual-hosted one (`bucket.s3.amazonaws.com`)."""
+    (Velero's `bucket:`), a path-style URL (`https://host/bucket/...`, restic's `s3:host/bucket`), restic's
+    `gs:bucket:/path` and `azure:container:/path`, or a virtual-hosted one (`bucket.s3.amazonaws.com`)."""
     bucket = bucket_of(marker)
     if bucket is None:
         return marker in text
@@ -49,9 +49,10 @@ def contains_marker(text: str, marker: str) -> bool:
     root = f"{scheme}{bucket}"
     # After the bucket comes its end, a path, or Longhorn's @region: never more of a longer name.
     if any(rest == "" or rest[0] in "/@?:" for rest in _after_each(text, root)):
-        return marker.rstrip("/") in text or marker.rstrip("/") == root
+        return marker.rstrip("/") in text  # the bucket itself, or the marker's path within it
     return (text == bucket or f"/{bucket}/" in text or text.endswith(f"/{bucket}") or text.startswith(f"{bucket}.")
-            or f"//{bucket}." in text or f":{bucket}/" in text or text.endswith(f":{bucket}"))
+            or f"//{bucket}." in text or f":{bucket}/" in text or f":{bucket}:" in text
+            or text.endswith(f":{bucket}"))
 
 
 def _after_each(text: str, needle: str) -> Iterator[str]:

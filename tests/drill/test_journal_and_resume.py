@@ -113,9 +113,16 @@ def test_concurrency_is_a_ceiling_and_not_run_steps_do_not_take_a_slot(tmp_path:
             active[0] -= 1
         return {}
 
+    running_now: set[str] = set()
+    most_marked_running = [0]
+
+    def on_event(record: StepRecord) -> None:  # what the journal and the progress table are told
+        (running_now.add if record.state == StepState.RUNNING else running_now.discard)(record.name)
+        most_marked_running[0] = max(most_marked_running[0], len(running_now))
+
     tasks = [Task(f"t{i}", (), work) for i in range(6)] + [Task("skip", (), work, kind="not-run", reason="why")]
-    records = execute(tasks, journal=journal(tmp_path), concurrency=2)
-    assert peak[0] == 2
+    records = execute(tasks, journal=journal(tmp_path), concurrency=2, on_event=on_event)
+    assert peak[0] == 2 and most_marked_running[0] == 2
     assert records["skip"].state == StepState.NOT_RUN and records["skip"].error == "why"
     execute([Task(f"u{i}", (), work) for i in range(3)], journal=journal(tmp_path, "r2"), concurrency=1)
     assert peak[0] == 2

@@ -129,3 +129,22 @@ def test_a_velero_location_on_the_production_bucket_is_refused_with_the_reason()
     text = str(caught.value)
     assert "backupStorageLocation.0.bucket contains the production marker 's3://homelab-backups'" in text
     assert "even when it is ReadOnly" in text and "g.yaml:18:" in text, "points at the drill override's line"
+
+
+@pytest.mark.parametrize("spelling", ["gs:homelab-backups:/restic", "azure:homelab-backups:/restic",
+                                      "s3:homelab-backups/restic", "b2:homelab-backups"])
+def test_restic_spellings_of_the_production_bucket_are_found(spelling: str) -> None:
+    assert list(find_markers({"repository": spelling}, ["s3://homelab-backups"])), spelling
+
+
+def test_only_a_boundary_after_the_bucket_counts_wherever_it_occurs() -> None:
+    from dr.core.leaks import bucket_of, contains_marker
+
+    assert bucket_of("s3://homelab-backups/restic/nfs") == "homelab-backups"
+    assert bucket_of("https://example.com/x") is None
+    assert not contains_marker("s3://homelab-backupsXX", "s3://homelab-backups")
+    assert contains_marker("s3://homelab-backups/y then s3://homelab-backups-x", "s3://homelab-backups")
+    assert contains_marker("s3://homelab-backups-x then s3://homelab-backups/y", "s3://homelab-backups")
+    # A marker that names a path inside the bucket: other paths of the bucket are not that marker.
+    assert contains_marker("s3://homelab-backups/restic/nfs/2026", "s3://homelab-backups/restic/")
+    assert not contains_marker("s3://homelab-backups/velero", "s3://homelab-backups/restic")
