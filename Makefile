@@ -31,7 +31,6 @@ toolchain: system
 # Mutation testing of the core rules, critical path, leak scanner, collapse guard and resume
 # (docs/testing.md has the last score). Slow; not part of `make test`.
 mutation: venv
-	rm -rf mutants
 	DR_CRDS_DIR=$(abspath ../shared/crds) $(BIN)/mutmut run --max-children 2 || true
 	$(BIN)/mutmut results
 
