@@ -102,6 +102,7 @@ class Sandbox:
         if self.host_restores("pgbackrest"):
             pg = PgSandbox.create()
             self.state.pg_base, self.state.pg_port = str(pg.base), pg.port
+            self.state.save()  # at once: a crash from here on must still find (and stop) this server
             with (pg.data / "postgresql.conf").open("a") as conf:
                 conf.write("archive_timeout = 3\n")  # archive WAL every few seconds, like a busy server
             as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-w", "restart", "-l", str(pg.base / "pg.log"))
@@ -126,6 +127,7 @@ class Sandbox:
              "--initial-advertise-peer-urls", peer, "--initial-cluster", f"production={peer}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.state.etcd_pid = process.pid
+        self.state.save()  # a crash while production is built must still find this process
         _wait_http(f"{client}/health")
         for i in range(300):
             _etcd_put(client, f"/registry/configmaps/default/cm-{i:04d}", json.dumps({"written_at": time.time()}))

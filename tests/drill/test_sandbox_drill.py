@@ -31,7 +31,14 @@ def dr_command() -> list[str]:
 
 
 def sandbox_processes(state_dir: Path) -> list[str]:
-    """Processes whose command line mentions this drill's directories (etcd members, PostgreSQL)."""
+    """Processes whose command line mentions this drill's directories (etcd members, PostgreSQL): the
+    state dir, or a PostgreSQL directory one of its drills recorded (other drills' are not ours)."""
+    pg_bases = set()
+    for state_file in state_dir.glob("drills/*/state.json"):
+        with contextlib.suppress(OSError, ValueError):
+            base = json.loads(state_file.read_text()).get("pg_base")
+            if base:
+                pg_bases.add(str(base))
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -43,7 +50,7 @@ def sandbox_processes(state_dir: Path) -> list[str]:
             continue
         if "State:\tZ" in status:
             continue
-        if str(state_dir) in cmdline or ("dr-pg-" in cmdline and "postgres" in cmdline):
+        if str(state_dir) in cmdline or any(base in cmdline for base in pg_bases):
             found.append(cmdline.strip())
     return found
 
