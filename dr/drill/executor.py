@@ -181,6 +181,9 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
         while True:
             journal.attempt(task.name, attempt)
             records[task.name].attempts = attempt
+            # Saved before the work starts: after a crash, the resumed attempt counts on from here and
+            # knows it is a rerun (the sandbox and host drills then restore with force).
+            journal.save(records[task.name])
             try:
                 return task.run(attempt)
             except Exception as exc:

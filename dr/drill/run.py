@@ -114,7 +114,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         paths.current.unlink(missing_ok=True)
     if resume and paths.current.is_file():
         run_id = paths.current.read_text().strip()
-        if Journal(paths.journal, run_id).phase("cleaned"):
+        if Journal(paths.journal, run_id).phase("cleaned") is not None:
             say(f"drill {run_id} was stopped and cleaned up after itself (its backups and sandbox are gone), so it "
                 "cannot be resumed; starting a new drill")
             paths.current.unlink(missing_ok=True)
@@ -172,7 +172,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
         sandbox.cleanup()
         if not finished:
-            journal.phase_done("cleaned")  # what a resume would need is gone: say so instead of failing restores
+            journal.phase_done("cleaned", {"at": time.time()})  # what a resume needs is gone: say so
         journal.close()
         if finished:
             # Only after the cleanup: a crash during it leaves the pointer, so the next run finds and

@@ -277,6 +277,10 @@ class Sandbox:
             pidfile = Path(f"{member['data_dir']}.pid")
             if pidfile.exists():
                 _kill(int(pidfile.read_text().strip() or 0))
+            # A crash between starting a member and writing its pid file leaves a member no pid file
+            # names: find it by its data directory.
+            for pid in _pids_with_argument(str(member["data_dir"])):
+                _kill(pid)
 
     # -- after the rebuild -----------------------------------------------------------------
     def newest_restored(self) -> dict[str, float]:
@@ -397,6 +401,21 @@ def _etcd_put(client: str, key: str, value: str) -> None:
     request = urllib.request.Request(f"{client}/v3/kv/put", data=body, method="POST")
     with urllib.request.urlopen(request, timeout=5):
         pass
+
+
+def _pids_with_argument(argument: str) -> list[int]:
+    """Processes (not zombies) one of whose command-line arguments is exactly `argument`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argument.encode() in args:
+            found.append(int(entry.name))
+    return found
 
 
 def _etcd_values(members: list[dict[str, Any]], prefix: str) -> list[str]:
