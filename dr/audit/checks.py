@@ -17,7 +17,7 @@ from dr.core.backups import BackupPoint, collapse_reason
 from dr.core.durations import format_duration
 from dr.core.graph import unprotected_stateful
 from dr.core.spec import GraphSpec, Retention
-from dr.drill.report import prometheus_label as _label
+from dr.drill.report import prometheus_label
 
 CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -237,6 +237,6 @@ def to_prometheus(findings: Sequence[Finding], cluster: str) -> str:
     for f in findings:
         counts[(f.check, f.severity)] += 1
     for (check, severity), count in sorted(counts.items()):
-        lines.append(f'dr_audit_findings{{cluster="{_label(cluster)}",check="{_label(check)}",'
-                     f'severity="{_label(severity)}"}} {count}')
+        lines.append(f'dr_audit_findings{{cluster="{prometheus_label(cluster)}",check="{prometheus_label(check)}",'
+                     f'severity="{prometheus_label(severity)}"}} {count}')
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ from dr.core.spec import GraphSpec
 from dr.drill.executor import Journal, StepState, Task, execute
 from dr.drill.history import History
 from dr.drill.report import DrillReport
-from dr.drill.run import DrillPaths, ProgressSink, _step_results, planned, write_reports
+from dr.drill.run import DrillPaths, ProgressSink, planned, step_results, write_reports
 from dr.hosts.ansible import stop_all_workers
 from dr.hosts.host_steps import run_step
 from dr.hosts.identity import check_drill_hosts
@@ -78,7 +78,7 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
         report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="hosts", started_at=started,
                              disaster_at=started, verified_at=time.time(),
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,
-                             steps=_step_results(plan, records, journal), checks=(), rpo=())
+                             steps=step_results(plan, records, journal), checks=(), rpo=())
         files = write_reports(report, paths.reports(run_id))
         if report.success or not any(r.state in (StepState.FAILED, StepState.SKIPPED) for r in records.values()):
             current.unlink(missing_ok=True)

@@ -160,11 +160,9 @@ def prometheus_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-_label = prometheus_label
-
 
 def to_prometheus(report: DrillReport) -> str:
-    cluster = _label(report.cluster)
+    cluster = prometheus_label(report.cluster)
     lines = ["# HELP dr_drill_success 1 when the last drill passed every step, check and target.",
              "# TYPE dr_drill_success gauge",
              f'dr_drill_success{{cluster="{cluster}"}} {1 if report.success else 0}',
@@ -175,10 +173,11 @@ def to_prometheus(report: DrillReport) -> str:
              "# TYPE dr_drill_rpo_seconds gauge"]
     for r in report.rpo:
         if r.measured_s is not None:
-            lines.append(f'dr_drill_rpo_seconds{{cluster="{cluster}",backup="{_label(r.backup)}"}} {r.measured_s:.3f}')
+            backup = prometheus_label(r.backup)
+            lines.append(f'dr_drill_rpo_seconds{{cluster="{cluster}",backup="{backup}"}} {r.measured_s:.3f}')
     lines += ["# HELP dr_drill_step_seconds Duration of each step in the last drill.",
               "# TYPE dr_drill_step_seconds gauge"]
-    lines += [f'dr_drill_step_seconds{{cluster="{cluster}",step="{_label(s.name)}"}} {s.duration_s:.3f}'
+    lines += [f'dr_drill_step_seconds{{cluster="{cluster}",step="{prometheus_label(s.name)}"}} {s.duration_s:.3f}'
               for s in report.steps]
     lines += ["# HELP dr_drill_last_run_timestamp_seconds When the last drill finished.",
               "# TYPE dr_drill_last_run_timestamp_seconds gauge",

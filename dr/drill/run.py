@@ -80,7 +80,7 @@ def write_reports(report: DrillReport, directory: Path) -> dict[str, Path]:
     return files
 
 
-def _step_results(plan: Plan, records: Mapping[str, StepRecord], journal: Journal | None = None
+def step_results(plan: Plan, records: Mapping[str, StepRecord], journal: Journal | None = None
                   ) -> tuple[StepResult, ...]:
     results = []
     for s in plan.steps:
@@ -159,7 +159,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="sandbox", started_at=started,
                              disaster_at=sandbox.state.disaster_at, verified_at=verified_at,
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,
-                             steps=_step_results(plan, records, journal),
+                             steps=step_results(plan, records, journal),
                              checks=checks, rpo=rpo)
         files = write_reports(report, paths.reports(run_id))
         history = History(paths.history)

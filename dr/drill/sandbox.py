@@ -33,9 +33,10 @@ from dr.core.plan import Plan
 from dr.core.resources import ResourcePlan
 from dr.core.spec import GraphSpec
 from dr.drill.executor import Task
-from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, free_port, postgres_argv
+from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
 from dr.errors import DrError
 from dr.hosts.host_steps import run_step
+from dr.kube.sandbox_cluster import free_port
 from dr.restore import restic
 from dr.stack.validate import validate_object
 

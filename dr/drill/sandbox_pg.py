@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from dr.core.invocations import PGBACKREST_DEFAULTS, run_as
+from dr.kube.sandbox_cluster import free_port
 
 PG_BIN = Path(PGBACKREST_DEFAULTS["pg_bin"])
 
@@ -28,11 +28,6 @@ def postgres_argv(*args: str) -> list[str]:
 def as_postgres(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(postgres_argv(*args), capture_output=True, text=True, check=check, timeout=timeout)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -33,8 +33,8 @@ import ansible_runner
 
 from dr.core.spec import Host
 from dr.errors import DrError
+from dr.graph_file import PLAYBOOK_DIR
 
-PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "playbooks"
 ProgressCallback = Callable[[str], None]
 
 
