@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     plan.add_argument("--state-dir", default=".dr", metavar="DIR",
                       help="drill history to take measured step durations from (default .dr)")
-    plan.set_defaults(handler=_cmd_plan)
+    plan.set_defaults(handler=_cmd_plan, subparser=plan)
 
     preview = commands.add_parser(
         "preview", help="run the Pulumi program offline and list what it would create",
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--json", action="store_true", help="print resources and objects as JSON")
     preview.add_argument("--diff", nargs=2, metavar=("A", "B"),
                          help="instead, print what changes from stack A to stack B, object by object")
-    preview.set_defaults(handler=_cmd_preview)
+    preview.set_defaults(handler=_cmd_preview, subparser=preview)
 
     docs = commands.add_parser(
         "docs", parents=[_graph_option()], help="write the runbook: the recovery order as Markdown, SVG and HTML",
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--check", action="store_true", help="exit 1 and name the files that are out of date")
     docs.add_argument("--stack-config", metavar="FILE",
                       help="a Pulumi stack file whose dr:secrets names (never values) the runbook lists")
-    docs.set_defaults(handler=_cmd_docs)
+    docs.set_defaults(handler=_cmd_docs, subparser=docs)
 
     audit = commands.add_parser(
         "audit", parents=[_graph_option()],
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--drill-max-age", default="14d", help="longest time without a passing drill (default 14d)")
     audit.add_argument("--state-dir", default=".dr", metavar="DIR", help="drill history (default .dr)")
     audit.add_argument("--textfile", metavar="FILE", help="also write the findings as a Prometheus textfile")
-    audit.set_defaults(handler=_cmd_audit)
+    audit.set_defaults(handler=_cmd_audit, subparser=audit)
 
     drill = commands.add_parser(
         "drill", parents=[_graph_option()], help="rehearse the rebuild: restore, verify, measure RTO and RPO",
@@ -157,26 +157,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="steps run at once, 1 or more (default 4)")
     drill.add_argument("--state-dir", default=".dr", metavar="DIR",
                        help="journal, history, sandboxes and reports (default .dr)")
-    drill.set_defaults(handler=_cmd_drill)
+    drill.set_defaults(handler=_cmd_drill, subparser=drill)
 
     history = commands.add_parser("history", help="the trend of past drills, and a chart of RTO and RPO",
                                   description="Print past drills and write a PNG chart of RTO and RPO over time.")
     history.add_argument("--state-dir", default=".dr", metavar="DIR", help="where drills keep history (default .dr)")
     history.add_argument("--png", default=None, metavar="FILE",
                          help="chart file (default <state-dir>/history.png)")
-    history.set_defaults(handler=_cmd_history)
+    history.set_defaults(handler=_cmd_history, subparser=history)
 
     schedule = commands.add_parser(
-        "schedule", help="write a Kubernetes CronJob and a systemd timer that run drills",
+        "schedule", parents=[_graph_option()],
+        help="write a Kubernetes CronJob and a systemd timer that run drills",
         description="Write dr-drill-cronjob.yaml (a Kubernetes CronJob running `dr drill --stack drill`) and "
                     "dr-drill.service + dr-drill.timer (systemd, running the drill on this machine) for a cron "
-                    "schedule.")
+                    "schedule. Both drill the graph given with --graph (checked now, so a scheduled drill "
+                    "does not fail on it at 3 a.m.).")
     schedule.add_argument("--cron", required=True, help='five-field cron schedule, like "0 3 * * 0"')
     schedule.add_argument("--out", default="schedule", metavar="DIR", help="where the files go (default schedule)")
     schedule.add_argument("--image", default="ghcr.io/example/dr:0.1.0",
                           help="container image with dr and this repository, for the CronJob")
     schedule.add_argument("--workdir", default=str(Path.cwd()), help="checkout of this repository, for systemd")
-    schedule.set_defaults(handler=_cmd_schedule)
+    schedule.set_defaults(handler=_cmd_schedule, subparser=schedule)
 
     sandbox = commands.add_parser(
         "sandbox", help="a real container-less Kubernetes cluster on this machine, to rehearse the Kubernetes layer",
@@ -192,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with up: start the control plane on this existing etcd data directory (one a "
                               "drill restored from a snapshot) instead of an empty one")
     sandbox.add_argument("--json", action="store_true", help="with status: print the status as JSON")
-    sandbox.set_defaults(handler=_cmd_sandbox)
+    sandbox.set_defaults(handler=_cmd_sandbox, subparser=sandbox)
     return parser
 
 
@@ -371,6 +373,8 @@ def _secrets_file(path: str | None) -> dict[str, str]:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"--secrets {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--secrets {path}: not UTF-8 text") from None
     except yaml.YAMLError:
         raise UsageError(f"--secrets {path}: not valid YAML") from None
     if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
@@ -381,9 +385,12 @@ def _secrets_file(path: str | None) -> dict[str, str]:
 def _cmd_history(args: argparse.Namespace) -> int:
     from dr.drill.history import History, draw_chart, render_trend
 
-    history = History(Path(args.state_dir) / "history.sqlite")
-    entries = history.entries()
-    history.close()
+    history_file = Path(args.state_dir) / "history.sqlite"
+    entries = []
+    if history_file.is_file():  # read-only: a mistyped --state-dir must not be created
+        history = History(history_file)
+        entries = history.entries()
+        history.close()
     sys.stdout.write(render_trend(entries))
     if entries:
         png = Path(args.png) if args.png else Path(args.state_dir) / "history.png"
@@ -395,7 +402,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_schedule(args: argparse.Namespace) -> int:
     from dr.drill.schedule import write_schedule
 
-    for path in write_schedule(args.cron, out=Path(args.out), image=args.image, workdir=args.workdir):
+    plan_graph_file(args.graph)  # every command validates the graph the same way first (exit 2)
+    for path in write_schedule(args.cron, out=Path(args.out), image=args.image, workdir=args.workdir,
+                               graph=args.graph):
         print(f"wrote {path}")
     return EXIT_OK
 
@@ -473,14 +482,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signum, handler)
 
 
+_Requirement = tuple[str, str, str, Callable[[argparse.Namespace], Any]]
+_NEEDS: dict[str, list[_Requirement]] = {  # command: (option attribute, option text, what it needs, the check)
+    "drill": [("secrets", "--secrets", "--hosts", lambda a: a.hosts),
+              ("keep", "--keep", "--stack", lambda a: a.stack),
+              ("resume", "--resume", "--sandbox or --hosts", lambda a: not a.stack)],
+    "sandbox": [("etcd_data", "--etcd-data", "up", lambda a: a.action == "up"),
+                ("json", "--json", "status", lambda a: a.action == "status")],
+}
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Options that only mean something beside another are refused elsewhere, before any work starts
+    (a `dr drill --keep` that ran a sandbox drill ignoring --keep would surprise)."""
+    for attribute, option, needs, holds in _NEEDS.get(args.command, []):
+        if getattr(args, attribute, None) and not holds(args):
+            raise UsageError(f"{option} only works with {needs}")
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
+        _check_combinations(args)
         code: int = args.handler(args)
     except GraphError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:
+        subparser = getattr(args, "subparser", None)
+        if subparser is not None:
+            subparser.print_usage(sys.stderr)  # the subcommand's usage, as argparse's own errors show it
         print(f"dr {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DrError as exc:
@@ -490,6 +521,10 @@ def _run(args: argparse.Namespace) -> int:
         # A path the user gave that cannot be read or written (a directory, read-only, missing parent).
         where = f" {exc.filename}" if exc.filename else ""
         print(f"dr {args.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        # A file the user named that is not text; the bytes themselves are never echoed (a secret?).
+        print(f"dr {args.command}: error: a file given is not UTF-8 text (byte {exc.start})", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         print(f"dr: interrupted{f' by {exc}' if str(exc) else ''}; stopped what it started", file=sys.stderr)

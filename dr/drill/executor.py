@@ -2,7 +2,8 @@
 
 Each step starts the moment all of its dependencies have finished (not wave by wave), up to a
 concurrency limit; a failing step is retried with exponential backoff; a step that runs past its
-timeout fails; a failed step skips its descendants only, and everything independent still runs.
+timeout fails, and the process groups it started are stopped (it is not retried behind its back);
+a failed step skips its descendants only, and everything independent still runs.
 Every state change is committed to a SQLite journal before anything else happens, so after a crash
 or `kill -9` a resumed run skips the steps that finished and reruns only the unfinished ones.
 Steps that cannot run here are reported for what they are: `rendered` (Kubernetes objects,
@@ -22,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from dr import process_groups
 from dr.errors import DrError
 
 
@@ -176,16 +178,21 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
         if on_event is not None:
             on_event(record)
 
+    timed_out: set[str] = set()
+
     def attempt_loop(task: Task, first_attempt: int) -> Mapping[str, Any]:
         attempt = first_attempt
         while True:
+            if task.name in timed_out:  # no retry behind the back of a step that already failed
+                raise TimeoutError(f"{task.name} timed out")
             journal.attempt(task.name, attempt)
             records[task.name].attempts = attempt
             # Saved before the work starts: after a crash, the resumed attempt counts on from here and
             # knows it is a rerun (the sandbox and host drills then restore with force).
             journal.save(records[task.name])
             try:
-                return task.run(attempt)
+                with process_groups.step_scope(task.name):
+                    return task.run(attempt)
             except Exception as exc:
                 journal.attempt_failed(task.name, attempt, f"{type(exc).__name__}: {exc}")
                 if attempt - first_attempt >= retries:
@@ -249,10 +256,15 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
                 for future, name in list(running.items()):
                     record = records[name]
                     if record.started is not None and now - record.started > timeout_s:
-                        # The thread cannot be killed; its result is ignored and the step counts as failed.
+                        # The thread cannot be killed, but the processes it started can: their whole
+                        # process groups are stopped, the thread's result is ignored and the step fails.
                         running.pop(future)
+                        timed_out.add(name)
                         record.state, record.finished = StepState.FAILED, now
-                        record.error = f"timed out after {timeout_s:g}s"
+                        stopped = process_groups.stop(name, grace_s=5)
+                        record.error = f"timed out after {timeout_s:g}s" + (
+                            f" (stopped {stopped} process group{'s' if stopped != 1 else ''} it started)"
+                            if stopped else "")
                         emit(record)
                         future.cancel()
     finally:

@@ -71,7 +71,7 @@ def on_calendar(cron: str) -> str:
     return calendar
 
 
-def cronjob(cron: str, *, image: str) -> dict[str, Any]:
+def cronjob(cron: str, *, image: str, graph: str = "stacks/cluster.yaml") -> dict[str, Any]:
     on_calendar(cron)  # the same validation as the timer
     return {
         "apiVersion": "batch/v1", "kind": "CronJob",
@@ -82,7 +82,8 @@ def cronjob(cron: str, *, image: str) -> dict[str, Any]:
             "jobTemplate": {"spec": {"backoffLimit": 0, "activeDeadlineSeconds": 14400, "template": {"spec": {
                 "restartPolicy": "Never", "serviceAccountName": "dr-drill",
                 "containers": [{"name": "drill", "image": image,
-                                "command": ["dr", "drill", "--stack", "drill", "--state-dir", "/var/lib/dr"],
+                                "command": ["dr", "drill", "--stack", "drill", "--graph", graph,
+                                            "--state-dir", "/var/lib/dr"],
                                 "env": [{"name": "PULUMI_CONFIG_PASSPHRASE_FILE", "value": "/secrets/passphrase"}],
                                 "volumeMounts": [{"name": "state", "mountPath": "/var/lib/dr"},
                                                  {"name": "secrets", "mountPath": "/secrets", "readOnly": True}]}],
@@ -95,14 +96,16 @@ def _unit_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
 
 
-def systemd_units(cron: str, *, workdir: str) -> dict[str, str]:
+def systemd_units(cron: str, *, workdir: str, graph: str = "stacks/cluster.yaml") -> dict[str, str]:
     if not workdir.startswith("/") or any(ord(c) < 32 or c == "\x7f" for c in workdir):
         raise UsageError(f"--workdir must be an absolute path without control characters, not {workdir!r}")
+    if any(ord(c) < 32 or c == "\x7f" for c in graph):
+        raise UsageError(f"--graph must not contain control characters, not {graph!r}")
     quoted = workdir.replace("%", "%%")
     service = (f"# Written by `dr schedule --cron \"{cron}\"`.\n[Unit]\nDescription=dr sandbox DR drill\n"
                "After=network-online.target\n\n[Service]\nType=oneshot\n"
                f"WorkingDirectory={quoted}\nExecStart={_unit_quote(workdir + '/.venv/bin/dr')} drill --sandbox "
-               f"--state-dir {_unit_quote(workdir + '/.dr')}\nTimeoutStartSec=2h\n"
+               f"--graph {_unit_quote(graph)} --state-dir {_unit_quote(workdir + '/.dr')}\nTimeoutStartSec=2h\n"
                "# On timeout systemd sends SIGTERM to dr alone; dr stops what the drill started, in time.\n"
                "KillMode=mixed\nTimeoutStopSec=5min\n")
     timer = (f"# Written by `dr schedule --cron \"{cron}\"`.\n[Unit]\nDescription=Run the dr drill on a schedule\n\n"
@@ -111,11 +114,12 @@ def systemd_units(cron: str, *, workdir: str) -> dict[str, str]:
     return {"dr-drill.service": service, "dr-drill.timer": timer}
 
 
-def write_schedule(cron: str, *, out: Path, image: str, workdir: str) -> list[Path]:
+def write_schedule(cron: str, *, out: Path, image: str, workdir: str,
+                   graph: str = "stacks/cluster.yaml") -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     header = f"# Written by `dr schedule --cron \"{cron}\"`: runs `dr drill --stack drill` in the cluster.\n"
-    files = {"dr-drill-cronjob.yaml": header + yaml.safe_dump(cronjob(cron, image=image), sort_keys=False),
-             **systemd_units(cron, workdir=workdir)}
+    files = {"dr-drill-cronjob.yaml": header + yaml.safe_dump(cronjob(cron, image=image, graph=graph), sort_keys=False),
+             **systemd_units(cron, workdir=workdir, graph=graph)}
     written = []
     for name, content in files.items():
         path = out / name

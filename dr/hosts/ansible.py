@@ -13,16 +13,13 @@ reached: this module turns both into a `PlaybookError` that says what to do.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +28,7 @@ from typing import Any
 
 import ansible_runner
 
+from dr import process_groups
 from dr.core.spec import Host
 from dr.errors import DrError
 from dr.graph_file import PLAYBOOK_DIR
@@ -175,30 +173,11 @@ def _rotate(base: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-_WORKERS: set[subprocess.Popen[str]] = set()
-_WORKERS_LOCK = threading.Lock()
-
-
 def stop_all_workers() -> int:
     """Stop every playbook run in flight (each worker's whole process group: ansible-playbook, ssh, the
     commands it started). Called when dr is interrupted, before it cleans up, so no step keeps
     working behind the cleanup's back. Returns how many were stopped."""
-    with _WORKERS_LOCK:
-        workers = list(_WORKERS)
-    stopped = 0
-    for worker in workers:
-        if worker.poll() is None:
-            stopped += 1
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(worker.pid, signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-    return stopped
+    return process_groups.stop()
 
 
 def _run_in_worker(playbook: str, *, inventory: Inventory, extravars: Mapping[str, Any] | None,
@@ -209,15 +188,13 @@ def _run_in_worker(playbook: str, *, inventory: Inventory, extravars: Mapping[st
                "extravars": dict(extravars or {}), "secrets": dict(secrets or {}), "limit": limit, "check": check,
                "run_dir": str(run_dir), "playbook_dir": str(playbook_dir)}
     # Its own process group, so an interrupt can stop the playbook and everything it started.
-    worker = subprocess.Popen([sys.executable, "-m", "dr.hosts.worker"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    with _WORKERS_LOCK:
-        _WORKERS.add(worker)
+    # Filed under the step running it: a timeout stops this step's playbook, a signal every playbook.
+    worker = process_groups.start([sys.executable, "-m", "dr.hosts.worker"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         return _talk_to_worker(worker, request, playbook, progress)
     finally:
-        with _WORKERS_LOCK:
-            _WORKERS.discard(worker)
+        process_groups.forget(worker)
 
 
 def _talk_to_worker(worker: subprocess.Popen[str], request: Mapping[str, Any], playbook: str,

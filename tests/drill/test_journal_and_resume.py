@@ -3,12 +3,14 @@ logic a crash depends on (finished steps never rerun, interrupted ones do, attem
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from dr import process_groups
 from dr.drill.executor import Journal, StepRecord, StepState, Task, execute
 
 
@@ -167,3 +169,31 @@ def test_the_journal_has_a_schema_version_and_refuses_a_newer_or_damaged_one(tmp
     (tmp_path / "damaged" / "journal.sqlite").write_bytes(b"not a database" * 100)
     with pytest.raises(JournalError, match="cannot be used"):
         journal(tmp_path / "damaged")
+
+
+def test_a_timed_out_step_has_its_process_group_stopped_and_is_not_retried(tmp_path: Path) -> None:
+    """The work a step started (here a shell and its child, as ansible-playbook and ssh would be) is
+    stopped when the step times out; the step's thread does not go on to a second attempt."""
+    started: list[subprocess.Popen[bytes]] = []
+    pid_file = tmp_path / "child.pid"
+
+    def slow(attempt: int) -> dict[str, int]:
+        process = process_groups.start(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"])
+        started.append(process)
+        process.wait()
+        process_groups.forget(process)
+        raise RuntimeError("the step's process was stopped")
+
+    records = execute([Task("slow", (), slow)], journal=journal(tmp_path), retries=2, backoff_s=0.01,
+                      timeout_s=0.5)
+    assert records["slow"].state == StepState.FAILED
+    assert records["slow"].error == "timed out after 0.5s (stopped 1 process group it started)"
+    assert started[0].poll() is not None, "the step's shell still runs after its timeout"
+    child = int(pid_file.read_text())
+    deadline = time.time() + 5
+    while time.time() < deadline and Path(f"/proc/{child}").exists():
+        time.sleep(0.05)  # the zombie is reaped by init shortly after the kill
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2], \
+        "the shell's child (sleep) outlived the step's timeout"
+    time.sleep(0.3)  # would be long enough for a retry to start
+    assert len(started) == 1, "the timed-out step was retried behind the executor's back"

@@ -200,12 +200,15 @@ def test_systemd_unit_quotes_the_workdir_and_refuses_injected_directives() -> No
     from dr.errors import UsageError
 
     service = systemd_units("0 3 * * 0", workdir="/opt/my dr")["dr-drill.service"]
-    assert 'ExecStart="/opt/my dr/.venv/bin/dr" drill --sandbox --state-dir "/opt/my dr/.dr"' in service
+    assert ('ExecStart="/opt/my dr/.venv/bin/dr" drill --sandbox --graph "stacks/cluster.yaml" '
+            '--state-dir "/opt/my dr/.dr"') in service
     assert "KillMode=mixed" in service
     with pytest.raises(UsageError, match="without control characters"):
         systemd_units("0 3 * * 0", workdir="/opt/x\nExecStartPre=/bin/sh -c evil")
     with pytest.raises(UsageError, match="absolute path"):
         systemd_units("0 3 * * 0", workdir="relative/dir")
+    with pytest.raises(UsageError, match="control characters"):
+        systemd_units("0 3 * * 0", workdir="/opt/dr", graph="g.yaml\nExecStartPre=/bin/sh -c evil")
 
 
 def test_readiness_is_checked_on_the_drill_cluster_only(tmp_path: Path) -> None:
