@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 from dr.core.spec import GraphSpec, ManifestsAction, PlaybookAction
@@ -15,7 +16,19 @@ from dr.core.yaml_source import decode_text
 from dr.errors import Diagnostic, GraphError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a graph, a manifest or a playbook; /dev/zero is not one
-PLAYBOOK_DIR = Path(__file__).resolve().parents[1] / "playbooks"
+
+
+def _playbook_dir() -> Path:
+    """dr's own playbooks: beside the package in a checkout, under <prefix>/share/dr/playbooks in an
+    installed wheel (pyproject's data-files puts them there)."""
+    package = Path(__file__).resolve().parent
+    candidates = [package.parent / "playbooks", Path(sys.prefix) / "share" / "dr" / "playbooks"]
+    if len(package.parents) > 3:  # <prefix>/lib/pythonX.Y/site-packages/dr
+        candidates.append(package.parents[3] / "share" / "dr" / "playbooks")
+    return next((c for c in candidates if (c / "os-prepare.yml").is_file()), candidates[0])
+
+
+PLAYBOOK_DIR = _playbook_dir()
 
 
 def load_graph_file(path: str | Path) -> GraphSpec:
