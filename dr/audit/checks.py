@@ -112,7 +112,7 @@ def _cnpg_instance_of(pvc: str, databases: Sequence[str]) -> str | None:
 def _coverage(data: AuditInput) -> list[Finding]:
     spec = data.spec
     findings = []
-    protected = {b.protects for b in spec.backups.values() if b.protects}
+    protected = {name for b in spec.backups.values() for name in b.protects}
     for name in unprotected_stateful(spec):
         findings.append(Finding("coverage", "critical", name, f"stateful component {name!r} has no backup",
                                 f"add a backup with protects: {name}"))

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import networkx as nx
 
+from dr.core.gitops import gitops_problems
 from dr.core.modes import ReadText, find_leaks, for_mode
-from dr.core.spec import Component, GraphSpec, ManifestsAction, RestoreAction, did_you_mean
+from dr.core.spec import Backup, Component, GraphSpec, ManifestsAction, RestoreAction, did_you_mean
 from dr.errors import Diagnostic, GraphError, UsageError
 
 
@@ -42,7 +43,7 @@ class RecoveryGraph:
     @classmethod
     def build(cls, spec: GraphSpec, *, mode: str = "prod", read_text: ReadText | None = None) -> RecoveryGraph:
         """Validate `spec` for `mode`; raise GraphError with every error found."""
-        problems = check_references(spec, read_text)
+        problems = check_references(spec, read_text) + gitops_problems(spec)
         if problems:
             raise GraphError(problems)
         resolved, problems = for_mode(spec, mode)
@@ -188,7 +189,7 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
             if dep == name:
                 error(spec.line_of("components", name, "depends_on", i),
                       f"component {name!r} depends on itself: cycle {name} -> {name}")
-            elif dep not in names:
+            elif dep not in names and not (component.reconciled_by and dep == component.reconciled_by.controller):
                 error(spec.line_of("components", name, "depends_on", i),
                       f"component {name!r} depends on unknown component {dep!r}{did_you_mean(dep, names)}")
         action = component.action
@@ -231,10 +232,12 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
                 error(line, f"component {name!r}: drill.replace_with {replacement!r} must be a drill_only "
                             "component, or it would also run in prod")
     for backup in spec.backups.values():
-        if backup.protects is not None and backup.protects not in names:
-            error(spec.line_of("backups", backup.name, "protects"),
-                  f"backup {backup.name!r} protects unknown component {backup.protects!r}"
-                  f"{did_you_mean(backup.protects, names)}")
+        for i, protected in enumerate(backup.protects):
+            if protected not in names:
+                error(spec.line_of("backups", backup.name, "protects", i) or spec.line_of("backups", backup.name,
+                                                                                         "protects"),
+                      f"backup {backup.name!r} protects unknown component {protected!r}"
+                      f"{did_you_mean(protected, names)}")
     return problems
 
 
@@ -258,7 +261,7 @@ def _cycles(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:
 
 def unprotected_stateful(spec: GraphSpec) -> list[str]:
     """Rule 7, the one definition (the graph and the audit both use it): stateful components no backup protects."""
-    protected = {b.protects for b in spec.backups.values() if b.protects}
+    protected = {name for b in spec.backups.values() for name in b.protects}
     return [name for name, c in spec.components.items() if c.stateful and name not in protected]
 
 
@@ -270,29 +273,30 @@ def _data_rules(spec: GraphSpec) -> list[Diagnostic]:
         if isinstance(component.action, RestoreAction):
             restores_of.setdefault(component.action.backup, []).append(name)
     for backup in spec.backups.values():
-        owner = backup.protects
-        if owner is None or owner not in spec.components:
-            continue
-        restorers = restores_of.get(backup.name, [])
-        if restorers and _ancestors(spec, owner) & set(restorers):
-            continue
-        if owner in restorers:
-            continue
-        if restorers:
-            fix = f"add {sorted(restorers)[0]!r} to its depends_on"
-        else:
-            fix = (f"add a component with restore: {{backup: {backup.name}}} (layer data) "
-                   "and list it in depends_on")
-        problems.append(Diagnostic(
-            spec.path, spec.line_of("components", owner),
-            f"component {owner!r} owns the data of backup {backup.name!r} but does not depend on a restore "
-            f"of it; it would start on empty storage and initialise it: {fix}"))
+        for owner in backup.protects:
+            if owner in spec.components:
+                problems += _restored_before(spec, backup, owner, restores_of.get(backup.name, []))
     for name in unprotected_stateful(spec):
         problems.append(Diagnostic(
             spec.path, spec.line_of("components", name, "stateful"),
             f"component {name!r} is stateful but no backup protects it; add a backup with "
             f"protects: {name}, or drop stateful if it holds no data"))
     return problems
+
+
+def _restored_before(spec: GraphSpec, backup: Backup, owner: str, restorers: list[str]) -> list[Diagnostic]:
+    """Rule 6 for one component a backup protects: it depends on a restore of that backup."""
+    if owner in restorers or (restorers and _ancestors(spec, owner) & set(restorers)):
+        return []
+    if restorers:
+        fix = f"add {sorted(restorers)[0]!r} to its depends_on"
+    else:
+        fix = (f"add a component with restore: {{backup: {backup.name}}} (layer data) "
+               "and list it in depends_on")
+    return [Diagnostic(
+        spec.path, spec.line_of("components", owner),
+        f"component {owner!r} owns the data of backup {backup.name!r} but does not depend on a restore "
+        f"of it; it would start on empty storage and initialise it: {fix}")]
 
 
 def _warnings(spec: GraphSpec) -> list[Diagnostic]:

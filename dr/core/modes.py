@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from dr.core.gitops import drill_follow_problems
 from dr.core.leaks import RESTORE_SOURCES, as_data, find_markers
 from dr.core.spec import (
     Component,
@@ -78,6 +79,7 @@ def for_mode(spec: GraphSpec, mode: str) -> tuple[GraphSpec, list[Diagnostic]]:
                 depends_on.append(replacement)
         if tuple(depends_on) != component.depends_on:
             kept[name] = replace(component, depends_on=tuple(depends_on))
+    problems += drill_follow_problems(spec, kept)
     drill_spec = spec.with_components(kept)
     problems += _drill_host_problems(drill_spec)
     return _on_drill_hosts(drill_spec), problems
@@ -153,6 +155,9 @@ def _on_drill_hosts(spec: GraphSpec) -> GraphSpec:
 
 
 def _with_drill_overrides(component: Component) -> Component:
+    owner = component.reconciled_by
+    if owner is not None and component.drill.reconciled_by:
+        component = replace(component, reconciled_by=replace(owner, **dict(component.drill.reconciled_by)))
     overrides = component.drill.values
     action = component.action
     if not overrides or action is None:
@@ -191,6 +196,8 @@ def _declared_fields(component: Component) -> Iterator[tuple[tuple[str | int, ..
             yield (name,), value
         else:
             yield (key, name), value
+    if component.reconciled_by is not None:  # the GitOps source and path a drill would sync
+        yield ("reconciled_by",), {"source": component.reconciled_by.source, "path": component.reconciled_by.path}
     for i, check in enumerate(component.verify):
         yield ("verify", i), dict(check.spec)
     yield ("description",), component.description

@@ -25,15 +25,20 @@ from dr.errors import Diagnostic, GraphError
 
 LAYERS: tuple[str, ...] = ("os", "etcd", "control-plane", "cni", "storage", "addon", "gitops", "data", "app")
 LAYER_INDEX: dict[str, int] = {layer: i for i, layer in enumerate(LAYERS)}
-BACKUP_TOOLS: tuple[str, ...] = ("etcd-snapshot", "restic", "pgbackrest", "cnpg-barman", "longhorn", "velero")
+BACKUP_TOOLS: tuple[str, ...] = ("etcd-snapshot", "restic", "pgbackrest", "cnpg-barman", "cnpg-barman-plugin",
+                                  "longhorn", "velero", "volsync")
 # Tools whose restores run on hosts through Ansible; the others are restored by Kubernetes objects.
 HOST_LEVEL_TOOLS: frozenset[str] = frozenset({"etcd-snapshot", "restic", "pgbackrest"})
 ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore")
 VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
 COMPONENT_FIELDS: tuple[str, ...] = (
     "layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "stateful", "prod_only", "drill_only", "drill",
-    "verify", "description")
+    "verify", "description", "reconciled_by", "serves")
 RETENTION_KEYS: tuple[str, ...] = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+# The GitOps objects that can own a component, and the controller family of each.
+GITOPS_KINDS: Mapping[str, str] = MappingProxyType({"Kustomization": "flux", "HelmRelease": "flux",
+                                                     "Application": "argo"})
+RECONCILED_BY_FIELDS: tuple[str, ...] = ("kind", "name", "namespace", "controller", "source", "path")
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CRON_ITEM = r"(\*|\?|\d+(-\d+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/\d+)?"
@@ -98,10 +103,13 @@ class Retention:
     weekly: int = 0
     monthly: int = 0
     yearly: int = 0
+    within_s: int = 0  # keep every restore point younger than this (restic --keep-within, CNPG "30d")
 
     @property
     def restore_points(self) -> int:
-        return self.last + self.hourly + self.daily + self.weekly + self.monthly + self.yearly
+        """Restore points counted by number; a `within` policy keeps at least the ones inside it."""
+        counted = self.last + self.hourly + self.daily + self.weekly + self.monthly + self.yearly
+        return counted if not self.within_s else max(counted, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +122,7 @@ class Backup:
     schedule: str
     retention: Retention
     rpo_s: int
-    protects: str | None = None
+    protects: tuple[str, ...] = ()  # one backup may protect several components (a Velero schedule)
     source: tuple[str, ...] = ()
 
     @property
@@ -176,6 +184,7 @@ class DrillOverrides:
 
     replace_with: str | None = None
     values: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    reconciled_by: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # a drill path or source
 
 
 NO_DRILL_OVERRIDES = DrillOverrides()
@@ -187,6 +196,27 @@ class VerifyCheck:
 
     kind: str
     spec: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciledBy:
+    """The GitOps object that installs a component: dr never installs it, it holds the object until the
+    component's data is restored, then resumes it and waits for Ready."""
+
+    kind: str          # Kustomization, HelmRelease (Flux) or Application (Argo CD)
+    name: str
+    namespace: str
+    controller: str    # the component that installs Flux or Argo CD
+    source: str = ""   # the git or chart repository URL the object syncs from
+    path: str = ""     # the path inside that repository
+
+    @property
+    def family(self) -> str:
+        return GITOPS_KINDS[self.kind]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +232,14 @@ class Component:
     drill: DrillOverrides = DrillOverrides()
     verify: tuple[VerifyCheck, ...] = ()
     description: str = ""
+    reconciled_by: ReconciledBy | None = None
+    serves: tuple[str, ...] = ()  # URL prefixes this component serves (a git server, a registry, a chart repo)
 
     @property
     def action_kind(self) -> str:
-        return self.action.kind if self.action is not None else "milestone"
+        if self.action is not None:
+            return self.action.kind
+        return "gitops" if self.reconciled_by is not None else "milestone"
 
     @property
     def layer_index(self) -> int:
@@ -448,7 +482,7 @@ class _SpecReader:
             if rpo is None:
                 self.error(where, f"{what}: 'rpo' is required (how old the newest good backup may be, like 1h)")
             rpo_s = self.duration(rpo, (*where, "rpo"), f"{what}: 'rpo'") if rpo is not None else None
-            protects = self.string(spec.get("protects"), (*where, "protects"), f"{what}: 'protects'")
+            protects = self.names(spec.get("protects"), (*where, "protects"), f"{what}: 'protects'")
             source = self.names(spec.get("source"), (*where, "source"), f"{what}: 'source'")
             out[name] = Backup(name=name, tool=tool or "", repo=repo or "", schedule=schedule or "",
                                retention=retention, rpo_s=rpo_s or 0, protects=protects, source=source)
@@ -475,10 +509,13 @@ class _SpecReader:
         spec = self.mapping(value, where, f"{what}: 'retention'")
         if spec is None:
             return Retention()
-        self.fields(spec, where, RETENTION_KEYS, f"{what}: 'retention'")
+        self.fields(spec, where, (*RETENTION_KEYS, "within"), f"{what}: 'retention'")
         counts = {k: self.count(spec[k], (*where, k), f"{what}: retention '{k}'") for k in RETENTION_KEYS
                   if k in spec}
-        return Retention(**counts)
+        within_s = 0
+        if "within" in spec:
+            within_s = self.duration(spec["within"], (*where, "within"), f"{what}: retention 'within'") or 0
+        return Retention(**counts, within_s=within_s)
 
     def components(self, value: Any) -> dict[str, Component]:
         section = self.mapping(value, ("components",), "'components'")
@@ -521,13 +558,42 @@ class _SpecReader:
         if drill.values and action is None:
             self.error((*where, "drill"), f"{what}: drill 'values' need a helm, playbook or restore action")
         description = self.string(spec.get("description"), (*where, "description"), f"{what}: 'description'")
+        reconciled_by = self.reconciled_by(spec.get("reconciled_by"), (*where, "reconciled_by"), what)
+        if reconciled_by is not None and action is not None:
+            self.error((*where, "reconciled_by"), f"{what} is reconciled_by {reconciled_by.ref} and also has a "
+                       f"{action.kind} action: GitOps installs it, so dr must not install it too; drop the action "
+                       "(or reconciled_by)", at_key=True)
+        if reconciled_by is not None and reconciled_by.controller not in depends_on:
+            depends_on = (*depends_on, reconciled_by.controller)  # its reconciler comes back first
+        serves = self.names(spec.get("serves"), (*where, "serves"), f"{what}: 'serves'")
         return Component(
             name=name, layer=layer or "app", depends_on=depends_on, action=action, estimate_s=estimate_s,
             stateful=self.boolean(spec.get("stateful"), (*where, "stateful"), f"{what}: 'stateful'"),
             prod_only=prod_only, drill_only=drill_only, drill=drill,
             verify=self.verify(spec.get("verify"), (*where, "verify"), what),
-            description=description or "",
+            description=description or "", reconciled_by=reconciled_by, serves=serves,
         )
+
+    def reconciled_by(self, value: Any, where: PathKey, what: str) -> ReconciledBy | None:
+        if value is None:
+            return None
+        spec = self.mapping(value, where, f"{what}: 'reconciled_by'")
+        if spec is None:
+            return None
+        label = f"{what}: reconciled_by"
+        self.fields(spec, where, RECONCILED_BY_FIELDS, label)
+        texts = {key: self.string(spec.get(key), (*where, key), f"{label} '{key}'",
+                                  required=key in ("kind", "name", "controller")) for key in RECONCILED_BY_FIELDS}
+        kind = texts["kind"]
+        if kind is not None and kind not in GITOPS_KINDS:
+            self.error((*where, "kind"), f"{label} 'kind' must be one of {', '.join(GITOPS_KINDS)}, not {kind!r}"
+                                         f"{did_you_mean(kind, GITOPS_KINDS)}")
+            return None
+        if kind is None or texts["name"] is None or texts["controller"] is None:
+            return None
+        namespace = texts["namespace"] or ("argocd" if GITOPS_KINDS[kind] == "argo" else "flux-system")
+        return ReconciledBy(kind=kind, name=texts["name"], namespace=namespace, controller=texts["controller"],
+                            source=texts["source"] or "", path=texts["path"] or "")
 
     def action(self, name: str, spec: Mapping[Any, Any], where: PathKey) -> Action | None:
         what = f"component {name!r}"
@@ -627,11 +693,16 @@ class _SpecReader:
         spec = self.mapping(value, where, f"{what}: 'drill'")
         if not spec:
             return NO_DRILL_OVERRIDES
-        self.fields(spec, where, ("replace_with", "values"), f"{what}: 'drill'")
+        self.fields(spec, where, ("replace_with", "values", "reconciled_by"), f"{what}: 'drill'")
         replace_with = self.string(spec.get("replace_with"), (*where, "replace_with"),
                                    f"{what}: drill 'replace_with'")
         values = self.mapping(spec.get("values"), (*where, "values"), f"{what}: drill 'values'") or {}
-        return DrillOverrides(replace_with=replace_with, values=freeze(values))
+        gitops = self.mapping(spec.get("reconciled_by"), (*where, "reconciled_by"),
+                              f"{what}: drill 'reconciled_by'") or {}
+        self.fields(gitops, (*where, "reconciled_by"), ("source", "path"), f"{what}: drill 'reconciled_by'")
+        overrides = {k: self.string(v, (*where, "reconciled_by", k), f"{what}: drill reconciled_by '{k}'") or ""
+                     for k, v in gitops.items() if k in ("source", "path")}
+        return DrillOverrides(replace_with=replace_with, values=freeze(values), reconciled_by=freeze(overrides))
 
     def verify(self, value: Any, where: PathKey, what: str) -> tuple[VerifyCheck, ...]:
         if value is None:

@@ -46,6 +46,8 @@ SECRET_SOURCES = {
 def retention_text(retention: Retention) -> str:
     parts = [f"{getattr(retention, k)} {k}" for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")
              if getattr(retention, k)]
+    if retention.within_s:
+        parts.append(f"all within {format_duration(retention.within_s)}")
     return ", ".join(parts) or "none"
 
 
@@ -126,7 +128,8 @@ def _summary(plan: Plan, spec: GraphSpec) -> list[Block]:
         Table(("wave", "steps"), tuple((str(i), ", ".join(w)) for i, w in enumerate(plan.waves))),
         Heading(3, "Backups"),
         Table(("backup", "tool", "protects", "repository", "schedule", "retention", "RPO"),
-              tuple((b.name, b.tool, b.protects or "-", f"`{b.repo}`", f"`{b.schedule}`", retention_text(b.retention),
+              tuple((b.name, b.tool, ", ".join(b.protects) or "-",
+                     f"`{b.repo}`", f"`{b.schedule}`", retention_text(b.retention),
                      format_duration(b.rpo_s)) for b in spec.backups.values())),
     ]
     return blocks

@@ -1,0 +1,126 @@
+"""The rules for GitOps-owned components and for where a rebuild pulls from.
+
+A component `reconciled_by` a Flux Kustomization or HelmRelease, or an Argo CD Application, is
+installed by that object, not by dr: dr holds the object until the component's restores are done,
+then resumes it. Three rules follow from that:
+
+- the reconciler (`controller`) is a component of the graph, in the gitops layer;
+- nothing the rebuild pulls from (a Helm repository, a GitOps source) may be served by a component
+  that comes back only later, or by the component itself: the Gitea/Argo CD incident, where Argo CD
+  could not sync because its git server lived in the broken cluster;
+- in a drill, a GitOps object the drill keeps reconciles everything it owns: if it also owns a
+  `prod_only` component, GitOps would deploy that production component anyway, unless the drill
+  points the object at a drill path.
+
+Pure: the spec in, diagnostics out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from dr.core.spec import LAYER_INDEX, Component, GraphSpec, HelmAction, ReconciledBy, did_you_mean
+from dr.errors import Diagnostic
+
+MIRROR_HINT = ("serve it from outside the cluster: a mirror (a git mirror or chart repository on the NAS, a "
+               "hosted copy) that the rebuild can reach before anything is restored; see docs/gitops.md")
+
+
+def pulls(component: Component) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(field path, URL) of every source the component's rebuild pulls from."""
+    if isinstance(component.action, HelmAction):
+        yield ("helm", "repo"), component.action.repo
+    if component.reconciled_by is not None and component.reconciled_by.source:
+        yield ("reconciled_by", "source"), component.reconciled_by.source
+
+
+def _normalise(url: str) -> str:
+    """host/path of a URL, whatever its spelling: https://h/p, ssh://git@h/p, git@h:p, oci://h/p."""
+    if "://" in url:
+        url = url.split("://", 1)[1]
+    host, _, rest = url.partition("/")
+    host = host.rsplit("@", 1)[-1]
+    if ":" in host and not rest and not host.split(":", 1)[1].isdigit():  # scp-like git@h:org/repo
+        host, rest = host.split(":", 1)
+    elif ":" in host and not host.split(":", 1)[1].isdigit():
+        host, first = host.split(":", 1)
+        rest = f"{first}/{rest}"
+    return f"{host.lower()}/{rest}".rstrip("/")
+
+
+def served_by(spec: GraphSpec, url: str) -> list[tuple[str, str]]:
+    """(component, prefix) for each component that declares it serves `url`."""
+    target = _normalise(url)
+    return [(name, prefix) for name, c in spec.components.items() for prefix in c.serves
+            if target == _normalise(prefix) or target.startswith(_normalise(prefix) + "/")]
+
+
+def _ancestors(spec: GraphSpec, name: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        for dep in spec.components[stack.pop()].depends_on:
+            if dep in spec.components and dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return seen
+
+
+def gitops_problems(spec: GraphSpec) -> list[Diagnostic]:
+    """The controller rule and the bootstrap-sources rule, in any mode."""
+    problems: list[Diagnostic] = []
+    gitops_layer = LAYER_INDEX["gitops"]
+    for name, component in spec.components.items():
+        owner = component.reconciled_by
+        if owner is not None:
+            line = spec.line_of("components", name, "reconciled_by", "controller")
+            controller = spec.components.get(owner.controller)
+            if controller is None:
+                hint = did_you_mean(owner.controller, spec.components)
+                problems.append(Diagnostic(spec.path, line, f"component {name!r}: reconciled_by controller "
+                                           f"{owner.controller!r} is not a component{hint}; "
+                                           "name the component that installs Flux or Argo CD"))
+            elif controller.layer_index != gitops_layer:
+                problems.append(Diagnostic(spec.path, line, f"component {name!r}: reconciled_by controller "
+                                           f"{owner.controller!r} is in layer {controller.layer}, not gitops; "
+                                           "name the component that installs Flux or Argo CD"))
+        for field, url in pulls(component):
+            for server, prefix in served_by(spec, url):
+                line = spec.line_of("components", name, *field)
+                if server == name:
+                    problems.append(Diagnostic(spec.path, line, (
+                        f"component {name!r} is rebuilt from {url}, which it serves itself ({prefix}): it can "
+                        f"never come back after a loss; {MIRROR_HINT}")))
+                elif server not in _ancestors(spec, name):
+                    problems.append(Diagnostic(spec.path, line, (
+                        f"component {name!r} pulls from {url}, served by component {server!r} ({prefix}), which "
+                        f"the rebuild does not bring back before {name!r}; {MIRROR_HINT}, or make {name!r} "
+                        f"depend on {server!r}")))
+    return problems
+
+
+def _same_object(a: ReconciledBy, b: ReconciledBy) -> bool:
+    return (a.kind, a.namespace, a.name) == (b.kind, b.namespace, b.name)
+
+
+def drill_follow_problems(spec: GraphSpec, kept: Mapping[str, Component]) -> list[Diagnostic]:
+    """In drill mode: a kept GitOps object that also owns a prod_only component deploys it anyway."""
+    problems = []
+    for name, dropped in spec.components.items():
+        if not dropped.prod_only or dropped.reconciled_by is None:
+            continue
+        for keeper, component in kept.items():
+            owner = component.reconciled_by
+            if owner is None or not _same_object(owner, dropped.reconciled_by):
+                continue
+            moved = any(component.drill.reconciled_by.get(k, getattr(owner, k)) != getattr(owner, k)
+                        for k in ("source", "path"))
+            if moved or (owner.source, owner.path) != (dropped.reconciled_by.source, dropped.reconciled_by.path):
+                continue
+            problems.append(Diagnostic(spec.path, spec.line_of("components", keeper, "reconciled_by"), (
+                f"component {keeper!r} in drill mode: its {owner.ref} also reconciles the prod_only component "
+                f"{name!r}, so GitOps would deploy {name!r} in the drill anyway; point the drill at a path "
+                f"without it (drill: {{reconciled_by: {{path: ...}}}} on {keeper!r}) or give {name!r} its own "
+                "GitOps object")))
+            break
+    return problems
