@@ -17,7 +17,10 @@ Pure: the spec in, diagnostics out.
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from dr.core.spec import LAYER_INDEX, Component, GraphSpec, HelmAction, ReconciledBy, did_you_mean
 from dr.errors import Diagnostic
@@ -124,3 +127,51 @@ def drill_follow_problems(spec: GraphSpec, kept: Mapping[str, Component]) -> lis
                 "GitOps object")))
             break
     return problems
+
+
+# -- gating: hold a GitOps object until its component's data is back, then resume it -----------------
+HELD_AUTOMATED = "dr.example.com/held-automated"  # where an Argo CD Application's automated policy waits
+
+
+def held(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The GitOps object as dr creates it before the restore: a Flux object suspended, an Argo CD
+    Application without automated sync (its policy kept in an annotation for the release)."""
+    obj = copy.deepcopy(dict(manifest))
+    spec = obj.setdefault("spec", {})
+    if obj.get("kind") == "Application":
+        automated = spec.get("syncPolicy", {}).pop("automated", None)
+        if automated is not None:
+            obj.setdefault("metadata", {}).setdefault("annotations", {})[HELD_AUTOMATED] = json.dumps(
+                automated, sort_keys=True)
+    else:
+        spec["suspend"] = True
+    return obj
+
+
+def release_patch(live: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that lets the controller reconcile the held object."""
+    if live.get("kind") == "Application":
+        stashed = live.get("metadata", {}).get("annotations", {}).get(HELD_AUTOMATED)
+        automated = json.loads(stashed) if stashed else {}
+        return {"metadata": {"annotations": {HELD_AUTOMATED: None}},
+                "spec": {"syncPolicy": {"automated": automated}}}
+    return {"spec": {"suspend": False}}
+
+
+def is_held(live: Mapping[str, Any]) -> bool:
+    spec = live.get("spec", {})
+    if live.get("kind") == "Application":
+        return "automated" not in spec.get("syncPolicy", {})
+    return bool(spec.get("suspend"))
+
+
+def is_ready(live: Mapping[str, Any]) -> bool:
+    """Flux: the Ready condition is True for this generation. Argo CD: Synced and Healthy."""
+    status = live.get("status", {})
+    if live.get("kind") == "Application":
+        return bool(status.get("sync", {}).get("status") == "Synced"
+                    and status.get("health", {}).get("status") == "Healthy")
+    generation = live.get("metadata", {}).get("generation")
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               and c.get("observedGeneration", generation) == generation
+               for c in status.get("conditions", []))

@@ -199,8 +199,18 @@ def _restore_objects(name: str, backup: Backup, action: RestoreAction, mode: str
         objects.append(_velero_restore(name, backup, action, values, namespace))
     elif backup.tool == "longhorn":
         objects += _longhorn_volume(name, backup, values, namespace)
+    elif backup.tool == "volsync":
+        objects += _volsync_restore(name, backup, action, values, namespace)
+    elif backup.tool == "cnpg-barman-plugin":
+        # Recovery through the plugin is `externalClusters[].plugin`, CloudNativePG 1.26+; the CRDs dr
+        # validates against are 1.24.1, which has no such field. Say so rather than render nothing.
+        raise _MissingInput(f"component {name!r}: restores of cnpg-barman-plugin backups are not rendered yet "
+                            "(they need CloudNativePG 1.26+ externalClusters[].plugin); restore with a "
+                            "cnpg-barman backup, or by hand as docs/gitops.md describes")
     return objects
 
+
+VOLSYNC_TRIGGER = "dr-restore"  # VolSync sets status.lastManualSync to this when the restore has run
 
 # When a restore object is done (the pulumi-kubernetes `pulumi.com/waitFor` annotation): its dependents
 # (the app) must not start before the data is back -- the blank-volume incident.
@@ -208,6 +218,7 @@ RESTORE_DONE: Mapping[str, str] = {
     "Cluster": "condition=Ready",                             # CloudNativePG: recovered and serving
     "Restore": "jsonpath={.status.phase}=Completed",          # Velero
     "Volume": "jsonpath={.status.restoreRequired}=false",     # Longhorn: restored from the backup
+    "ReplicationDestination": f"jsonpath={{.status.lastManualSync}}={VOLSYNC_TRIGGER}",  # VolSync: the sync ran
 }
 
 
@@ -323,6 +334,46 @@ def _longhorn_volume(name: str, backup: Backup, values: dict[str, Any], namespac
                       "storageClassName": "longhorn-static", "volumeName": volume}}
     return [KubeObject(manifest=restored, data_bearing=True, restore_sources=(("spec", "fromBackup"),)),
             KubeObject(manifest=pv, data_bearing=True), KubeObject(manifest=claim, data_bearing=True)]
+
+
+def _volsync_restore(name: str, backup: Backup, action: RestoreAction, values: dict[str, Any],
+                     namespace: str) -> list[KubeObject]:
+    """A VolSync ReplicationDestination (restic mover) that restores once into the PVC the app mounts:
+    `direct` (default) writes into that PVC, which dr creates; `populator` lets the app's own PVC
+    (declared by GitOps with dataSourceRef to this object) be filled by VolSync's volume populator."""
+    pvc = _need(values, "pvc", name, "the PersistentVolumeClaim the app mounts")
+    method = str(values.get("copy_method", "direct"))
+    if method not in ("direct", "populator"):
+        raise _MissingInput(f"component {name!r}: vars.copy_method must be direct or populator, not {method!r}")
+    restic: dict[str, Any] = {"repository": str(values.get("repository_secret", f"{pvc}-volsync"))}
+    if action.target_time != "latest":
+        restic["restoreAsOf"] = action.target_time
+    objects = []
+    if method == "direct":
+        size = str(_need(values, "size", name, "the size of the restored volume, like 5Gi"))
+        restic["destinationPVC"] = pvc
+        restic["copyMethod"] = "Direct"
+        claim: dict[str, Any] = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                 "metadata": {"name": pvc, "namespace": namespace, "labels": _labels(name)},
+                                 "spec": {"accessModes": ["ReadWriteOnce"],
+                                          "resources": {"requests": {"storage": size}}}}
+        if "storage_class" in values:
+            claim["spec"]["storageClassName"] = str(values["storage_class"])
+        objects.append(KubeObject(manifest=claim, data_bearing=True))
+    else:
+        restic["copyMethod"] = "Snapshot"
+        restic["capacity"] = str(_need(values, "size", name, "the size of the restored volume, like 5Gi"))
+        restic["accessModes"] = ["ReadWriteOnce"]
+        if "storage_class" in values:
+            restic["storageClassName"] = str(values["storage_class"])
+        if "snapshot_class" in values:
+            restic["volumeSnapshotClassName"] = str(values["snapshot_class"])
+    destination = {"apiVersion": "volsync.backube/v1alpha1", "kind": "ReplicationDestination",
+                   "metadata": {"name": f"{pvc}-restore" if method == "direct" else pvc, "namespace": namespace,
+                                "labels": _labels(name)},
+                   "spec": {"trigger": {"manual": VOLSYNC_TRIGGER}, "restic": restic}}
+    objects.insert(0, KubeObject(manifest=destination, data_bearing=True))
+    return objects
 
 
 def find_object_leaks(resources: ResourcePlan, markers: tuple[str, ...]) -> list[tuple[str, str]]:
