@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -180,6 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--workdir", default=str(Path.cwd()), help="checkout of this repository, for systemd")
     schedule.set_defaults(handler=_cmd_schedule, subparser=schedule)
 
+    importer = commands.add_parser(
+        "import", help="write a starting recovery graph from a Flux or Argo CD repository",
+        description="Read a GitOps repository (a checkout) and write a starting recovery graph: a component per "
+                    "Flux Kustomization or Argo CD Application (reconciled_by it, ordered by dependsOn or sync "
+                    "wave), the CNI as a bootstrap Helm step, backups and restore steps from VolSync, "
+                    "CloudNativePG, Velero and Longhorn objects. Every guess is marked `# REVIEW:`; the graph is "
+                    "checked by dr's rules and what they still refuse is printed. Nothing is installed.")
+    importer.add_argument("tool", choices=("flux", "argo"), help="the GitOps controller the repository is for")
+    importer.add_argument("path", metavar="PATH", help="the root of the repository checkout")
+    importer.add_argument("--cluster", metavar="NAME", help="the cluster's name (default: the directory's name)")
+    importer.add_argument("--out", metavar="FILE", help="write the graph to FILE (default: print it)")
+    importer.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    importer.set_defaults(handler=_cmd_import, subparser=importer)
+
     sandbox = commands.add_parser(
         "sandbox", help="a real container-less Kubernetes cluster on this machine, to rehearse the Kubernetes layer",
         description="Start, stop or inspect a sandbox cluster: etcd, kube-apiserver, kube-controller-manager, "
@@ -196,6 +211,55 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--json", action="store_true", help="with status: print the status as JSON")
     sandbox.set_defaults(handler=_cmd_sandbox, subparser=sandbox)
     return parser
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from dr.core.graph import RecoveryGraph
+    from dr.core.spec import GraphSpec
+    from dr.gitops_import.infer import dns_name, infer_argo, infer_flux
+    from dr.gitops_import.repository import read_repository
+    from dr.gitops_import.write import render, review_items
+
+    root = Path(args.path)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.force:
+        raise UsageError(f"--out {out} exists; pass --force to overwrite it")
+    docs, skipped = read_repository(root)
+    for line in skipped:
+        print(f"import: {line}", file=sys.stderr)
+    groups = {"flux": ("kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"), "argo": ("argoproj.io",)}[args.tool]
+    if not any(d.group in groups for d in docs):
+        other = "argo" if args.tool == "flux" else "flux"
+        wanted = "Flux Kustomization or HelmRelease" if args.tool == "flux" else "Argo CD Application"
+        raise UsageError(f"{root}: no {wanted} found; "
+                         f"is it a repository for the other controller (`dr import {other}`)?")
+    cluster = args.cluster or dns_name(root.resolve().name)
+    draft = (infer_flux if args.tool == "flux" else infer_argo)(docs, cluster)
+    text = render(draft, source=str(args.path))
+    where = str(out) if out is not None else "<imported graph>"
+    refused: list[str] = []
+    warnings = 0
+    for mode in ("prod", "drill"):
+        try:
+            graph = RecoveryGraph.build(GraphSpec.from_yaml(text, path=where), mode=mode, read_text=read_text)
+            warnings = max(warnings, len(graph.warnings))
+        except GraphError as exc:
+            refused += [f"{mode}: {d}" for d in exc.diagnostics]
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    items = review_items(text)
+    print(f"{len(items)} decisions marked `# REVIEW:` are yours to make; {warnings} warnings from `dr plan`.",
+          file=sys.stderr)
+    if refused:
+        print("dr's rules refuse it until these are fixed:", file=sys.stderr)
+        for line in refused:
+            print(f"  {line}", file=sys.stderr)
+    else:
+        print("dr's rules accept it in prod and drill mode (after your review, run `dr plan`).", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -531,6 +595,12 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a bug in dr: say so in one line, the traceback only on request
+        if os.environ.get("DR_DEBUG"):
+            raise
+        print(f"dr {args.command}: internal error ({type(exc).__name__}: {exc}); this is a bug in dr, please "
+              "report it with the output of the same command run with DR_DEBUG=1", file=sys.stderr)
+        return EXIT_PROBLEM
     return code
 
 

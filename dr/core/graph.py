@@ -308,6 +308,8 @@ def _warnings(spec: GraphSpec) -> list[Diagnostic]:
             later = components[dep]
             if later.layer_index <= earlier.layer_index:
                 continue
+            if earlier.reconciled_by is not None and dep == earlier.reconciled_by.controller:
+                continue  # GitOps-first: storage and add-ons come after the GitOps controller that installs them
             warnings.append(Diagnostic(
                 spec.path, spec.line_of("components", name, "depends_on"),
                 f"component {name!r} (layer {earlier.layer}) depends on {dep!r} from the later layer "

@@ -1,0 +1,439 @@
+"""From the objects of a GitOps repository to a draft recovery graph (pure).
+
+Flux: one component per Kustomization (the object dr holds during a restore), with its `dependsOn` as
+edges and the charts of the HelmReleases under its path (HelmRepository or OCIRepository) in its
+description. Argo CD: one component per Application under an app-of-apps, ordered by sync wave.
+Components in layers before GitOps (a CNI, found by name) are bootstrap components: dr installs them
+with a Helm action from the same chart and GitOps adopts them later, so their edges to later layers
+are dropped rather than inverting the recovery order. Backups come from VolSync ReplicationSources,
+CloudNativePG clusters (backup sections, barman-cloud plugin ObjectStores, ScheduledBackups), Velero
+Schedules and Longhorn RecurringJobs, each with a restore component the owners depend on. What cannot
+be inferred is left for review in `Draft.review` and in comments on the entries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from dr.core.spec import LAYER_INDEX
+
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+_LAYER_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cni", ("cilium", "calico", "flannel", "multus", "kube-router")),
+    ("storage", ("longhorn", "rook", "ceph", "openebs", "nfs", "democratic-csi", "local-path", "csi-")),
+    ("gitops", ("flux", "argocd", "argo-cd")),
+    ("addon", ("cert-manager", "external-dns", "ingress", "traefik", "metallb", "velero", "volsync", "cnpg",
+               "cloudnative-pg", "postgres-operator", "sealed-secrets", "external-secrets", "snapshot-controller",
+               "prometheus", "monitoring", "reloader", "cloudflared")),
+)
+PROD_ONLY_HINTS = ("external-dns", "cloudflared", "tunnel", "letsencrypt", "cluster-issuer")
+
+
+@dataclass(frozen=True)
+class Doc:
+    path: str  # relative to the repository root, POSIX
+    obj: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def group(self) -> str:
+        return str(self.obj.get("apiVersion", "")).split("/")[0]
+
+    @property
+    def name(self) -> str:
+        return str(self.obj.get("metadata", {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj.get("metadata", {}).get("namespace", ""))
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        spec = self.obj.get("spec")
+        return spec if isinstance(spec, Mapping) else {}
+
+    def is_(self, group: str, kind: str) -> bool:
+        return self.group == group and self.kind == kind
+
+
+@dataclass
+class Entry:
+    body: dict[str, Any]
+    review: list[str] = field(default_factory=list)
+    namespace: str = ""
+    path: str = ""  # the repository path the GitOps object syncs (what it owns)
+
+
+@dataclass
+class Draft:
+    tool: str
+    cluster: str
+    components: dict[str, Entry] = field(default_factory=dict)
+    backups: dict[str, Entry] = field(default_factory=dict)
+    review: list[str] = field(default_factory=list)
+
+
+def dns_name(text: str) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return name[:63].rstrip("-") or "unnamed"
+
+
+def guess_layer(*names: str) -> str:
+    text = " ".join(names).lower()
+    for layer, words in _LAYER_WORDS:
+        if any(word in text for word in words):
+            return layer
+    return "app"
+
+
+def _clean_path(path: str) -> str:
+    return str(PurePosixPath(path.strip().lstrip("./") or ".")).strip("/") if path else ""
+
+
+def _under(doc_path: str, directory: str) -> bool:
+    return bool(directory) and (doc_path == directory or doc_path.startswith(directory.rstrip("/") + "/"))
+
+
+def _rpo_for(schedule: str) -> str:
+    """Twice the backup interval, roughly: the newest good backup may be one missed run old."""
+    fields = schedule.split()
+    hour = fields[-4] if len(fields) >= 5 else "*"
+    if hour == "*":
+        return "2h"
+    if hour.startswith("*/") and hour[2:].isdigit():
+        return f"{2 * int(hour[2:])}h"
+    return "25h"
+
+
+def _duration(text: str) -> str:
+    """A Go duration (720h0m0s) or a CNPG retention (30d) as a graph duration."""
+    match = re.fullmatch(r"(\d+)([dwhm])", text.strip())
+    if match:
+        return text.strip()
+    hours = re.match(r"^(\d+)h", text.strip())
+    if hours:
+        value = int(hours.group(1))
+        return f"{value // 24}d" if value % 24 == 0 else f"{value}h"
+    return text
+
+
+class _Inference:
+    def __init__(self, docs: Iterable[Doc], draft: Draft, controller: str) -> None:
+        self.docs = list(docs)
+        self.draft = draft
+        self.controller = controller
+
+    def owners_of(self, doc: Doc) -> list[str]:
+        """Components in the doc's namespace, else the component whose path holds the doc."""
+        by_namespace = [n for n, e in self.draft.components.items() if doc.namespace and e.namespace == doc.namespace]
+        if by_namespace:
+            return sorted(by_namespace)
+        holders = [(len(e.path), n) for n, e in self.draft.components.items() if _under(doc.path, e.path)]
+        return [max(holders)[1]] if holders else []
+
+    def add_restore(self, backup: str, restore_vars: dict[str, Any], owners: list[str], estimate_note: str,
+                    *, name: str = "") -> None:
+        name = name or dns_name(f"{backup}-restore")
+        self.draft.components[name] = Entry(
+            body={"layer": "data", "depends_on": [], "restore": {"backup": backup}, "vars": restore_vars},
+            review=[f"estimate: how long {estimate_note} takes to restore"])
+        for owner in owners:
+            self.draft.components[owner].body.setdefault("depends_on", []).append(name)
+            deps = self.draft.components[owner].body["depends_on"]
+            self.draft.components[owner].body["depends_on"] = list(dict.fromkeys(deps))
+        # The restore runs once the operator that performs it is back.
+        operator = {"volsync": "volsync", "cnpg-barman": "cnpg", "cnpg-barman-plugin": "cnpg", "velero": "velero",
+                    "longhorn": "longhorn"}[self.draft.backups[backup].body["tool"]]
+        for candidate, entry in self.draft.components.items():
+            if candidate != name and entry.body.get("layer") in ("addon", "storage") and operator in candidate:
+                self.draft.components[name].body["depends_on"].append(candidate)
+
+    def backup(self, name: str, body: dict[str, Any], review: list[str]) -> str:
+        key = dns_name(name)
+        self.draft.backups[key] = Entry(body=body, review=review)
+        return key
+
+    def volsync(self) -> None:
+        destinations = {(d.namespace, str(d.spec.get("restic", {}).get("repository", ""))): d for d in self.docs
+                        if d.is_("volsync.backube", "ReplicationDestination")}
+        for doc in self.docs:
+            if not doc.is_("volsync.backube", "ReplicationSource"):
+                continue
+            restic = doc.spec.get("restic", {})
+            if not isinstance(restic, Mapping):
+                self.draft.review.append(f"{doc.path}: ReplicationSource {doc.name} does not use the restic "
+                                         "mover; dr restores VolSync restic repositories only")
+                continue
+            schedule = str(doc.spec.get("trigger", {}).get("schedule", ""))
+            retention = {k: v for k, v in dict(restic.get("retain", {})).items()
+                         if k in ("hourly", "daily", "weekly", "monthly", "yearly", "within")}
+            owners = self.owners_of(doc)
+            review = [] if schedule else ["schedule: the ReplicationSource has no trigger.schedule"]
+            key = self.backup(doc.name, {
+                "tool": "volsync", "protects": owners, "repo": f"volsync:{doc.namespace}/{restic.get('repository')}",
+                "schedule": schedule or "0 3 * * *", "retention": retention or {"daily": 7},
+                "rpo": _rpo_for(schedule)}, [*review, "rpo: guessed as twice the backup interval"])
+            destination = destinations.get((doc.namespace, str(restic.get("repository", ""))))
+            capacity = (destination.spec.get("restic", {}).get("capacity") if destination else None) or \
+                restic.get("capacity")
+            restore_vars: dict[str, Any] = {"namespace": doc.namespace, "pvc": str(doc.spec.get("sourcePVC", doc.name)),
+                                            "repository_secret": str(restic.get("repository", "")),
+                                            "copy_method": "populator" if destination else "direct"}
+            if capacity:
+                restore_vars["size"] = str(capacity)
+            else:
+                self.draft.review.append(f"{doc.path}: the size of PVC {restore_vars['pvc']} is not in the "
+                                         f"repository; set vars.size on {key}-restore")
+            self.add_restore(key, restore_vars, owners, f"PVC {restore_vars['pvc']}")
+
+    def cnpg(self) -> None:
+        stores = {(d.namespace, d.name): d for d in self.docs if d.is_("barmancloud.cnpg.io", "ObjectStore")}
+        schedules = {(d.namespace, str(d.spec.get("cluster", {}).get("name", ""))): d for d in self.docs
+                     if d.is_("postgresql.cnpg.io", "ScheduledBackup")}
+        for doc in self.docs:
+            if not doc.is_("postgresql.cnpg.io", "Cluster"):
+                continue
+            plugin = next((p for p in doc.spec.get("plugins", []) or [] if isinstance(p, Mapping)
+                           and p.get("name") == BARMAN_PLUGIN), None)
+            section = doc.spec.get("backup", {}) if isinstance(doc.spec.get("backup"), Mapping) else {}
+            review = []
+            if plugin is not None:
+                store_name = str(plugin.get("parameters", {}).get("barmanObjectName", ""))
+                store = stores.get((doc.namespace, store_name))
+                config = store.spec.get("configuration", {}) if store else {}
+                tool, repo = "cnpg-barman-plugin", str(config.get("destinationPath", ""))
+                retention_policy = str(store.spec.get("retentionPolicy", "")) if store else ""
+                if store is None:
+                    review.append(f"repo: ObjectStore {store_name} is not in the repository")
+                review.append("restore: dr does not render barman-cloud plugin restores yet (CloudNativePG "
+                              "1.26+); restore by hand until it does")
+            elif section.get("barmanObjectStore"):
+                tool, repo = "cnpg-barman", str(section["barmanObjectStore"].get("destinationPath", ""))
+                retention_policy = str(section.get("retentionPolicy", ""))
+            else:
+                self.draft.review.append(f"{doc.path}: CloudNativePG cluster {doc.name} has no backup: add one, or "
+                                         "mark its owner not stateful")
+                continue
+            scheduled = schedules.get((doc.namespace, doc.name))
+            schedule = str(scheduled.spec.get("schedule", "")) if scheduled else ""
+            if not schedule:
+                review.append("schedule: no ScheduledBackup for this cluster (WAL is archived continuously)")
+            owners = self.owners_of(doc)
+            key = self.backup(doc.name, {
+                "tool": tool, "protects": owners, "repo": repo or "REVIEW", "schedule": schedule or "0 3 * * *",
+                "retention": {"within": _duration(retention_policy)} if retention_policy else {"daily": 7},
+                "rpo": "1h"}, [*review, "rpo: 1h assumed (WAL archiving); set what you promise"])
+            self.add_restore(key, {"namespace": doc.namespace, "server_name": doc.name}, owners,
+                             f"database {doc.name}")
+
+    def velero(self) -> None:
+        for doc in self.docs:
+            if not doc.is_("velero.io", "Schedule"):
+                continue
+            template = doc.spec.get("template", {})
+            namespaces = [str(n) for n in template.get("includedNamespaces", []) or []]
+            owners = sorted({n for n, e in self.draft.components.items() if e.namespace in namespaces
+                             and e.body.get("layer") != "data"})
+            ttl = str(template.get("ttl", ""))
+            key = self.backup(doc.name, {
+                "tool": "velero", "protects": owners, "repo": f"velero:{template.get('storageLocation', 'default')}",
+                "schedule": str(doc.spec.get("schedule", "0 3 * * *")),
+                "retention": {"within": _duration(ttl)} if ttl else {"daily": 7},
+                "rpo": _rpo_for(str(doc.spec.get("schedule", "")))},
+                ["repo: the bucket of the backup storage location"] if owners else
+                ["protects: no component of this repository is in its includedNamespaces"])
+            for namespace in namespaces:
+                covered = [n for n in owners if self.draft.components[n].namespace == namespace]
+                if covered:  # one Velero Restore per namespace, each before the components in it
+                    self.add_restore(key, {"namespace": namespace, "schedule_name": doc.name}, covered,
+                                     f"namespace {namespace}", name=dns_name(f"{key}-{namespace}-restore"))
+
+    def longhorn(self) -> None:
+        for doc in self.docs:
+            if doc.is_("longhorn.io", "RecurringJob") and doc.spec.get("task") == "backup":
+                self.backup(doc.name, {
+                    "tool": "longhorn", "protects": [], "repo": "REVIEW: the Longhorn backup target",
+                    "schedule": str(doc.spec.get("cron", "0 3 * * *")),
+                    "retention": {"last": int(doc.spec.get("retain", 1))},
+                    "rpo": _rpo_for(str(doc.spec.get("cron", "")))},
+                    [f"protects: the components whose volumes are in groups {list(doc.spec.get('groups', []))}",
+                     "restore: add a restore component per volume (vars pvc, size, backup_name)"])
+
+    def data(self) -> None:
+        self.volsync()
+        self.cnpg()
+        self.velero()
+        self.longhorn()
+
+
+def _component(draft: Draft, name: str, *, layer: str, kind: str, obj: Doc, source: str, path: str,
+               namespace: str, charts: list[dict[str, str]], depends_on: list[str], controller: str) -> None:
+    body: dict[str, Any] = {"layer": layer, "depends_on": depends_on}
+    review = ["estimate: how long it takes to come back"]
+    chart_text = ", ".join(f"{c['chart']} {c['version']} from {c['repo']}" for c in charts)
+    if _bootstrap(layer):
+        # Installed before GitOps can run (its pods need the network), adopted by it afterwards: dr
+        # installs it; edges to later layers exist only for the adoption and would invert the order.
+        if charts:
+            chart = charts[0]
+            body["helm"] = {"chart": chart["chart"], "repo": chart["repo"], "version": chart["version"],
+                            "namespace": chart["namespace"] or namespace or "kube-system"}
+        review.append(f"bootstrap: {kind} {obj.name} adopts this after bootstrap; dr installs it first"
+                      + ("" if charts else " (give it a helm action or a playbook)"))
+    else:
+        body["reconciled_by"] = {"kind": kind, "name": obj.name, "namespace": obj.namespace or (
+            "argocd" if kind == "Application" else "flux-system"), "controller": controller}
+        if source:
+            body["reconciled_by"]["source"] = source
+        if path:
+            body["reconciled_by"]["path"] = path
+    if chart_text:
+        body["description"] = f"{kind} {obj.name}: {chart_text}"
+    if any(hint in name for hint in PROD_ONLY_HINTS):
+        review.append("prod_only: does this touch production (DNS, certificates, tunnels)? If so mark it "
+                      "prod_only with a drill replacement")
+    draft.components[name] = Entry(body=body, review=review, namespace=namespace, path=path)
+
+
+def _bootstrap(layer: str) -> bool:
+    return LAYER_INDEX[layer] <= LAYER_INDEX["cni"]
+
+
+def _finish(draft: Draft, controller: str, controller_name: str) -> None:
+    bootstrap = [n for n, e in draft.components.items() if _bootstrap(e.body["layer"])]
+    draft.components = {controller: Entry(
+        body={"layer": "gitops", "depends_on": [n for n in bootstrap if draft.components[n].body["layer"] == "cni"]},
+        review=[f"action: how {controller_name} is installed (its bootstrap command or chart), and its estimate"]),
+        **draft.components}
+    layer_of = {n: LAYER_INDEX[e.body["layer"]] for n, e in draft.components.items()}
+    for name, entry in draft.components.items():
+        deps = [d for d in entry.body.get("depends_on", []) if d in draft.components and d != name]
+        if name in bootstrap:
+            dropped = [d for d in deps if layer_of[d] > layer_of[name]]
+            if dropped:
+                entry.review.append(f"dropped: depends on {', '.join(dropped)} only for GitOps adoption")
+            deps = [d for d in deps if layer_of[d] <= layer_of[name]]
+        entry.body["depends_on"] = deps
+
+
+def infer_flux(docs: Iterable[Doc], cluster: str) -> Draft:
+    docs = list(docs)
+    draft = Draft(tool="flux", cluster=cluster)
+    git = {(d.namespace, d.name): str(d.spec.get("url", "")) for d in docs
+           if d.is_("source.toolkit.fluxcd.io", "GitRepository")}
+    helm_repos = {(d.namespace, d.name): str(d.spec.get("url", "")) for d in docs
+                  if d.is_("source.toolkit.fluxcd.io", "HelmRepository")}
+    oci = {(d.namespace, d.name): d for d in docs if d.is_("source.toolkit.fluxcd.io", "OCIRepository")}
+    kustomizations = [d for d in docs if d.is_("kustomize.toolkit.fluxcd.io", "Kustomization")]
+    releases = [d for d in docs if d.is_("helm.toolkit.fluxcd.io", "HelmRelease")]
+    holders = {k.name: _clean_path(str(k.spec.get("path", ""))) for k in kustomizations}
+    roots = {k.name for k in kustomizations
+             if any(_under(o.path, holders[k.name]) for o in kustomizations if o is not k)}
+
+    def root_of(doc: Doc) -> list[str]:
+        found = sorted((len(holders[r]), r) for r in roots if _under(doc.path, holders[r]))
+        return [dns_name(found[-1][1])] if found else []
+
+    for root in sorted(roots):  # the Kustomization that applies the others: it comes back first
+        ks = next(k for k in kustomizations if k.name == root)
+        ref = ks.spec.get("sourceRef", {})
+        _component(draft, dns_name(root), layer="gitops", kind="Kustomization", obj=ks,
+                   source=git.get((ref.get("namespace", ks.namespace), ref.get("name", "")), ""),
+                   path=holders[root], namespace="", charts=[], depends_on=[], controller="flux")
+
+    def chart_of(release: Doc) -> dict[str, str]:
+        namespace = release.namespace
+        chart = release.spec.get("chart", {}).get("spec", {}) if isinstance(release.spec.get("chart"), Mapping) else {}
+        if chart:
+            ref = chart.get("sourceRef", {})
+            repo = helm_repos.get((ref.get("namespace", namespace), ref.get("name", "")), "")
+            return {"chart": str(chart.get("chart", "")), "version": str(chart.get("version", "")), "repo": repo,
+                    "namespace": str(release.spec.get("targetNamespace", namespace))}
+        ref = release.spec.get("chartRef", {})
+        source = oci.get((ref.get("namespace", namespace), ref.get("name", "")))
+        url = str(source.spec.get("url", "")) if source else ""
+        return {"chart": url.rsplit("/", 1)[-1], "version": str(source.spec.get("ref", {}).get("tag", "")) if source
+                else "", "repo": url.rsplit("/", 1)[0],
+                "namespace": str(release.spec.get("targetNamespace", namespace))}
+
+    for ks in kustomizations:
+        if ks.name in roots:
+            continue
+        path = holders[ks.name]
+        inside = [r for r in releases if _under(r.path, path)]
+        charts = [chart_of(r) for r in inside]
+        ref = ks.spec.get("sourceRef", {})
+        source = git.get((ref.get("namespace", ks.namespace), ref.get("name", "")), "")
+        namespace = str(ks.spec.get("targetNamespace", "")) or (inside[0].namespace if inside else "")
+        deps = [*root_of(ks), *(dns_name(str(d.get("name", ""))) for d in ks.spec.get("dependsOn", []) or []
+                                if isinstance(d, Mapping))]
+        _component(draft, dns_name(ks.name), layer=guess_layer(ks.name, *(c["chart"] for c in charts)),
+                   kind="Kustomization", obj=ks, source=source, path=path, namespace=namespace, charts=charts,
+                   depends_on=deps, controller="flux")
+    for release in releases:
+        if not any(_under(release.path, holders[k]) for k in holders if k not in roots):
+            chart = chart_of(release)
+            _component(draft, dns_name(release.name), layer=guess_layer(release.name, chart["chart"]),
+                       kind="HelmRelease", obj=release, source=chart["repo"], path="", namespace=release.namespace,
+                       charts=[chart], depends_on=[dns_name(str(d.get("name", "")))
+                                                   for d in release.spec.get("dependsOn", []) or []],
+                       controller="flux")
+    _Inference(docs, draft, "flux").data()
+    _finish(draft, "flux", "Flux")
+    return draft
+
+
+def _wave(app: Doc) -> int:
+    text = str(app.obj.get("metadata", {}).get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def infer_argo(docs: Iterable[Doc], cluster: str) -> Draft:
+    docs = list(docs)
+    draft = Draft(tool="argo", cluster=cluster)
+    apps = [d for d in docs if d.is_("argoproj.io", "Application")]
+    if any(d.is_("argoproj.io", "ApplicationSet") for d in docs):
+        draft.review.append("ApplicationSets are not expanded: add their generated Applications by hand")
+
+    def source_of(app: Doc) -> Mapping[str, Any]:
+        source = app.spec.get("source") or (app.spec.get("sources") or [{}])[0]
+        return source if isinstance(source, Mapping) else {}
+
+    paths = {a.name: _clean_path(str(source_of(a).get("path", ""))) for a in apps}
+    roots = {a.name for a in apps if any(_under(o.path, paths[a.name]) for o in apps if o is not a)}
+    draft.review += [f"Application {r} is an app-of-apps: dr holds it only until it exists, then its children "
+                     "one by one; its own automated sync must not re-enable theirs (keep selfHeal off on the "
+                     "children's syncPolicy in git, or hold it too)" for r in sorted(roots)]
+    for root in sorted(roots):
+        app = next(a for a in apps if a.name == root)
+        _component(draft, dns_name(root), layer="gitops", kind="Application", obj=app,
+                   source=str(source_of(app).get("repoURL", "")), path=paths[root], namespace="", charts=[],
+                   depends_on=[], controller="argocd")
+    children = [a for a in apps if a.name not in roots]
+    for app in children:
+        source = source_of(app)
+        chart = str(source.get("chart", ""))
+        namespace = str(app.spec.get("destination", {}).get("namespace", ""))
+        charts = [{"chart": chart, "version": str(source.get("targetRevision", "")),
+                   "repo": str(source.get("repoURL", "")), "namespace": namespace}] if chart else []
+        wave = _wave(app)
+        earlier = [_wave(o) for o in children if _wave(o) < wave]
+        previous = max(earlier) if earlier else None
+        deps = [dns_name(o.name) for o in children if previous is not None and _wave(o) == previous]
+        deps += [dns_name(r) for r in roots if _under(app.path, paths[r])]
+        _component(draft, dns_name(app.name), layer=guess_layer(app.name, chart), kind="Application", obj=app,
+                   source=str(source.get("repoURL", "")), path=paths[app.name], namespace=namespace, charts=charts,
+                   depends_on=deps, controller="argocd")
+    _Inference(docs, draft, "argocd").data()
+    _finish(draft, "argocd", "Argo CD")
+    return draft

@@ -1,0 +1,48 @@
+"""Reads a GitOps repository from disk: every Kubernetes object in its YAML files (the edge of import)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from dr.errors import UsageError
+from dr.gitops_import.infer import Doc
+
+MAX_FILES = 20_000
+MAX_FILE_BYTES = 2 * 1024 * 1024
+SKIPPED_DIRS = {".git", "node_modules", ".terraform", "vendor"}
+
+
+def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
+    """(objects, problems): files that are not valid YAML or too big are skipped and named, never fatal;
+    Helm templates and Kustomize patches without apiVersion/kind are not objects and are ignored."""
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a directory (give the root of a GitOps repository checkout)")
+    docs: list[Doc] = []
+    problems: list[str] = []
+    seen = 0
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        for file in sorted(files):
+            if not file.endswith((".yaml", ".yml")):
+                continue
+            seen += 1
+            if seen > MAX_FILES:
+                raise UsageError(f"{root}: more than {MAX_FILES} YAML files; point at the repository's "
+                                 "cluster directory")
+            path = Path(directory, file)
+            relative = path.relative_to(root).as_posix()
+            if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+                problems.append(f"{relative}: skipped (not a regular file, or over {MAX_FILE_BYTES} bytes)")
+                continue
+            try:
+                loaded = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                problems.append(f"{relative}: skipped, not YAML ({type(exc).__name__}); a Helm template or "
+                                "SOPS file is expected to be")
+                continue
+            docs += [Doc(relative, obj) for obj in loaded if isinstance(obj, dict)
+                     and isinstance(obj.get("kind"), str) and isinstance(obj.get("apiVersion"), str)]
+    return docs, problems
