@@ -101,7 +101,7 @@ def test_argo_repository_waves_become_edges_and_one_velero_schedule_protects_sev
     assert components["apps-nightly-gitea-restore"]["vars"] == {"namespace": "gitea", "schedule_name": "apps-nightly"}
     assert "reconciled_by" not in components["cilium"], "the wave -10 CNI is a bootstrap step"
     review(out)
-    code, planned, err = plan(out, capsys)
+    code, _, err = plan(out, capsys)
     assert code == 0, err
 
 
