@@ -103,6 +103,12 @@ def test_argo_repository_waves_become_edges_and_one_velero_schedule_protects_sev
     review(out)
     code, _, err = plan(out, capsys)
     assert code == 0, err
+    code, _, err = run(["docs", "--graph", str(out), "--out", str(tmp_path / "docs"), "--mode", "prod"], capsys)
+    assert code == 0, err
+    runbook = (tmp_path / "docs" / "recovery-order.md").read_text()
+    step = runbook[runbook.index("### ", runbook.index("paperless-data-restore")):]
+    assert runbook.index("paperless-data-restore") < runbook.index("kubectl -n argocd patch application.argoproj.io/paperless")
+    assert "GitOps installs it: Application argocd/paperless" in step
 
 
 def test_the_gitea_argo_incident_is_caught_once_the_reviewer_says_where_git_is_served(
