@@ -21,6 +21,7 @@ from dr.core.plan_view import render_plan
 from dr.core.yaml_source import paused_gc
 from dr.errors import DrError, GraphError, UsageError
 from dr.graph_file import load_graph_file, read_text
+from dr.user_files import read_user_text, write_atomic
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_GRAPH = "stacks/cluster.yaml"
@@ -434,7 +435,7 @@ def _secrets_file(path: str | None) -> dict[str, str]:
     import yaml
 
     try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(read_user_text(path))
     except OSError as exc:
         raise UsageError(f"--secrets {path}: cannot read it ({exc.strerror})") from None
     except UnicodeDecodeError:
@@ -495,7 +496,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         secrets.setdefault("restic_password", os.environ["RESTIC_PASSWORD"])
     if args.k8s_status:
         try:
-            k8s = json.loads(Path(args.k8s_status).read_text(encoding="utf-8"))
+            k8s = json.loads(read_user_text(args.k8s_status))
         except ValueError:
             raise UsageError(f"--k8s-status {args.k8s_status}: not valid JSON") from None
         if not isinstance(k8s, dict):
@@ -525,7 +526,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 if f.check not in args.ignore]
     sys.stdout.write(to_json(findings) if args.json else render_table(findings))
     if args.textfile:
-        Path(args.textfile).write_text(to_prometheus(findings, spec.cluster), encoding="utf-8")
+        write_atomic(args.textfile, to_prometheus(findings, spec.cluster))
     return EXIT_PROBLEM if findings else EXIT_OK
 
 

@@ -88,7 +88,7 @@ def oldest_restore_point_s(retention: Retention, interval_s: int) -> int:
     """How far back the oldest kept restore point reaches, for a GFS policy on this schedule."""
     spans = [retention.last * interval_s, retention.hourly * max(3600, interval_s),
              retention.daily * max(86400, interval_s), retention.weekly * 7 * 86400,
-             retention.monthly * 30 * 86400, retention.yearly * 365 * 86400]
+             retention.monthly * 30 * 86400, retention.yearly * 365 * 86400, retention.within_s]
     return max(spans)
 
 

@@ -66,6 +66,9 @@ def forget_args(retention: Retention) -> list[str]:
         count = getattr(retention, field_name)
         if count:
             args += [flag, str(count)]
+    if retention.within_s:
+        # restic's durations know y, m (months!), d and h: whole hours, at least one.
+        args += ["--keep-within", f"{max(1, retention.within_s // 3600)}h"]
     return args
 
 

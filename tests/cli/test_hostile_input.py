@@ -36,10 +36,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (root / "secrets.yaml").write_text("restic_password: [unclosed\n")
     (root / "dir").mkdir()
     os.mkfifo(root / "fifo")
+    (root / "status.json").write_text('{"pvcs": [], "cnpg": [], "longhorn": [], "velero": []}')
     return {"example": str(root / "stacks" / "cluster.yaml"), "workdir": str(root), "binary": str(root / "binary.yaml"), "list": str(root / "list.yaml"),
             "cycle": str(root / "cycle.yaml"), "deep": str(root / "deep.yaml"), "badjson": str(root / "bad.json"),
             "secrets": str(root / "secrets.yaml"), "dir": str(root / "dir"), "fifo": str(root / "fifo"),
-            "missing": str(root / "missing" / "x"), "devnull": "/dev/null", "root": "/"}
+            "missing": str(root / "missing" / "x"), "empty_status": str(root / "status.json"), "devnull": "/dev/null", "root": "/"}
 
 
 COMMANDS = [["plan"], ["plan", "--json"], ["docs", "--check"], ["audit", "--k8s-status"], ["audit", "--secrets"],
@@ -84,9 +85,13 @@ def test_random_arguments_never_end_in_a_traceback(command: list[str], extra: li
     (["plan", "--graph", "{fifo}"], "not a regular file"),
     (["audit", "--secrets", "{secrets}"], "not valid YAML"),
     (["audit", "--secrets", "{binary}"], "not UTF-8 text"),
+    (["audit", "--secrets", "{fifo}"], "not a regular file"),
+    (["audit", "--k8s-status", "{fifo}"], "not a regular file"),
+    (["audit", "--k8s-status", "{empty_status}", "--textfile", "{fifo}"], "not a regular file"),
     (["audit", "--k8s-status", "{badjson}"], "not valid JSON"),
     (["audit", "--k8s-status", "{missing}"], "No such file"),
-    (["audit", "--k8s-status", "{devnull}", "--textfile", "{root}"], "not valid JSON"),
+    (["audit", "--k8s-status", "{devnull}", "--textfile", "{root}"], "not a regular file"),
+    (["audit", "--k8s-status", "{empty_status}", "--textfile", "{root}"], "not a regular file"),
     (["drill", "--concurrency", "0"], "must be 1 or more"),
     (["plan", "--mode", "banana"], "invalid choice"),
 ])
