@@ -46,6 +46,17 @@ _CRON_FIELD = re.compile(rf"^{_CRON_ITEM}(,{_CRON_ITEM})*$")
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 
+RESTIC_SCHEMES: tuple[str, ...] = ("sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
+
+
+def restic_repository_ok(repo: str) -> bool:
+    """What restic itself accepts as a repository: a local path or a backend prefix like s3:."""
+    if repo.startswith(("/", "~")):
+        return True
+    scheme, colon, rest = repo.partition(":")
+    return bool(colon) and scheme in RESTIC_SCHEMES and bool(rest)
+
+
 def freeze(value: Any) -> Any:
     """Deep, read-only copy: mappings become MappingProxyType, lists become tuples."""
     if isinstance(value, Mapping):
@@ -476,6 +487,9 @@ class _SpecReader:
                 self.error((*where, "tool"), f"{what}: unknown tool {tool!r}{did_you_mean(tool, BACKUP_TOOLS)}; "
                                              f"one of {', '.join(BACKUP_TOOLS)}")
             repo = self.string(spec.get("repo"), (*where, "repo"), f"{what}: 'repo'", required=True)
+            if tool == "restic" and repo and not restic_repository_ok(repo):
+                self.error((*where, "repo"), f"{what}: 'repo' {repo!r} is not a restic repository: an absolute "
+                                             f"path or one of {', '.join(s + ':' for s in RESTIC_SCHEMES)}")
             schedule = self.schedule(spec.get("schedule"), (*where, "schedule"), what)
             retention = self.retention(spec.get("retention"), (*where, "retention"), what)
             rpo = spec.get("rpo")

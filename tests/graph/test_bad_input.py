@@ -49,8 +49,8 @@ CASES = {
         "cluster: lab\ncomponents:\n  os: {layer: os}\n  os: {layer: etcd}\n", 4,
         "duplicate key 'os' (first on line 3)"),
     "duplicate backup": (
-        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
-        "  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
         "components:\n  os: {layer: os}\n", 4, "duplicate key 'b'"),
     "duplicate field": ("cluster: lab\ncluster: other\ncomponents:\n  os: {layer: os}\n", 2, "duplicate key 'cluster'"),
     "unknown dependency": (
@@ -61,7 +61,7 @@ CASES = {
         "cluster: lab\ncomponents:\n  os:\n    layer: os\n    playbook: a.yml\n    manifests: b.yaml\n", 6,
         "has 2 actions (playbook, manifests)"),
     "restore of unknown backup": (
-        "cluster: lab\nbackups:\n  gitea-data: {tool: restic, repo: r, schedule: '0 * * * *', retention: {daily: 7},"
+        "cluster: lab\nbackups:\n  gitea-data: {tool: restic, repo: /r, schedule: '0 * * * *', retention: {daily: 7},"
         " rpo: 1h}\ncomponents:\n  r:\n    layer: data\n    restore: {backup: gitea-dat}\n", 7,
         "restores unknown backup 'gitea-dat' (did you mean 'gitea-data'?)"),
     "unquoted kubernetes version": ("cluster: lab\nkubernetes: 1.30\ncomponents:\n  os: {layer: os}\n", 2,
@@ -70,19 +70,19 @@ CASES = {
         "cluster: lab\ncomponents:\n  c:\n    layer: cni\n    helm: {chart: c, repo: r, version: 1.16, namespace: n}\n",
         5, "must be a quoted string"),
     "bad cron": (
-        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: 'every hour', retention: {daily: 7}, rpo: 1h}\n"
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: 'every hour', retention: {daily: 7}, rpo: 1h}\n"
         "components:\n  os: {layer: os}\n", 3, "cron expression with five fields"),
     "unknown backup tool": (
         "cluster: lab\nbackups:\n  b: {tool: resticc, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
         "components:\n  os: {layer: os}\n", 3, "unknown tool 'resticc' (did you mean 'restic'?)"),
     "negative retention": (
-        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: -1}, rpo: 1d}\n"
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: -1}, rpo: 1d}\n"
         "components:\n  os: {layer: os}\n", 3, "whole number of 0 or more"),
     "missing rpo": (
-        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}}\n"
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: 7}}\n"
         "components:\n  os: {layer: os}\n", 3, "'rpo' is required"),
     "naive target time": (
-        "cluster: lab\nbackups:\n  b: {tool: restic, repo: r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
         "components:\n  r:\n    layer: data\n    restore: {backup: b, target_time: '2026-01-02T03:04:05'}\n", 7,
         "has no UTC offset"),
     "bad component name": ("cluster: lab\ncomponents:\n  Gitea_App: {layer: app}\n", 3, "must be lowercase letters"),
@@ -99,6 +99,9 @@ CASES = {
     "helm takes no vars": (
         "cluster: lab\ncomponents:\n  c:\n    layer: cni\n    helm: {chart: c, repo: r, version: '1', namespace: n}\n"
         "    vars: {a: 1}\n", 6, "only applies to playbook and restore actions"),
+    "restic repository of an unknown scheme": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: 'ftp://nas/backups', schedule: '@daily', retention: {daily: 7},"
+        " rpo: 1d}\ncomponents:\n  a: {layer: os}\n", 3, "is not a restic repository: an absolute path or one of sftp:"),
 }
 
 
