@@ -239,11 +239,18 @@ def cnpg_target_time(target_time: str) -> str:
     return target_time.replace("T", " ").replace("Z", "+00")
 
 
+def _endpoint(url: Any) -> dict[str, str]:
+    return {"endpointURL": str(url)} if url else {}
+
+
 def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict[str, Any], namespace: str,
                   mode: str) -> KubeObject:
     credentials = values.get("s3_credentials_secret", f"{backup.name}-s3")
-    s3 = {"accessKeyId": {"name": credentials, "key": "ACCESS_KEY_ID"},
-          "secretAccessKey": {"name": credentials, "key": "ACCESS_SECRET_KEY"}}
+    # The Secret's key names and the endpoint (MinIO, Garage, a NAS) are the user's, not ours to fix.
+    s3 = {"accessKeyId": {"name": credentials, "key": str(values.get("s3_access_key_id_key", "ACCESS_KEY_ID"))},
+          "secretAccessKey": {"name": credentials,
+                              "key": str(values.get("s3_secret_access_key_key", "ACCESS_SECRET_KEY"))}}
+    endpoint = _endpoint(values.get("endpoint_url"))
     source = f"{backup.name}-origin"
     recovery: dict[str, Any] = {"source": source}
     if action.target_time != "latest":
@@ -266,10 +273,12 @@ def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict
         "storage": {"size": str(values.get("storage_size", "10Gi"))},
         "bootstrap": {"recovery": recovery},
         "externalClusters": [{"name": source, "barmanObjectStore": {
-            "destinationPath": backup.repo, "serverName": server,
+            "destinationPath": backup.repo, "serverName": server, **endpoint,
             "s3Credentials": copy.deepcopy(s3),
             "wal": {"maxParallel": 8}}}],
         "backup": {"barmanObjectStore": {"destinationPath": archive, "serverName": new_server,
+                                         **_endpoint(values.get("wal_archive_endpoint_url",
+                                                                values.get("endpoint_url"))),
                                          "s3Credentials": copy.deepcopy(s3)},
                    "retentionPolicy": values.get("retention_policy", "30d")},
     }
