@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--stack", choices=("prod", "drill"), default="prod",
                          help="the stack file stacks/Pulumi.<stack>.yaml (default: prod)")
     preview.add_argument("--out", metavar="DIR", help="write the Kubernetes objects as YAML under DIR")
+    preview.add_argument("--crds", action="append", default=[], metavar="DIR",
+                         help="a directory of your own CustomResourceDefinitions to validate objects against "
+                              "(repeatable; the graph's `crds:` directories are used too)")
     preview.add_argument("--json", action="store_true", help="print resources and objects as JSON")
     preview.add_argument("--diff", nargs=2, metavar=("A", "B"),
                          help="instead, print what changes from stack A to stack B, object by object")
@@ -326,14 +329,21 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
 
 def _cmd_preview(args: argparse.Namespace) -> int:
     from dr.core.mode_diff import diff_modes
-    from dr.stack.preview import render_preview, run_preview, validation_problems, write_objects
+    from dr.stack.preview import load_stack_config, render_preview, run_preview, validation_problems, write_objects
 
     if args.diff:
         first, second = (run_preview(stack) for stack in args.diff)
         sys.stdout.write(diff_modes(first.plan, second.plan))
         return EXIT_OK
     preview = run_preview(args.stack)
-    problems = validation_problems(preview)
+    crd_dirs = [Path(d) for d in args.crds]
+    for directory in crd_dirs:
+        if not directory.is_dir():
+            raise UsageError(f"--crds {directory}: not a directory")
+    graph_path = load_stack_config(args.stack).get("dr:graph")
+    if graph_path:
+        crd_dirs += load_graph_file(graph_path).crd_dirs
+    problems = validation_problems(preview, crd_dirs=crd_dirs)
     if args.json:
         print(json.dumps({**preview.to_json(), "problems": problems}, indent=2))
     else:

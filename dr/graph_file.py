@@ -86,6 +86,12 @@ def file_problems(spec: GraphSpec, *, playbook_dir: Path = PLAYBOOK_DIR) -> list
     """Files the graph names must be where they belong: manifests inside the graph's directory,
     playbooks inside the playbook directory, both existing regular files of bounded size."""
     problems = []
+    for i, directory in enumerate(spec.crds):
+        target = spec.base_dir / directory
+        if not _inside(target, spec.base_dir) or not target.is_dir():
+            problems.append(Diagnostic(spec.path, spec.line_of("crds", i) or spec.line_of("crds"),
+                                       f"crds entry {directory!r} must be a directory inside the graph's directory "
+                                       f"(looked for {target})"))
     for name, component in spec.components.items():
         action = component.action
         if isinstance(action, PlaybookAction):

@@ -274,6 +274,11 @@ class GraphSpec:
     # production inventory moves to `production_hosts`, which a drill may never resolve to.
     drill_hosts: Mapping[str, Host] = field(default_factory=lambda: EMPTY)
     production_hosts: Mapping[str, Host] = field(default_factory=lambda: EMPTY)
+    crds: tuple[str, ...] = ()  # directories of the user's own CRDs, relative to the graph file
+
+    @property
+    def crd_dirs(self) -> tuple[Path, ...]:
+        return tuple(self.base_dir / d for d in self.crds)
 
     @property
     def base_dir(self) -> Path:
@@ -411,7 +416,8 @@ class _SpecReader:
                                          f"the top level must be a mapping with 'cluster' and 'components', "
                                          f"not {_kind(root)}")])
         self.fields(root, (), ("cluster", "kubernetes", "rto", "hosts", "drill_hosts", "prod_markers", "backups",
-                               "components"), "the recovery graph")
+                               "components", "crds"), "the recovery graph")
+        crds = self.names(root.get("crds"), ("crds",), "'crds'")
         cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
         kubernetes = self.version(root.get("kubernetes", "1.30"), ("kubernetes",), "'kubernetes'") or "1.30"
         if not re.match(r"^1\.\d+$", kubernetes):
@@ -430,7 +436,7 @@ class _SpecReader:
                          hosts=MappingProxyType(hosts), drill_hosts=MappingProxyType(drill_hosts),
                          prod_markers=markers,
                          backups=MappingProxyType(backups), components=MappingProxyType(components),
-                         document=self.doc)
+                         document=self.doc, crds=crds)
 
     def hosts(self, value: Any, *, section_name: str = "hosts") -> dict[str, Host]:
         section = self.mapping(value, (section_name,), f"'{section_name}'")

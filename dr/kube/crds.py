@@ -52,8 +52,10 @@ def _strict(schema: Any, *, top: bool = False) -> Any:
            for k, v in schema.items()}
     if "properties" in schema:
         out["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
-        if top:  # the API server's own schema covers metadata; the CRD only says "object"
+        if top:  # the API server always allows these, whether or not the CRD's schema lists them
             out["properties"]["metadata"] = {"type": "object"}
+            out["properties"].setdefault("apiVersion", {"type": "string"})
+            out["properties"].setdefault("kind", {"type": "string"})
         if (not schema.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in schema):
             out["additionalProperties"] = False
     if isinstance(schema.get("items"), dict):

@@ -10,7 +10,7 @@ as YAML and validates. Nothing is contacted: no engine, no cluster, no hosts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,10 +174,13 @@ def write_objects(preview: Preview, out: Path) -> list[Path]:
     return written
 
 
-def validation_problems(preview: Preview) -> list[str]:
+def validation_problems(preview: Preview, *, crd_dirs: Iterable[Path] = ()) -> list[str]:
+    """Every rendered object checked against the Kubernetes schema or its CRD: the upstream CRDs dr
+    carries, then the user's own (`crds:` in the graph, `dr preview --crds DIR`)."""
     problems = []
+    dirs = tuple(crd_dirs)
     for component, obj in preview.plan.objects():
-        for problem in validate_object(obj.manifest, kubernetes=preview.plan.kubernetes):
+        for problem in validate_object(obj.manifest, kubernetes=preview.plan.kubernetes, crd_dirs=dirs):
             problems.append(f"{component}: {obj.title}: {problem}")
     return problems
 
