@@ -11,7 +11,7 @@ import stat
 import sys
 from pathlib import Path
 
-from dr.core.spec import GraphSpec, ManifestsAction, PlaybookAction
+from dr.core.spec import CommandAction, GraphSpec, ManifestsAction, PlaybookAction, TalosAction
 from dr.core.yaml_source import decode_text
 from dr.errors import Diagnostic, GraphError
 
@@ -103,6 +103,19 @@ def file_problems(spec: GraphSpec, *, playbook_dir: Path = PLAYBOOK_DIR) -> list
             elif not target.is_file():
                 problems.append(Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
                                            f"does not exist in {playbook_dir}"))
+        elif isinstance(action, TalosAction):
+            for key in ("config", "talosconfig"):
+                relative = getattr(action, key)
+                target = spec.base_dir / relative
+                if relative and (Path(relative).is_absolute() or not _inside(target, spec.base_dir)
+                                 or not target.is_file()):
+                    problems.append(Diagnostic(spec.path, spec.line_of("components", name, "talos", key),
+                                               f"component {name!r}: talos {key} {relative!r} must be a file inside "
+                                               f"the graph's directory {spec.base_dir.resolve()}"))
+        elif isinstance(action, CommandAction) and not (spec.base_dir / action.cwd).is_dir():
+            problems.append(Diagnostic(spec.path, spec.line_of("components", name, "command"),
+                                       f"component {name!r}: command cwd {action.cwd!r} is not a directory "
+                                       f"(relative to {spec.base_dir.resolve()})"))
         elif isinstance(action, ManifestsAction):
             for i, manifest in enumerate(action.paths):
                 where = spec.line_of("components", name, "manifests", i)

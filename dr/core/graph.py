@@ -18,7 +18,7 @@ import networkx as nx
 
 from dr.core.gitops import gitops_problems
 from dr.core.modes import ReadText, find_leaks, for_mode
-from dr.core.spec import Backup, Component, GraphSpec, ManifestsAction, RestoreAction, did_you_mean
+from dr.core.spec import Backup, Component, GraphSpec, ManifestsAction, RestoreAction, TalosAction, did_you_mean
 from dr.errors import Diagnostic, GraphError, UsageError
 
 
@@ -205,6 +205,12 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
                 f"; declared backups: {', '.join(sorted(spec.backups)) or 'none'}")
             error(spec.line_of("components", name, "restore", "backup"),
                   f"component {name!r} restores unknown backup {action.backup!r}{hint}")
+        if isinstance(action, TalosAction) and action.recover_from:
+            source = spec.backups.get(action.recover_from)
+            if source is None or source.tool != "etcd-snapshot":
+                error(spec.line_of("components", name, "talos", "recover_from"),
+                      f"component {name!r}: talos recover_from {action.recover_from!r} must name an etcd-snapshot "
+                      f"backup{did_you_mean(action.recover_from, spec.backups)}")
         if spec.hosts and action is not None and action.kind in ("playbook", "restore"):
             for i, target in enumerate(action.hosts):
                 if target not in host_targets:
@@ -272,6 +278,8 @@ def _data_rules(spec: GraphSpec) -> list[Diagnostic]:
     for name, component in spec.components.items():
         if isinstance(component.action, RestoreAction):
             restores_of.setdefault(component.action.backup, []).append(name)
+        elif isinstance(component.action, TalosAction) and component.action.recover_from:
+            restores_of.setdefault(component.action.recover_from, []).append(name)  # bootstrap --recover-from
     for backup in spec.backups.values():
         for owner in backup.protects:
             if owner in spec.components:

@@ -220,3 +220,30 @@ def manual_restore_commands(invocation: PlaybookInvocation) -> list[list[str]]:
                 run_as(user, [f"{v['pg_bin']}/pg_ctl", "-D", v["pg_data"], "-l", f"{v['pg_data']}.log", "-w", "-t",
                               "300", "start"], am_root=True)]
     raise ValueError(f"{invocation.playbook} is not a restore playbook")
+
+
+def talos_commands(inputs: Mapping[str, Any], *, snapshot: str = "", kubeconfig: str) -> list[list[str]]:
+    """The talosctl calls of a Talos control-plane step, in order (the runbook prints the same):
+    apply the machine configuration to every node, bootstrap etcd on the first (from `snapshot` when
+    the step recovers), then write the kubeconfig."""
+    base = ["talosctl", *(["--talosconfig", str(inputs["talosconfig"])] if inputs.get("talosconfig") else [])]
+    nodes = [str(n) for n in inputs["nodes"]]
+    first, endpoint = nodes[0], str(inputs.get("endpoint") or nodes[0])
+    calls = [[*base, "apply-config", *(["--insecure"] if inputs.get("insecure", True) else []),
+              "--nodes", node, "--file", str(inputs["config"])] for node in nodes]
+    bootstrap = [*base, "--nodes", first, "--endpoints", endpoint, "bootstrap"]
+    if snapshot:
+        # A snapshot copied from the etcd data directory has no integrity hash; `etcdctl snapshot save`
+        # files do. dr's etcd-snapshot backups are the latter, so the hash check stays on.
+        bootstrap += ["--recover-from", snapshot]
+    calls.append(bootstrap)
+    calls.append([*base, "--nodes", first, "--endpoints", endpoint, "kubeconfig", kubeconfig, "--force"])
+    return calls
+
+
+def command_environment(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, str]:
+    """The environment a command step adds: its `env`, and each secret it names as DR_SECRET_<NAME>."""
+    env = {str(k): str(v) for k, v in dict(inputs.get("env", {})).items()}
+    for name in inputs.get("secrets", []):
+        env[f"DR_SECRET_{str(name).upper().replace('-', '_')}"] = secrets[str(name)]
+    return env

@@ -187,8 +187,8 @@ def _declared_fields(component: Component) -> Iterator[tuple[tuple[str | int, ..
     repository is the read-only source a drill restores from, checked by the rendered-object scan.
     """
     action = as_data(component.action) if component.action is not None else {}
-    key = {"helm": "helm", "playbook": None, "manifests": "manifests", "restore": "restore"}.get(
-        component.action_kind)
+    key = {"helm": "helm", "playbook": None, "manifests": "manifests", "restore": "restore", "command": "command",
+           "talos": "talos", "external": "external"}.get(component.action_kind)
     for name, value in action.items():
         if name in ("kind", "backup", "paths"):
             continue

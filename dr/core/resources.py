@@ -23,11 +23,14 @@ from dr.core.modes import ReadText
 from dr.core.plan import Plan, Step
 from dr.core.spec import (
     Backup,
+    CommandAction,
+    ExternalAction,
     GraphSpec,
     HelmAction,
     ManifestsAction,
     PlaybookAction,
     RestoreAction,
+    TalosAction,
     thaw,
 )
 from dr.errors import Diagnostic, GraphError
@@ -106,8 +109,8 @@ def resource_plan(plan: Plan, spec: GraphSpec, *, read_text: ReadText | None = N
     """The resources of every step, leak-checked in drill mode; GraphError on a leak or a missing input."""
     problems: list[Diagnostic] = []
     components: list[ComponentResources] = []
-    kubeconfig_from = next((s.name for s in plan.steps if s.layer == "control-plane" and s.action == "playbook"),
-                           None)
+    kubeconfig_from = next((s.name for s in plan.steps if s.layer == "control-plane"
+                            and s.action in ("playbook", "talos")), None)
     namespaces_created: set[str] = set()
     for step in plan.steps:
         try:
@@ -127,6 +130,17 @@ def resource_plan(plan: Plan, spec: GraphSpec, *, read_text: ReadText | None = N
         if leaks:
             raise GraphError([Diagnostic(spec.path, spec.line_of("components", c), m) for c, m in leaks])
     return result
+
+
+# Children run through `dr.hosts.host_steps.run_step` (a dynamic resource in `pulumi up`): on hosts through
+# Ansible, or on the machine running dr (LOCAL_STEP_KINDS).
+LOCAL_STEP_KINDS: tuple[str, ...] = ("command", "talos", "external")
+HOST_STEP_KINDS: tuple[str, ...] = ("playbook", "host-restore", *LOCAL_STEP_KINDS)
+NOT_RUN_IN_DRILLS: Mapping[str, str] = {
+    "command": "runs your command on the operator's machine; a local drill does not run it (dr drill --stack does)",
+    "talos": "needs Talos machines; a local drill does not run talosctl (tested with a stand-in, docs/gitops.md)",
+    "external": "an external dependency; a local drill does not contact it",
+}
 
 
 class _MissingInput(ValueError):
@@ -153,6 +167,19 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
             objects += [KubeObject(manifest=doc) for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
         return [Child(kind="config-group", name=step.name,
                       inputs={"files": [str(spec.base_dir / p) for p in action.paths]}, objects=tuple(objects))]
+    if isinstance(action, CommandAction):
+        return [Child(kind="command", name=f"{step.name}-command", inputs={
+            "step": step.name, "command": list(action.run), "cwd": str(spec.base_dir / action.cwd),
+            "secrets": list(action.secrets), "env": thaw(action.env)})]
+    if isinstance(action, TalosAction):
+        return [Child(kind="talos", name=f"{step.name}-talos", inputs={
+            "step": step.name, "nodes": list(action.nodes), "config": str(spec.base_dir / action.config),
+            "talosconfig": str(spec.base_dir / action.talosconfig) if action.talosconfig else "",
+            "endpoint": action.endpoint or action.nodes[0], "insecure": action.insecure,
+            "recover_from": spec.backups[action.recover_from].repo if action.recover_from else ""},
+            retain_on_delete=True)]
+    if isinstance(action, ExternalAction):
+        return [Child(kind="external", name=f"{step.name}-check", inputs={"step": step.name, "check": action.check})]
     assert isinstance(action, RestoreAction)
     backup = spec.backups[action.backup]
     if backup.host_level:

@@ -29,7 +29,7 @@ BACKUP_TOOLS: tuple[str, ...] = ("etcd-snapshot", "restic", "pgbackrest", "cnpg-
                                   "longhorn", "velero", "volsync")
 # Tools whose restores run on hosts through Ansible; the others are restored by Kubernetes objects.
 HOST_LEVEL_TOOLS: frozenset[str] = frozenset({"etcd-snapshot", "restic", "pgbackrest"})
-ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore")
+ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore", "command", "talos", "external")
 VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
 COMPONENT_FIELDS: tuple[str, ...] = (
     "layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "stateful", "prod_only", "drill_only", "drill",
@@ -186,7 +186,42 @@ class RestoreAction:
     kind: Literal["restore"] = "restore"
 
 
-Action: TypeAlias = PlaybookAction | HelmAction | ManifestsAction | RestoreAction
+@dataclass(frozen=True, slots=True)
+class CommandAction:
+    """A command run on the machine running dr: helmfile, just, terraform, a secret-store bootstrap."""
+
+    run: tuple[str, ...]                 # argv; text in the graph becomes ("sh", "-c", text)
+    cwd: str = ""                        # relative to the graph file's directory
+    secrets: tuple[str, ...] = ()        # dr:secrets names, passed as DR_SECRET_<NAME> environment variables
+    env: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    kind: Literal["command"] = "command"
+
+
+@dataclass(frozen=True, slots=True)
+class TalosAction:
+    """A Talos control plane: `talosctl apply-config` on each node, then `bootstrap` (from an etcd
+    snapshot with `recover_from`), then the kubeconfig. Talos has no SSH: this runs talosctl here."""
+
+    nodes: tuple[str, ...]
+    config: str                          # the machine configuration file, relative to the graph file
+    talosconfig: str = ""                # relative to the graph file; default: talosctl's own
+    endpoint: str = ""                   # default: the first node
+    recover_from: str = ""               # an etcd-snapshot backup whose newest snapshot bootstraps etcd
+    insecure: bool = True                # nodes in maintenance mode (freshly installed) take --insecure
+    kind: Literal["talos"] = "talos"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalAction:
+    """Something outside the cluster the rebuild needs (a NAS, an S3 bucket, a DNS provider): checked,
+    never created."""
+
+    check: str                           # tcp://host:port, http(s)://..., or an absolute path
+    kind: Literal["external"] = "external"
+
+
+Action: TypeAlias = (PlaybookAction | HelmAction | ManifestsAction | RestoreAction | CommandAction | TalosAction
+                     | ExternalAction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,9 +607,9 @@ class _SpecReader:
         if prod_only and drill_only:
             self.error(where, f"{what} is both prod_only and drill_only; it would never run", at_key=True)
         drill = self.drill(spec.get("drill"), (*where, "drill"), what)
-        if drill.values and action is not None and action.kind == "manifests":
-            self.error((*where, "drill"), f"{what}: drill 'values' have nothing to merge into for a manifests "
-                                          "action; add a drill_only component with the drill manifests instead")
+        if drill.values and action is not None and action.kind in ("manifests", "command", "talos", "external"):
+            self.error((*where, "drill"), f"{what}: drill 'values' have nothing to merge into for a {action.kind} "
+                                          "action; add a drill_only component with the drill version instead")
         if drill.values and action is None:
             self.error((*where, "drill"), f"{what}: drill 'values' need a helm, playbook or restore action")
         description = self.string(spec.get("description"), (*where, "description"), f"{what}: 'description'")
@@ -634,7 +669,7 @@ class _SpecReader:
         kind = present[0]
         value = spec[kind]
         at: PathKey = (*where, kind)
-        if kind in ("helm", "manifests"):
+        if kind in ("helm", "manifests", "command", "talos", "external"):
             for key in ("hosts", "vars"):
                 if key in spec:
                     self.error((*where, key), f"{what}: {key!r} only applies to playbook and restore actions; "
@@ -646,6 +681,12 @@ class _SpecReader:
             return PlaybookAction(playbook=playbook, hosts=hosts or ("all",), vars=freeze(raw_vars))
         if kind == "helm":
             return self.helm(name, value, at)
+        if kind == "command":
+            return self.command(name, value, at)
+        if kind == "talos":
+            return self.talos(name, value, at)
+        if kind == "external":
+            return self.external(name, value, at)
         if kind == "manifests":
             paths = self.names(value, at, f"{what}: 'manifests'")
             if not paths:
@@ -653,6 +694,68 @@ class _SpecReader:
                 return None
             return ManifestsAction(paths=paths)
         return self.restore(name, value, at, hosts=hosts, raw_vars=raw_vars)
+
+    def command(self, name: str, value: Any, at: PathKey) -> CommandAction | None:
+        what = f"component {name!r}: command"
+        spec = self.mapping({"run": value} if isinstance(value, str | list) else value, at, what)
+        if spec is None:
+            return None
+        self.fields(spec, at, ("run", "cwd", "secrets", "env"), what)
+        run = spec.get("run")
+        argv: tuple[str, ...] = ()
+        if isinstance(run, str) and run.strip():
+            argv = ("sh", "-c", run)
+        elif isinstance(run, list) and run and all(isinstance(a, str) for a in run):
+            argv = tuple(run)
+        else:
+            self.error((*at, "run") if isinstance(value, Mapping) else at,
+                       f"{what} 'run' must be a command line (text, run by sh) or a list of arguments")
+        cwd = self.string(spec.get("cwd"), (*at, "cwd"), f"{what} 'cwd'") or ""
+        secrets = self.names(spec.get("secrets"), (*at, "secrets"), f"{what} 'secrets'")
+        env = self.mapping(spec.get("env"), (*at, "env"), f"{what} 'env'") or {}
+        for key, item in env.items():
+            if not isinstance(key, str) or not isinstance(item, str):
+                self.error((*at, "env"), f"{what} 'env' must map names to text; quote {key!r}'s value")
+        if not argv:
+            return None
+        return CommandAction(run=argv, cwd=cwd, secrets=secrets, env=freeze(env))
+
+    def talos(self, name: str, value: Any, at: PathKey) -> TalosAction | None:
+        what = f"component {name!r}: talos"
+        spec = self.mapping(value, at, what)
+        if spec is None:
+            return None
+        self.fields(spec, at, ("nodes", "config", "talosconfig", "endpoint", "recover_from", "insecure"), what)
+        nodes = self.names(spec.get("nodes"), (*at, "nodes"), f"{what} 'nodes'")
+        if not nodes:
+            self.error(at, f"{what} needs 'nodes': the control-plane node addresses")
+        config = self.string(spec.get("config"), (*at, "config"), f"{what} 'config'", required=True)
+        texts = {k: self.string(spec.get(k), (*at, k), f"{what} '{k}'") or ""
+                 for k in ("talosconfig", "endpoint", "recover_from")}
+        insecure = self.boolean(spec.get("insecure", True), (*at, "insecure"), f"{what} 'insecure'")
+        if not nodes or config is None:
+            return None
+        return TalosAction(nodes=nodes, config=config, insecure=insecure, talosconfig=texts["talosconfig"],
+                           endpoint=texts["endpoint"], recover_from=texts["recover_from"])
+
+    def external(self, name: str, value: Any, at: PathKey) -> ExternalAction | None:
+        what = f"component {name!r}: external"
+        spec = self.mapping({"check": value} if isinstance(value, str) else value, at, what)
+        if spec is None:
+            return None
+        self.fields(spec, at, ("check",), what)
+        check = self.string(spec.get("check"), (*at, "check") if isinstance(value, Mapping) else at,
+                            f"{what} 'check'", required=True)
+        if check is None:
+            return None
+        if not (check.startswith(("tcp://", "http://", "https://", "/"))):
+            self.error(at, f"{what} 'check' must be tcp://host:port, an http(s) URL or an absolute path, "
+                           f"not {check!r}")
+            return None
+        if check.startswith("tcp://") and not re.fullmatch(r"tcp://[^:/\s]+:\d{1,5}", check):
+            self.error(at, f"{what} 'check' {check!r} must be tcp://host:port")
+            return None
+        return ExternalAction(check=check)
 
     def helm(self, name: str, value: Any, at: PathKey) -> HelmAction | None:
         what = f"component {name!r}: helm"

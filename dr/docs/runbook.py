@@ -25,6 +25,7 @@ from dr.core.invocations import (
     restic_repository,
     restore_invocation,
     run_as,
+    talos_commands,
 )
 from dr.core.plan import Plan, Step
 from dr.core.resources import Child, ComponentResources, ResourcePlan
@@ -216,6 +217,26 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
         return blocks
     if child.kind == "host-restore":
         return _host_restore_blocks(step, child, spec)
+    if child.kind == "command":
+        env = [f"{k}={shlex.quote(str(v))}" for k, v in dict(inputs.get("env", {})).items()]
+        env += [f"DR_SECRET_{str(n).upper().replace('-', '_')}=<the {n} secret>" for n in inputs.get("secrets", [])]
+        return [Para(f"Automation: runs this command on the machine running dr, in `{_relative(inputs['cwd'], spec)}`"
+                     + (" (its secrets as environment variables)." if inputs.get("secrets") else ".") + " By hand:"),
+                Code(f"cd {shlex.quote(_relative(inputs['cwd'], spec))}\n"
+                     + (" ".join(env) + " " if env else "") + shlex.join(inputs["command"]) + "\n", "sh")]
+    if child.kind == "talos":
+        snapshot = SNAPSHOT_FILE if inputs.get("recover_from") else ""
+        calls = talos_commands({**inputs, "config": _relative(inputs["config"], spec),
+                                "talosconfig": _relative(inputs["talosconfig"], spec) if inputs["talosconfig"] else ""},
+                               snapshot=snapshot, kubeconfig="kubeconfig")
+        lead = ("Automation: runs talosctl from the machine running dr (Talos has no SSH): apply the machine "
+                "configuration to every node, bootstrap etcd"
+                + (f" from the newest snapshot of `{inputs['recover_from']}`" if snapshot else "")
+                + ", then fetch the kubeconfig. By hand:")
+        return [Para(lead), Code("".join(shlex.join(c) + "\n" for c in calls), "sh")]
+    if child.kind == "external":
+        return [Para(f"Outside the cluster: dr checks `{inputs['check']}` is there and never creates it. If the "
+                     "check fails, bring it back first (a NAS, a bucket, a DNS provider).")]
     if child.kind == "helm-release":
         values_file = f"values/{step.name}.yaml"
         argv = ["helm", "upgrade", "--install", inputs["release"], inputs["chart"], "--repo", inputs["repo"],

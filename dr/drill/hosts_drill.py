@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dr.core.invocations import hosts_inventory, target_hosts
+from dr.core.resources import NOT_RUN_IN_DRILLS
 from dr.core.spec import GraphSpec
 from dr.drill.executor import Journal, StepState, Task, execute
 from dr.drill.history import History
@@ -62,8 +63,10 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
         if child is None:
             if not component.children:
                 return Task(name, depends_on, lambda attempt: {})
+            local = next((c.kind for c in component.children if c.kind in NOT_RUN_IN_DRILLS), None)
             return Task(name, depends_on, lambda attempt: {}, kind="not-run",
-                        reason="a Kubernetes-level step: it needs the drill cluster (dr drill --stack)")
+                        reason=NOT_RUN_IN_DRILLS[local] if local else
+                        "a Kubernetes-level step: it needs the drill cluster (dr drill --stack)")
 
         def run(attempt: int) -> Mapping[str, Any]:
             # A rerun after a failed or interrupted attempt moves what that attempt left aside.

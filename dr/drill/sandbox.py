@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dr.core.plan import Plan
-from dr.core.resources import ResourcePlan
+from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan
 from dr.core.spec import GraphSpec
 from dr.drill.executor import Task
 from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
@@ -212,7 +212,11 @@ class Sandbox:
             component = next(c for c in self.resources.components if c.name == step.name)
             children = component.children
             host = [c for c in children if c.kind in ("playbook", "host-restore")]
-            if not children:
+            local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS]
+            if local:
+                tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
+                                  reason=NOT_RUN_IN_DRILLS[local[0].kind]))
+            elif not children:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="run"))
             elif host:
                 inputs = host[0].inputs

@@ -18,6 +18,7 @@ from dr.core.backups import BackupPoint
 from dr.core.invocations import ChosenBackup, PlaybookInvocation, playbook_invocation, restore_invocation
 from dr.core.spec import Host
 from dr.errors import RestoreError
+from dr.hosts import commands
 from dr.hosts.ansible import Inventory, ProgressCallback, run_playbook
 from dr.restore import etcd, pgbackrest, restic
 
@@ -53,6 +54,17 @@ def _secrets_for(invocation: PlaybookInvocation, secrets: Mapping[str, str], ste
     return {name: secrets[name] for name in invocation.secrets}
 
 
+def _local_step(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any] | None:
+    """Steps that run on this machine, not through Ansible: commands, Talos, external checks."""
+    if "command" in inputs:
+        return commands.run_command_step(inputs, secrets)
+    if "nodes" in inputs and "config" in inputs:
+        return commands.run_talos_step(inputs)
+    if "check" in inputs:
+        return commands.run_external_step(inputs)
+    return None
+
+
 def new_cluster_token() -> str:
     """A fresh etcd cluster token: a restored cluster must never share the old one's."""
     return f"dr-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
@@ -69,6 +81,9 @@ def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]
     started = time.monotonic()
     step = str(inputs.get("step", inputs.get("playbook", "step")))
     outputs: dict[str, Any] = {}
+    local = _local_step(inputs, secrets)
+    if local is not None:
+        return {**local, "duration_s": round(time.monotonic() - started, 3)}
     if "tool" not in inputs:
         invocation = playbook_invocation(inputs)
     else:

@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 
 from dr.core.invocations import PLAYBOOK_SECRETS, hosts_inventory, target_hosts
 from dr.core.plan import plan_for
-from dr.core.resources import Child, ComponentResources, ResourcePlan, resource_plan
+from dr.core.resources import HOST_STEP_KINDS, Child, ComponentResources, ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
 from dr.errors import GraphError
 from dr.graph_file import load_graph_file, read_text
@@ -100,7 +100,8 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
 
 def step_secret_names(inputs: Mapping[str, Any]) -> frozenset[str]:
     """The secrets the playbook of a host step reads (`dr.core.invocations.PLAYBOOK_SECRETS`)."""
-    return frozenset(PLAYBOOK_SECRETS.get(str(inputs.get("playbook", "")), ()))
+    return frozenset(PLAYBOOK_SECRETS.get(str(inputs.get("playbook", "")), ())) | frozenset(
+        str(name) for name in inputs.get("secrets", []))
 
 
 def step_hosts(hosts: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
            hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
            step_provider: HostStepProvider | None) -> pulumi.Resource:
     opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete)
-    if child.kind in ("playbook", "host-restore"):
+    if child.kind in HOST_STEP_KINDS:
         # Only what this step uses: rotating another step's secret or adding an unrelated host must not
         # rerun it (a completed restore would then refuse, its data being back).
         wanted = step_secret_names(child.inputs)
