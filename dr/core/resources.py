@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -123,6 +123,7 @@ def resource_plan(plan: Plan, spec: GraphSpec, *, read_text: ReadText | None = N
                                              provides_kubeconfig=step.name == kubeconfig_from))
     if problems:
         raise GraphError(problems)
+    components = _with_gitops_holds(components, spec)
     result = ResourcePlan(cluster=plan.cluster, mode=plan.mode, kubernetes=spec.kubernetes,
                           components=tuple(components), kubeconfig_from=kubeconfig_from)
     if plan.mode == "drill":
@@ -134,12 +135,14 @@ def resource_plan(plan: Plan, spec: GraphSpec, *, read_text: ReadText | None = N
 
 # Children run through `dr.hosts.host_steps.run_step` (a dynamic resource in `pulumi up`): on hosts through
 # Ansible, or on the machine running dr (LOCAL_STEP_KINDS).
-LOCAL_STEP_KINDS: tuple[str, ...] = ("command", "talos", "external")
+LOCAL_STEP_KINDS: tuple[str, ...] = ("command", "talos", "external", "gitops-hold", "gitops-release")
 HOST_STEP_KINDS: tuple[str, ...] = ("playbook", "host-restore", *LOCAL_STEP_KINDS)
 NOT_RUN_IN_DRILLS: Mapping[str, str] = {
     "command": "runs your command on the operator's machine; a local drill does not run it (dr drill --stack does)",
     "talos": "needs Talos machines; a local drill does not run talosctl (tested with a stand-in, docs/gitops.md)",
     "external": "an external dependency; a local drill does not contact it",
+    "gitops-hold": "a GitOps gate: it needs the drill cluster (dr drill --stack)",
+    "gitops-release": "a GitOps gate: it needs the drill cluster (dr drill --stack)",
 }
 
 
@@ -151,6 +154,8 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
               namespaces_created: set[str]) -> list[Child]:
     action = step.component.action
     prod = mode == "prod"
+    if action is None and step.component.reconciled_by is not None and step.component.reconciled_by.manifest:
+        return [_gitops_release(step, spec, read_text)]
     if action is None:
         return []
     if isinstance(action, PlaybookAction):
@@ -195,6 +200,58 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
     return [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
                   protect=prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))
             for obj in objects]
+
+
+def _gitops_object(step: Step, spec: GraphSpec, read_text: ReadText | None) -> dict[str, Any]:
+    """The GitOps object a gate holds, from its manifest file, pointed at the drill path in drill mode."""
+    owner = step.component.reconciled_by
+    assert owner is not None
+    text = read_text(spec.base_dir / owner.manifest) if read_text is not None else ""
+    found = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") == owner.kind
+             and d.get("metadata", {}).get("name") == owner.name] if text else []
+    if read_text is not None and not found:
+        raise _MissingInput(f"component {step.name!r}: {owner.manifest} holds no {owner.kind} named {owner.name!r}")
+    obj: dict[str, Any] = copy.deepcopy(found[0]) if found else {
+        "apiVersion": "", "kind": owner.kind, "metadata": {"name": owner.name}}
+    obj.setdefault("metadata", {}).setdefault("namespace", owner.namespace)
+    spec_part = obj.setdefault("spec", {})
+    if owner.path and owner.kind == "Kustomization":
+        spec_part["path"] = owner.path
+    elif owner.path and owner.kind == "Application" and isinstance(spec_part.get("source"), dict):
+        spec_part["source"]["path"] = owner.path
+    return obj
+
+
+def _gitops_release(step: Step, spec: GraphSpec, read_text: ReadText | None) -> Child:
+    obj = _gitops_object(step, spec, read_text)
+    return Child(kind="gitops-release", name=f"{step.name}-release", inputs={
+        "step": step.name, "gitops": "release", "manifest": obj, "restores": [],
+        "controller": step.component.reconciled_by.controller if step.component.reconciled_by else "",
+        "restore_timeout_s": 3600, "ready_timeout_s": max(600, 2 * step.component.estimate_s)},
+        objects=(KubeObject(manifest=obj),))
+
+
+def _with_gitops_holds(components: list[ComponentResources], spec: GraphSpec) -> list[ComponentResources]:
+    """Each gate's release waits for the restore objects of the steps it depends on; its hold is a
+    child of the controller component, created as soon as the controller is installed."""
+    by_name = {c.name: c for c in components}
+    holds: dict[str, list[Child]] = {}
+    out = []
+    for component in components:
+        children = []
+        for child in component.children:
+            if child.kind == "gitops-release":
+                restores = [obj.manifest for dep in component.depends_on if dep in by_name
+                            for c in by_name[dep].children for obj in c.objects
+                            if obj.manifest.get("kind") in RESTORE_DONE]
+                child = Child(kind=child.kind, name=child.name, inputs={**child.inputs, "restores": restores},
+                              objects=child.objects)
+                holds.setdefault(str(child.inputs["controller"]), []).append(Child(
+                    kind="gitops-hold", name=f"{component.name}-hold",
+                    inputs={"step": component.name, "gitops": "hold", "manifest": child.inputs["manifest"]}))
+            children.append(child)
+        out.append(replace(component, children=tuple(children)))
+    return [replace(c, children=(*c.children, *holds.get(c.name, ()))) for c in out]
 
 
 def _need(values: Mapping[str, Any], key: str, component: str, why: str) -> Any:

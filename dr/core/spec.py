@@ -38,7 +38,7 @@ RETENTION_KEYS: tuple[str, ...] = ("last", "hourly", "daily", "weekly", "monthly
 # The GitOps objects that can own a component, and the controller family of each.
 GITOPS_KINDS: Mapping[str, str] = MappingProxyType({"Kustomization": "flux", "HelmRelease": "flux",
                                                      "Application": "argo"})
-RECONCILED_BY_FIELDS: tuple[str, ...] = ("kind", "name", "namespace", "controller", "source", "path")
+RECONCILED_BY_FIELDS: tuple[str, ...] = ("kind", "name", "namespace", "controller", "source", "path", "manifest")
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CRON_ITEM = r"(\*|\?|\d+(-\d+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/\d+)?"
@@ -255,6 +255,7 @@ class ReconciledBy:
     controller: str    # the component that installs Flux or Argo CD
     source: str = ""   # the git or chart repository URL the object syncs from
     path: str = ""     # the path inside that repository
+    manifest: str = ""  # the object's YAML, relative to the graph file: dr creates it held (the gate)
 
     @property
     def family(self) -> str:
@@ -648,7 +649,7 @@ class _SpecReader:
             return None
         namespace = texts["namespace"] or ("argocd" if GITOPS_KINDS[kind] == "argo" else "flux-system")
         return ReconciledBy(kind=kind, name=texts["name"], namespace=namespace, controller=texts["controller"],
-                            source=texts["source"] or "", path=texts["path"] or "")
+                            source=texts["source"] or "", path=texts["path"] or "", manifest=texts["manifest"] or "")
 
     def action(self, name: str, spec: Mapping[Any, Any], where: PathKey) -> Action | None:
         what = f"component {name!r}"

@@ -80,9 +80,17 @@ class GitOpsGate:
             if condition is None:
                 continue
             resource, namespace, shown = resource_ref(obj)
-            done = self._kubectl("wait", f"--for={condition}", resource, "-n", namespace,
-                                 f"--timeout={int(timeout_s)}s", check=False, timeout=timeout_s + 30)
-            if done.returncode != 0:
+            deadline = self._clock() + timeout_s
+            while True:
+                # `kubectl wait` fails at once while the object does not exist yet: ask again until it does.
+                left = max(1, int(deadline - self._clock()))
+                done = self._kubectl("wait", f"--for={condition}", resource, "-n", namespace, f"--timeout={left}s",
+                                     check=False, timeout=left + 30)
+                if done.returncode == 0:
+                    break
+                if "NotFound" in done.stderr and self._clock() < deadline:
+                    self._sleep(self._poll_s)
+                    continue
                 raise GateError(f"{shown} did not finish restoring within {int(timeout_s)}s "
                                 f"({condition}); the GitOps object stays held so nothing starts on empty data: "
                                 f"{done.stderr.strip()}")
@@ -113,3 +121,41 @@ class GitOpsGate:
         self.wait_restored(restore_objects, timeout_s=restore_timeout_s)
         self.release(manifest)
         return self.wait_ready(manifest, timeout_s=ready_timeout_s)
+
+
+def run_gate_step(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """One gate step as `pulumi up` runs it (a dynamic resource): `hold`, or `release` (wait for the
+    restore objects, resume, wait for Ready), against the cluster's kubeconfig (a secret input)."""
+    import os
+    import shutil
+    import tempfile
+
+    from dr.kube.toolchain import Toolchain
+
+    kubeconfig = str(inputs.get("cluster_kubeconfig") or "")
+    if not kubeconfig:
+        raise GateError(f"step {inputs.get('step')!r}: no kubeconfig for the cluster to gate on")
+    toolchain = Toolchain.find()
+    kubectl_bin = toolchain.path("kubectl") if not toolchain.missing(("kubectl",)) else shutil.which("kubectl")
+    if not kubectl_bin:
+        raise GateError("kubectl is not installed (make toolchain, or put kubectl on PATH)")
+    with tempfile.TemporaryDirectory(prefix="dr-gate-") as scratch:
+        path = os.path.join(scratch, "kubeconfig")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(kubeconfig)
+
+        def kubectl(*args: str, input_text: str | None = None, check: bool = True,
+                    timeout: float = 60) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(kubectl_bin), "--kubeconfig", path, *args], input=input_text,
+                                  capture_output=True, text=True, check=check, timeout=timeout)
+
+        gate = GitOpsGate(kubectl)
+        manifest = inputs["manifest"]
+        if inputs["gitops"] == "hold":
+            gate.hold(manifest)
+            return {"changed": 1}
+        gate.wait_restored(list(inputs.get("restores", [])), timeout_s=float(inputs.get("restore_timeout_s", 3600)))
+        gate.release(manifest)
+        live = gate.wait_ready(manifest, timeout_s=float(inputs.get("ready_timeout_s", 600)))
+        return {"changed": 1, "ready_generation": int(live.get("metadata", {}).get("generation", 0))}

@@ -70,5 +70,5 @@ class HostStep(pulumi.dynamic.Resource):
         props = {"step": step, **inputs, "hosts_inventory": dict(hosts_inventory), "secrets": secrets,
                  "kubeconfig": None, "changed": None, "restored": None, "restored_time": None}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-            additional_secret_outputs=["secrets", "kubeconfig"]))
+            additional_secret_outputs=["secrets", "kubeconfig", "cluster_kubeconfig"]))
         super().__init__(provider or HostStepProvider(), name, props, opts)

@@ -16,7 +16,7 @@ The Kubernetes provider takes its kubeconfig from the control-plane step's outpu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -76,6 +76,7 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
     # A new kubeconfig (a rebuilt control plane has new certificates) must update the provider, not
     # replace it: a replaced provider replaces every Kubernetes resource behind it.
     identity = f"dr-{resources.cluster}-{resources.mode}"
+    cluster_kubeconfig: pulumi.Input[str] | None = kubeconfig
     if kubeconfig is not None:
         provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context, cluster_identifier=identity)
         if exports is not None:
@@ -84,13 +85,18 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
         parent = pulumi.ComponentResource(COMPONENT_TYPE, component.name, None, pulumi.ResourceOptions(
             depends_on=[registered[d] for d in ordering_dependencies(resources, component.name)]))
         outputs: dict[str, Any] = {}
+        siblings: list[pulumi.Resource] = []
         for child in component.children:
             resource = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
-                              step_provider=step_provider)
+                              step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig,
+                              after=siblings if child.kind == "gitops-hold" else ())
+            if child.kind != "gitops-hold":
+                siblings.append(resource)
             if component.provides_kubeconfig and isinstance(resource, HostStep) and provider is None:
                 provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
                                         cluster_identifier=identity, opts=pulumi.ResourceOptions(parent=parent))
                 outputs["kubeconfig"] = resource.kubeconfig
+                cluster_kubeconfig = resource.kubeconfig
                 if exports is not None:
                     exports["kubeconfig"] = resource.kubeconfig
         parent.register_outputs(outputs)
@@ -112,8 +118,19 @@ def step_hosts(hosts: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str,
 
 def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resource, provider: k8s.Provider | None,
            hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
-           step_provider: HostStepProvider | None) -> pulumi.Resource:
+           step_provider: HostStepProvider | None, cluster_kubeconfig: pulumi.Input[str] | None = None,
+           after: Sequence[pulumi.Resource] = ()) -> pulumi.Resource:
     opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete)
+    if child.kind in ("gitops-hold", "gitops-release"):
+        # The gate talks to the cluster with kubectl: it needs the kubeconfig (a secret). A hold runs as
+        # soon as the controller it belongs to is installed (after its siblings), long before the restores.
+        if cluster_kubeconfig is None:
+            raise pulumi.RunError(f"component {component.name!r}: a GitOps gate needs the cluster's kubeconfig, "
+                                  "but no control-plane step comes before it and dr:kubeconfig is not set")
+        return HostStep(child.name, step=component.name,
+                        inputs={**child.inputs, "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
+                        hosts_inventory={}, secrets={}, provider=step_provider,
+                        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))))
     if child.kind in HOST_STEP_KINDS:
         # Only what this step uses: rotating another step's secret or adding an unrelated host must not
         # rerun it (a completed restore would then refuse, its data being back).
