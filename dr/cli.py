@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    import yaml
+
     from dr.core.graph import RecoveryGraph
     from dr.core.spec import GraphSpec
     from dr.gitops_import.infer import dns_name, infer_argo, infer_flux
@@ -239,6 +241,20 @@ def _cmd_import(args: argparse.Namespace) -> int:
                          f"is it a repository for the other controller (`dr import {other}`)?")
     cluster = args.cluster or dns_name(root.resolve().name)
     draft = (infer_flux if args.tool == "flux" else infer_argo)(docs, cluster)
+    if out is not None:
+        # The gate creates each GitOps object held before GitOps does: it needs the object's YAML,
+        # written beside the graph (gitops/<component>.yaml).
+        objects_dir = out.parent / "gitops"
+        targets = {name: objects_dir / f"{name}.yaml" for name, entry in draft.components.items()
+                   if entry.gitops_object is not None}
+        existing = [str(t) for t in targets.values() if t.exists()]
+        if existing and not args.force:
+            raise UsageError(f"{existing[0]} exists; pass --force to overwrite it")
+        for name, target in targets.items():
+            objects_dir.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(dict(draft.components[name].gitops_object or {}), sort_keys=False),
+                              encoding="utf-8")
+            draft.components[name].body["reconciled_by"]["manifest"] = f"gitops/{name}.yaml"
     text = render(draft, source=str(args.path))
     where = str(out) if out is not None else "<imported graph>"
     refused: list[str] = []
@@ -251,7 +267,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
             refused += [f"{mode}: {d}" for d in exc.diagnostics]
     if out is not None:
         out.write_text(text, encoding="utf-8")
-        print(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups", file=sys.stderr)
+        print(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups, "
+              f"{len(targets)} GitOps objects under {objects_dir}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     items = review_items(text)

@@ -69,6 +69,7 @@ class Entry:
     review: list[str] = field(default_factory=list)
     namespace: str = ""
     path: str = ""  # the repository path the GitOps object syncs (what it owns)
+    gitops_object: Mapping[str, Any] | None = None  # the object itself, for the gate
 
 
 @dataclass
@@ -299,7 +300,8 @@ def _component(draft: Draft, name: str, *, layer: str, kind: str, obj: Doc, sour
     if any(hint in name for hint in PROD_ONLY_HINTS):
         review.append("prod_only: does this touch production (DNS, certificates, tunnels)? If so mark it "
                       "prod_only with a drill replacement")
-    draft.components[name] = Entry(body=body, review=review, namespace=namespace, path=path)
+    draft.components[name] = Entry(body=body, review=review, namespace=namespace, path=path,
+                                   gitops_object=obj.obj if "reconciled_by" in body else None)
 
 
 def _bootstrap(layer: str) -> bool:

@@ -56,7 +56,11 @@ def test_flux_repository_becomes_a_graph_gated_on_its_restores(tmp_path: Path,
     gitea = components["gitea"]
     assert gitea["reconciled_by"] == {"kind": "Kustomization", "name": "gitea", "namespace": "flux-system",
                                       "controller": "flux", "source": "ssh://git@github.com/example-lab/home-ops",
-                                      "path": "apps/gitea"}
+                                      "path": "apps/gitea", "manifest": "gitops/gitea.yaml"}
+    # The object itself, beside the graph, so the gate can create it held before Flux does.
+    written = yaml.safe_load((out.parent / "gitops" / "gitea.yaml").read_text())
+    assert (written["kind"], written["metadata"]["name"], written["spec"]["path"]) == \
+        ("Kustomization", "gitea", "./apps/gitea")
     assert {"cnpg", "volsync", "gitea-data-restore", "gitea-db-restore", "flux-system"} <= set(gitea["depends_on"])
     assert "gitea 10.6.0 from oci://docker.gitea.com/charts" in gitea["description"]
     # The CNI GitOps adopts after bootstrap is installed by dr before Flux, never after it.
@@ -85,6 +89,16 @@ def test_flux_repository_becomes_a_graph_gated_on_its_restores(tmp_path: Path,
     assert order.index("gitea-data-restore") < order.index("gitea") and order.index("gitea-db-restore") < order.index("gitea")
     assert planned["predicted_rto_s"] > 0
     assert plan(out, capsys, mode="drill")[0] == 0
+    # The gate is in the resource plan: held under Flux, released after its restores.
+    from dr.core.plan import plan_for
+    from dr.core.resources import resource_plan
+    from dr.graph_file import load_graph_file, read_text
+
+    spec = load_graph_file(out)
+    planned_spec = plan_for(spec, read_text=read_text)
+    assert planned_spec.graph is not None
+    with pytest.raises(Exception, match="cnpg-barman-plugin backups are not rendered yet"):
+        resource_plan(planned_spec, planned_spec.graph.spec, read_text=read_text)
 
 
 def test_argo_repository_waves_become_edges_and_one_velero_schedule_protects_several(
@@ -109,6 +123,21 @@ def test_argo_repository_waves_become_edges_and_one_velero_schedule_protects_sev
     step = runbook[runbook.index("### ", runbook.index("paperless-data-restore")):]
     assert runbook.index("paperless-data-restore") < runbook.index("kubectl -n argocd patch application.argoproj.io/paperless")
     assert "GitOps installs it: Application argocd/paperless" in step
+    # The gate in the resource plan: every Application held under Argo CD, paperless released only
+    # after its VolSync and Velero restore objects are done.
+    from dr.core.plan import plan_for
+    from dr.core.resources import resource_plan
+    from dr.graph_file import load_graph_file, read_text
+
+    planned = plan_for(load_graph_file(out), read_text=read_text)
+    assert planned.graph is not None
+    components = {c.name: c for c in resource_plan(planned, planned.graph.spec, read_text=read_text).components}
+    holds = sorted(c.inputs["step"] for c in components["argocd"].children if c.kind == "gitops-hold")
+    assert holds == sorted(n for n, body in graph["components"].items() if "reconciled_by" in body)
+    (release,) = components["paperless"].children
+    assert release.kind == "gitops-release"
+    assert sorted(r["kind"] for r in release.inputs["restores"]) == ["ReplicationDestination", "Restore"]
+    assert release.inputs["manifest"]["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
 
 
 def test_the_gitea_argo_incident_is_caught_once_the_reviewer_says_where_git_is_served(
