@@ -86,6 +86,10 @@ def file_problems(spec: GraphSpec, *, playbook_dir: Path = PLAYBOOK_DIR) -> list
     """Files the graph names must be where they belong: manifests inside the graph's directory,
     playbooks inside the playbook directory, both existing regular files of bounded size."""
     problems = []
+    if spec.playbooks and (not _inside(spec.base_dir / spec.playbooks, spec.base_dir)
+                           or not (spec.base_dir / spec.playbooks).is_dir()):
+        problems.append(Diagnostic(spec.path, spec.line_of("playbooks"), f"playbooks {spec.playbooks!r} must be a "
+                                   f"directory inside the graph's directory {spec.base_dir.resolve()}"))
     for i, directory in enumerate(spec.crds):
         target = spec.base_dir / directory
         if not _inside(target, spec.base_dir) or not target.is_dir():
@@ -95,14 +99,15 @@ def file_problems(spec: GraphSpec, *, playbook_dir: Path = PLAYBOOK_DIR) -> list
     for name, component in spec.components.items():
         action = component.action
         if isinstance(action, PlaybookAction):
-            target = playbook_dir / action.playbook
             where = spec.line_of("components", name, "playbook")
-            if Path(action.playbook).is_absolute() or not _inside(target, playbook_dir):
+            directories = [*([spec.base_dir / spec.playbooks] if spec.playbooks else []), playbook_dir]
+            shown = " or ".join(str(d) for d in directories)
+            if Path(action.playbook).is_absolute() or not all(_inside(d / action.playbook, d) for d in directories):
                 problems.append(Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
-                                           f"must be a file name inside {playbook_dir}"))
-            elif not target.is_file():
+                                           f"must be a file name inside {shown}"))
+            elif not any((d / action.playbook).is_file() for d in directories):
                 problems.append(Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
-                                           f"does not exist in {playbook_dir}"))
+                                           f"does not exist in {shown}"))
         elif isinstance(action, TalosAction):
             for key in ("config", "talosconfig"):
                 relative = getattr(action, key)

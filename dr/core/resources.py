@@ -159,8 +159,10 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
     if action is None:
         return []
     if isinstance(action, PlaybookAction):
+        own = {"playbook_dir": str(spec.base_dir / spec.playbooks)} if spec.playbooks else {}
         return [Child(kind="playbook", name=f"{step.name}-playbook",
-                      inputs={"playbook": action.playbook, "hosts": list(action.hosts), "vars": thaw(action.vars)})]
+                      inputs={"playbook": action.playbook, "hosts": list(action.hosts), "vars": thaw(action.vars),
+                              **own})]
     if isinstance(action, HelmAction):
         return [Child(kind="helm-release", name=step.name, inputs={
             "chart": action.chart, "version": action.version, "repo": action.repo, "namespace": action.namespace,

@@ -311,6 +311,7 @@ class GraphSpec:
     drill_hosts: Mapping[str, Host] = field(default_factory=lambda: EMPTY)
     production_hosts: Mapping[str, Host] = field(default_factory=lambda: EMPTY)
     crds: tuple[str, ...] = ()  # directories of the user's own CRDs, relative to the graph file
+    playbooks: str = ""  # the user's own playbook directory, relative to the graph file (before dr's own)
 
     @property
     def crd_dirs(self) -> tuple[Path, ...]:
@@ -452,8 +453,9 @@ class _SpecReader:
                                          f"the top level must be a mapping with 'cluster' and 'components', "
                                          f"not {_kind(root)}")])
         self.fields(root, (), ("cluster", "kubernetes", "rto", "hosts", "drill_hosts", "prod_markers", "backups",
-                               "components", "crds"), "the recovery graph")
+                               "components", "crds", "playbooks"), "the recovery graph")
         crds = self.names(root.get("crds"), ("crds",), "'crds'")
+        playbooks = self.string(root.get("playbooks"), ("playbooks",), "'playbooks'") or ""
         cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
         kubernetes = self.version(root.get("kubernetes", "1.30"), ("kubernetes",), "'kubernetes'") or "1.30"
         if not re.match(r"^1\.\d+$", kubernetes):
@@ -472,7 +474,7 @@ class _SpecReader:
                          hosts=MappingProxyType(hosts), drill_hosts=MappingProxyType(drill_hosts),
                          prod_markers=markers,
                          backups=MappingProxyType(backups), components=MappingProxyType(components),
-                         document=self.doc, crds=crds)
+                         document=self.doc, crds=crds, playbooks=playbooks)
 
     def hosts(self, value: Any, *, section_name: str = "hosts") -> dict[str, Host]:
         section = self.mapping(value, (section_name,), f"'{section_name}'")

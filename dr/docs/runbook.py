@@ -206,8 +206,9 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     inputs = child.inputs
     if child.kind == "playbook":
         invocation = playbook_invocation(inputs)
+        where = _relative(str(inputs["playbook_dir"]), spec) + "/" if inputs.get("playbook_dir") else "playbooks/"
         blocks: list[Block] = [
-            Para(f"Automation: runs `playbooks/{invocation.playbook}` through ansible-runner. By hand:"),
+            Para(f"Automation: runs `{where}{invocation.playbook}` through ansible-runner. By hand:"),
             Code(invocation.command_line() + "\n", "sh")]
         if invocation.playbook == "k3s-server.yml":
             blocks += [Para("If the servers use k3s's embedded etcd instead of the external one, restore it "

@@ -18,6 +18,7 @@ from dr.core.backups import BackupPoint
 from dr.core.invocations import ChosenBackup, PlaybookInvocation, playbook_invocation, restore_invocation
 from dr.core.spec import Host
 from dr.errors import RestoreError
+from dr.graph_file import PLAYBOOK_DIR
 from dr.hosts import commands
 from dr.hosts.ansible import Inventory, ProgressCallback, run_playbook
 from dr.restore import etcd, pgbackrest, restic
@@ -97,10 +98,13 @@ def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]
         invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=token,
                                         force=force)
         outputs.update({"restored": point.id, "restored_time": point.time.isoformat()})
+    own = Path(str(inputs["playbook_dir"])) if inputs.get("playbook_dir") else None
+    # The user's own playbook directory first (a graph's `playbooks:`), then dr's.
+    directory = own if own is not None and (own / invocation.playbook).is_file() else PLAYBOOK_DIR
     result = run_playbook(invocation.playbook, inventory=inventory_for(hosts), extravars=invocation.extravars,
                           secrets=_secrets_for(invocation, secrets, step),
                           limit=invocation.limit if hosts else None,  # no graph hosts: this machine
-                          progress=progress)
+                          progress=progress, playbook_dir=directory)
     outputs["changed"] = result.changed
     if inputs.get("tool") == "restic" and not hosts:
         # On this machine the restored tree can be measured against the snapshot.

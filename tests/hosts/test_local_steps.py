@@ -141,3 +141,34 @@ def test_an_external_dependency_is_checked_and_never_created(tmp_path: Path) -> 
     with pytest.raises(DrError, match="not present"):
         run_step({"step": "nas", "check": str(missing)}, hosts={}, secrets={})
     assert not missing.exists()
+
+
+@pytest.mark.integration
+def test_a_playbook_from_the_users_own_directory_runs_for_real(tmp_path: Path) -> None:
+    from dr.graph_file import load_graph_file
+
+    (tmp_path / "my-playbooks").mkdir()
+    marker = tmp_path / "ran"
+    (tmp_path / "my-playbooks" / "bootstrap-nas.yml").write_text(f"""\
+- name: Bootstrap the NAS exports
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Leave a mark
+      ansible.builtin.copy:
+        dest: {marker}
+        content: "{{{{ nas_export }}}}"
+        mode: "0644"
+""")
+    graph = tmp_path / "cluster.yaml"
+    graph.write_text("cluster: lab\nplaybooks: my-playbooks\ncomponents:\n"
+                     "  nas: {layer: os, playbook: bootstrap-nas.yml, vars: {nas_export: /srv/nfs}, estimate: 1m}\n"
+                     "  os: {layer: os, playbook: os-prepare.yml, estimate: 1m}\n")
+    spec = load_graph_file(graph)  # the user's playbook and dr's own are both found
+    inputs = child_inputs(graph.read_text(), "nas", tmp_path)
+    assert spec.playbooks == "my-playbooks" and inputs["playbook_dir"] == str(tmp_path / "my-playbooks")
+    run_step(inputs, hosts={}, secrets={})
+    assert marker.read_text() == "/srv/nfs"
+    graph.write_text(graph.read_text().replace("bootstrap-nas.yml", "missing.yml"))
+    with pytest.raises(GraphError, match="playbook 'missing.yml' does not exist in .*my-playbooks or "):
+        load_graph_file(graph)
