@@ -35,6 +35,7 @@ from dr.drill.report import (
     to_markdown,
     to_prometheus,
 )
+from dr.errors import DrError
 from dr.hosts.ansible import stop_all_workers
 
 ProgressSink = Callable[[StepRecord], None]
@@ -229,10 +230,26 @@ class AutomationStack:
     """The drill stack through the Pulumi Automation API (needs the Pulumi CLI and a backend)."""
 
     def __init__(self, stack_name: str = "drill", work_dir: str = ".") -> None:
+        import shutil
+
         from pulumi import automation
 
+        from dr.kube.toolchain import Toolchain
+
+        # The Pulumi CLI of `make toolchain` when there is one, else the one on PATH.
+        root = Toolchain.find().pulumi_root
+        if root is None and shutil.which("pulumi") is None:
+            raise DrError("the Pulumi CLI is not installed: run `make toolchain` (or install pulumi) and log in "
+                          "to the backend that holds the drill stack")
+        options = automation.LocalWorkspaceOptions(
+            pulumi_command=automation.PulumiCommand(root=str(root), skip_version_check=True) if root else None)
         # A first drill creates the stack; later ones reuse its state.
-        self._stack = automation.create_or_select_stack(stack_name=stack_name, work_dir=work_dir)
+        try:
+            self._stack = automation.create_or_select_stack(stack_name=stack_name, work_dir=work_dir, opts=options)
+        except automation.errors.CommandError as exc:
+            last = next((line.strip() for line in reversed(str(exc).splitlines()) if "error:" in line), str(exc))
+            raise DrError(f"cannot open the Pulumi stack {stack_name!r}: {last.split('error:', 1)[-1].strip()}; "
+                          "log in to its backend (`pulumi login`, or PULUMI_BACKEND_URL) first") from None
 
     def up(self, on_output: Callable[[str], None]) -> Mapping[str, Any]:
         self._stack.refresh(on_output=on_output)  # the test cluster may have changed since the last drill

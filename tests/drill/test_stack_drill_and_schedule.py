@@ -231,3 +231,15 @@ def test_readiness_is_checked_on_the_drill_cluster_only(tmp_path: Path) -> None:
     assert checks and all(c.ok for c in checks)
     assert all(argv[1:3] == ["--kubeconfig", str(tmp_path / "drill-kubeconfig")] for argv in seen)
     assert not (tmp_path / "drill-kubeconfig").exists(), "the kubeconfig (a secret) is not left on disk"
+
+
+def test_a_stack_drill_without_pulumi_or_a_backend_is_a_clear_error(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from dr.drill.run import AutomationStack
+    from dr.errors import DrError
+    from dr.kube.toolchain import Toolchain
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(Toolchain, "find", classmethod(lambda cls: cls((tmp_path,))))
+    with pytest.raises(DrError, match="the Pulumi CLI is not installed"):
+        AutomationStack("drill", work_dir=str(tmp_path))
