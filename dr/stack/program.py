@@ -6,7 +6,7 @@ checked for production markers before anything is registered), then registers on
 `ComponentResource` per component, whose `depends_on` are exactly the graph's edges, with children:
 
 - playbook steps and host-level restores: `dr.stack.host_step.HostStep` (runs Ansible);
-- Helm charts: `kubernetes.helm.v3.Release`; manifest files: `kubernetes.yaml.v2.ConfigGroup`;
+- Helm charts: `kubernetes.helm.v3.Release`; manifest files: one resource per object they hold;
 - Kubernetes-level restores: the restore objects themselves (CloudNativePG `Cluster`, Velero
   `Restore`, Longhorn `Volume` with its PV and PVC, and their namespaces).
 
@@ -16,6 +16,7 @@ The Kubernetes provider takes its kubeconfig from the control-plane step's outpu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -151,15 +152,38 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
             namespace=inputs["namespace"], create_namespace=True, values=inputs["values"],
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=inputs["repo"]), opts=opts)
     if child.kind == "config-group":
-        return k8s.yaml.v2.ConfigGroup(child.name, files=inputs["files"], opts=opts)
-    manifest = inputs["manifest"]
-    kind = manifest["kind"]
-    if kind in CORE_KINDS:
-        core: pulumi.Resource = CORE_KINDS[kind](child.name, metadata=manifest["metadata"], spec=manifest.get("spec"),
-                                                  opts=opts)
+        # One resource per object, not a `yaml/v2:ConfigGroup`: that is a remote component, which the engine
+        # refuses to construct while the provider's kubeconfig is still unknown (every first preview).
+        registered = [kube_object(object_name(child.name, obj.manifest), obj.manifest, opts) for obj in child.objects]
+        return registered[0] if registered else parent
+    return kube_object(child.name, inputs["manifest"], opts)
+
+
+def object_name(prefix: str, manifest: Mapping[str, Any]) -> str:
+    metadata = manifest.get("metadata", {})
+    parts = [prefix, str(manifest.get("kind", "")).lower(), str(metadata.get("namespace", "")),
+             str(metadata.get("name", ""))]
+    return "-".join(p for p in parts if p)
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def kube_object(name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> pulumi.Resource:
+    """Any Kubernetes object as its own resource: core/v1 kinds through their own classes (their type token
+    is `kubernetes:core/v1:Kind`), everything else (apps/v1, CRDs) through CustomResource."""
+    api_version, kind = str(manifest["apiVersion"]), str(manifest["kind"])
+    fields = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+    if api_version == "v1":
+        resource_class = CORE_KINDS.get(kind) or getattr(k8s.core.v1, kind, None)
+        if resource_class is None:
+            raise pulumi.RunError(f"{name}: unknown core/v1 kind {kind!r}")
+        core: pulumi.Resource = resource_class(name, metadata=manifest["metadata"],
+                                               **{_snake(k): v for k, v in fields.items()}, opts=opts)
         return core
-    return k8s.apiextensions.CustomResource(child.name, api_version=manifest["apiVersion"], kind=kind,
-                                            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
+    return k8s.apiextensions.CustomResource(name, api_version=api_version, kind=kind, metadata=manifest["metadata"],
+                                            opts=opts, **fields)
 
 
 def run() -> None:

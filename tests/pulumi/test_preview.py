@@ -98,8 +98,11 @@ def test_preview_lists_every_registered_resource_even_when_names_repeat(run_cli)
     types = [r.type for r in preview.resources]
     helm_components = [s for s in preview.plan.components if any(c.kind == "helm-release" for c in s.children)]
     assert types.count("kubernetes:helm.sh/v3:Release") == len(helm_components) == 11
-    assert types.count("kubernetes:yaml/v2:ConfigGroup") == 2
-    assert len(preview.resources) == len({r.urn for r in preview.resources}) == 57
+    assert types.count("kubernetes:cert-manager.io/v1:ClusterIssuer") == 1  # prod's; the drill issuer is drill_only
+    assert not [t for t in types if t.startswith("kubernetes:yaml/")], "no remote component (ConfigGroup)"
+    manifest_objects = sum(len(c.objects) for s in preview.plan.components for c in s.children
+                           if c.kind == "config-group")
+    assert len(preview.resources) == len({r.urn for r in preview.resources}) == 57 - 2 + manifest_objects
     result = run_cli("preview", "--stack", "prod")
     assert "mock preview, offline" in result.out
 

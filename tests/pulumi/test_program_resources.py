@@ -61,10 +61,13 @@ def test_helm_release_has_pinned_chart_repo_namespace_and_values(prod: dict[str,
     assert release.parent == "longhorn"
 
 
-def test_manifests_become_a_config_group(prod: dict[str, RegisteredResource]) -> None:
-    group = prod["letsencrypt-prod"]
-    assert group.type == "kubernetes:yaml/v2:ConfigGroup"
-    assert group.inputs["files"] == [str(REPO / "stacks" / "manifests" / "letsencrypt-prod.yaml")]
+def test_manifests_become_one_resource_per_object_never_a_remote_component(prod: Registered) -> None:
+    """A `yaml/v2:ConfigGroup` is a remote component: behind a provider whose kubeconfig is unknown (the
+    first preview of every rebuild) the engine refuses to construct it."""
+    issuer = prod["letsencrypt-prod-clusterissuer-homelab-issuer"]
+    assert issuer.type == "kubernetes:cert-manager.io/v1:ClusterIssuer" and issuer.parent == "letsencrypt-prod"
+    assert issuer.inputs["spec"]["acme"]["server"].startswith("https://acme-v02.api.letsencrypt.org")
+    assert not [r for r in prod.values() if r.type.startswith("kubernetes:yaml/")]
 
 
 def test_restore_objects_have_their_types(prod: dict[str, RegisteredResource]) -> None:
@@ -93,7 +96,10 @@ def test_adapter_passes_protect_and_retain_on(prod: dict[str, RegisteredResource
 
 def test_component_dependencies_follow_the_graph(prod: dict[str, RegisteredResource]) -> None:
     # Pulumi expands a dependency on a component into its children.
-    assert set(prod.components["gitea"].dependencies) >= {"gitea-db-cluster", "flux-sync", "letsencrypt-prod"}
+    dependencies = set(prod.components["gitea"].dependencies)
+    assert dependencies >= {"gitea-db-cluster", "letsencrypt-prod-clusterissuer-homelab-issuer"}
+    assert {d for d in dependencies if d.startswith("flux-sync-")} == {
+        "flux-sync-gitrepository-flux-system-homelab", "flux-sync-kustomization-flux-system-apps"}
     assert "etcd-restore" in prod.components["k3s-server"].dependencies
     assert prod.components["os-prepare"].dependencies == ()
 
@@ -107,7 +113,7 @@ def test_kubernetes_provider_comes_from_the_control_plane_step(prod: dict[str, R
 
 def test_drill_registers_no_production_issuer_or_external_dns(drill: dict[str, RegisteredResource]) -> None:
     assert "letsencrypt-prod" not in drill.components and "external-dns" not in drill.components
-    assert drill["selfsigned-issuer"].type == "kubernetes:yaml/v2:ConfigGroup"
+    assert drill["selfsigned-issuer-clusterissuer-homelab-issuer"].type == "kubernetes:cert-manager.io/v1:ClusterIssuer"
     archive = drill["gitea-db-cluster"].inputs["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
     assert archive == "s3://homelab-drill/cnpg/gitea"
 
