@@ -135,7 +135,8 @@ def resource_plan(plan: Plan, spec: GraphSpec, *, read_text: ReadText | None = N
 
 # Children run through `dr.hosts.host_steps.run_step` (a dynamic resource in `pulumi up`): on hosts through
 # Ansible, or on the machine running dr (LOCAL_STEP_KINDS).
-LOCAL_STEP_KINDS: tuple[str, ...] = ("command", "talos", "external", "gitops-hold", "gitops-release")
+LOCAL_STEP_KINDS: tuple[str, ...] = ("command", "talos", "external", "gitops-hold", "gitops-release",
+                                     "restore-precheck")
 HOST_STEP_KINDS: tuple[str, ...] = ("playbook", "host-restore", *LOCAL_STEP_KINDS)
 NOT_RUN_IN_DRILLS: Mapping[str, str] = {
     "command": "runs your command on the operator's machine; a local drill does not run it (dr drill --stack does)",
@@ -199,9 +200,57 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
             "write_back": mode != "drill"})]
     objects = [_awaited(obj, step.component.estimate_s)
                for obj in _restore_objects(step.name, backup, action, mode, namespaces_created)]
-    return [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
-                  protect=prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))
-            for obj in objects]
+    needs = restore_needs([obj.manifest for obj in objects])
+    precheck = [Child(kind="restore-precheck", name=f"{step.name}-precheck",
+                      inputs={"step": step.name, "precheck": needs,
+                              "timeout_s": max(600, 2 * step.component.estimate_s)})] if any(needs.values()) else []
+    children = [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
+                      protect=prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))
+                for obj in objects]
+    # After the namespace (the credentials live in it), before every object that reads them.
+    namespaces = [c for c in children if c.inputs["manifest"].get("kind") == "Namespace"]
+    return namespaces + precheck + [c for c in children if c not in namespaces]
+
+
+def restore_needs(manifests: list[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """What must exist before these restore objects are created, read from the objects themselves:
+    the credential Secrets they name (with the keys they read), and the backups they restore from —
+    Longhorn's webhook rejects a `fromBackup` volume until the backup target has synced the backup, and
+    a Velero Restore created before its backups synced fails validation and is never retried."""
+    secrets: dict[tuple[str, str], set[str]] = {}
+    backups: list[dict[str, Any]] = []
+    for manifest in manifests:
+        kind, spec = manifest.get("kind"), manifest.get("spec", {})
+        namespace = str(manifest.get("metadata", {}).get("namespace", ""))
+        if kind == "Cluster":
+            stores = [c.get("barmanObjectStore", {}) for c in spec.get("externalClusters", [])]
+            stores.append(spec.get("backup", {}).get("barmanObjectStore", {}))
+            for store in stores:
+                for ref in store.get("s3Credentials", {}).values():
+                    if isinstance(ref, Mapping) and "name" in ref:
+                        secrets.setdefault((namespace, str(ref["name"])), set()).add(str(ref["key"]))
+        elif kind == "ReplicationDestination":
+            repository = spec.get("restic", {}).get("repository")
+            if repository:
+                secrets.setdefault((namespace, str(repository)), set()).update({"RESTIC_REPOSITORY",
+                                                                                 "RESTIC_PASSWORD"})
+        elif kind == "Volume" and "fromBackup" in spec:
+            query = str(spec["fromBackup"]).split("?", 1)[-1]
+            fields = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+            if "backup" in fields:
+                backups.append({"apiVersion": "longhorn.io/v1beta2", "kind": "Backup", "namespace": namespace,
+                                "name": fields["backup"]})
+        elif kind == "Restore":
+            entry: dict[str, Any] = {"apiVersion": "velero.io/v1", "kind": "Backup", "namespace": namespace}
+            if spec.get("backupName"):
+                entry["name"] = str(spec["backupName"])
+            else:
+                entry["selector"] = f"velero.io/schedule-name={spec.get('scheduleName', '')}"
+                entry["phase"] = "Completed"
+            backups.append(entry)
+    return {"secrets": [{"namespace": ns, "name": name, "keys": sorted(keys)}
+                        for (ns, name), keys in sorted(secrets.items())],
+            "backups": backups}
 
 
 def _gitops_object(step: Step, spec: GraphSpec, read_text: ReadText | None) -> dict[str, Any]:

@@ -105,7 +105,17 @@ def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph
     if secret_lines:
         blocks += [Para("`secrets.yml` (placeholders; dr never writes secret values anywhere):"),
                    Code("\n".join(secret_lines) + "\n", "yaml")]
-    blocks += [Heading(2, "The graph"), Raw(f"```mermaid\n{mermaid.rstrip()}\n```",
+    blocks += [Heading(2, "Which recovery are you following?"),
+               Bullets((
+                   "**From an etcd snapshot** (the control plane comes back with every object it had): set "
+                   "`pulumi config set dr:recovery etcd-snapshot` before `pulumi up`. dr then adopts the "
+                   "Kubernetes objects that came back (the provider upserts them instead of failing with "
+                   "AlreadyExists) and creates only what is missing; data-bearing objects are never deleted and "
+                   "recreated. Helm releases whose release records came back are upgraded by hand "
+                   "(`helm upgrade --install`, below) if `pulumi up` reports the name in use.",
+                   "**From scratch** (an empty etcd: a new cluster): the default, `dr:recovery scratch`; every "
+                   "object is created and every restore step below brings the data back.")),
+               Heading(2, "The graph"), Raw(f"```mermaid\n{mermaid.rstrip()}\n```",
                                             f'<div class="graph">{svg}</div>'),
                Para("Critical-path steps are marked ★; the SVG next to this file draws the same graph.")]
     blocks.append(Heading(2, "Steps"))
@@ -235,6 +245,18 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
                 + (f" from the newest snapshot of `{inputs['recover_from']}`" if snapshot else "")
                 + ", then fetch the kubeconfig. By hand:")
         return [Para(lead), Code("".join(shlex.join(c) + "\n" for c in calls), "sh")]
+    if child.kind == "restore-precheck":
+        needs = inputs["precheck"]
+        lines = [f"kubectl -n {s['namespace']} get secret {s['name']} -o jsonpath='{{.data}}'  # keys: "
+                 f"{', '.join(s['keys'])}" for s in needs.get("secrets", [])]
+        for backup in needs.get("backups", []):
+            resource = f"{str(backup['kind']).lower()}s.{str(backup['apiVersion']).split('/')[0]}"
+            lines.append(f"kubectl -n {backup['namespace']} get {resource} "
+                         + (str(backup["name"]) if backup.get("name") else f"-l {backup['selector']}"))
+        return [Para("Before the restore objects: the credentials they read must exist, and the backups they "
+                     "restore from must have been synced from the backup target (dr waits for them; Longhorn "
+                     "and Velero refuse a restore that comes too early, for good). By hand:"),
+                Code("\n".join(lines) + "\n", "sh")]
     if child.kind == "external":
         return [Para(f"Outside the cluster: dr checks `{inputs['check']}` is there and never creates it. If the "
                      "check fails, bring it back first (a NAS, a bucket, a DNS provider).")]

@@ -57,10 +57,10 @@ def _secrets_for(invocation: PlaybookInvocation, secrets: Mapping[str, str], ste
 
 def _local_step(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any] | None:
     """Steps that run on this machine, not through Ansible: commands, Talos, external checks, GitOps gates."""
-    if "gitops" in inputs:
+    if "gitops" in inputs or "precheck" in inputs:
         from dr.kube.gitops_gate import run_gate_step
 
-        return run_gate_step(inputs)
+        return run_gate_step(inputs, secrets)
     if "command" in inputs:
         return commands.run_command_step(inputs, secrets)
     if "nodes" in inputs and "config" in inputs:

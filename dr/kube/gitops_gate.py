@@ -123,33 +123,26 @@ class GitOpsGate:
         return self.wait_ready(manifest, timeout_s=ready_timeout_s)
 
 
-def run_gate_step(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """One gate step as `pulumi up` runs it (a dynamic resource): `hold`, or `release` (wait for the
-    restore objects, resume, wait for Ready), against the cluster's kubeconfig (a secret input)."""
+def run_gate_step(inputs: Mapping[str, Any], stack_secrets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One step `pulumi up` runs with kubectl (a dynamic resource), against the cluster's kubeconfig (a
+    secret input): a restore's precheck, a gate's `hold`, or its `release` (wait for the restore objects,
+    resume, wait for Ready)."""
     import os
-    import shutil
     import tempfile
-
-    from dr.kube.toolchain import Toolchain
 
     kubeconfig = str(inputs.get("cluster_kubeconfig") or "")
     if not kubeconfig:
-        raise GateError(f"step {inputs.get('step')!r}: no kubeconfig for the cluster to gate on")
-    toolchain = Toolchain.find()
-    kubectl_bin = toolchain.path("kubectl") if not toolchain.missing(("kubectl",)) else shutil.which("kubectl")
-    if not kubectl_bin:
-        raise GateError("kubectl is not installed (make toolchain, or put kubectl on PATH)")
+        raise GateError(f"step {inputs.get('step')!r}: no kubeconfig for the cluster")
     with tempfile.TemporaryDirectory(prefix="dr-gate-") as scratch:
         path = os.path.join(scratch, "kubeconfig")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(kubeconfig)
-
-        def kubectl(*args: str, input_text: str | None = None, check: bool = True,
-                    timeout: float = 60) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([str(kubectl_bin), "--kubeconfig", path, *args], input=input_text,
-                                  capture_output=True, text=True, check=check, timeout=timeout)
-
+        kubectl = kubectl_for(path)
+        if "precheck" in inputs:
+            created = check_restore_needs(kubectl, inputs["precheck"], timeout_s=float(inputs.get("timeout_s", 600)),
+                                          stack_secrets=stack_secrets or {})
+            return {"changed": len(created), "created_secrets": created}
         gate = GitOpsGate(kubectl)
         manifest = inputs["manifest"]
         if inputs["gitops"] == "hold":
@@ -159,3 +152,94 @@ def run_gate_step(inputs: Mapping[str, Any]) -> dict[str, Any]:
         gate.release(manifest)
         live = gate.wait_ready(manifest, timeout_s=float(inputs.get("ready_timeout_s", 600)))
         return {"changed": 1, "ready_generation": int(live.get("metadata", {}).get("generation", 0))}
+
+
+def credential_secret(secret: Mapping[str, Any], stack_secrets: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Secret a restore needs, built from the stack's `dr:secrets` entry `<namespace>/<name>` or `<name>`
+    (a mapping of key to value), or None when the stack has no such entry."""
+    entry = stack_secrets.get(f"{secret['namespace']}/{secret['name']}", stack_secrets.get(secret["name"]))
+    if isinstance(entry, str):
+        try:
+            entry = json.loads(entry)
+        except ValueError:
+            return None
+    if not isinstance(entry, Mapping):
+        return None
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": secret["name"], "namespace": secret["namespace"],
+                         "labels": {"app.kubernetes.io/managed-by": "dr"}},
+            "stringData": {str(k): str(v) for k, v in entry.items()}}
+
+
+def check_restore_needs(kubectl: Kubectl, needs: Mapping[str, Any], *, timeout_s: float, poll_s: float = 2.0,
+                        stack_secrets: Mapping[str, Any] | None = None,
+                        clock: Callable[[], float] = time.monotonic,
+                        sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Before the restore objects are created: every credential Secret they name exists with the keys they
+    read — created from the stack's secrets when it has them, else dr stops, naming it (the restore would
+    fail late and obscurely) — and every backup they restore from has been synced into the cluster
+    (waited for, up to `timeout_s`). Returns the Secrets it created."""
+    problems, created = [], []
+    for secret in needs.get("secrets", []):
+        done = kubectl("get", "secret", secret["name"], "-n", secret["namespace"], "-o", "json", check=False)
+        if done.returncode != 0:
+            manifest = credential_secret(secret, stack_secrets or {})
+            if manifest is not None and set(secret["keys"]) <= set(manifest["stringData"]):
+                # From stdin, never the command line; server-side, owned by dr.
+                applied = kubectl("apply", "--server-side", "--field-manager=dr", "-f", "-",
+                                  input_text=json.dumps(manifest), check=False)
+                if applied.returncode == 0:
+                    created.append(f"{secret['namespace']}/{secret['name']}")
+                    continue
+                problems.append(f"creating Secret {secret['namespace']}/{secret['name']} failed: "
+                                f"{applied.stderr.strip()}")
+                continue
+            problems.append(f"Secret {secret['namespace']}/{secret['name']} does not exist (needs keys "
+                            f"{', '.join(secret['keys'])})")
+            continue
+        present = set(json.loads(done.stdout).get("data", {}) or {})
+        missing = [k for k in secret["keys"] if k not in present]
+        if missing:
+            problems.append(f"Secret {secret['namespace']}/{secret['name']} lacks the keys {', '.join(missing)}")
+    if problems:
+        raise GateError("; ".join(problems) + ". Give the stack the credentials (pulumi config set --secret --path "
+                        "'dr:secrets.NAME.KEY' VALUE) or create them before the restore (kubectl create secret "
+                        "generic NAME -n NAMESPACE --from-literal=KEY=...): the restore objects read them")
+    deadline = clock() + timeout_s
+    for backup in needs.get("backups", []):
+        resource = f"{str(backup['kind']).lower()}s.{str(backup['apiVersion']).split('/')[0]}"
+        shown = f"{backup['kind']} {backup.get('name') or backup.get('selector')} in {backup['namespace']}"
+        while True:
+            args = ["get", resource, "-n", str(backup["namespace"]), "-o", "json"]
+            args += [str(backup["name"])] if backup.get("name") else ["-l", str(backup["selector"])]
+            done = kubectl(*args, check=False)
+            if done.returncode == 0:
+                loaded = json.loads(done.stdout)
+                items = loaded.get("items", [loaded]) if "items" in loaded else [loaded]
+                wanted = backup.get("phase")
+                if any(not wanted or item.get("status", {}).get("phase") == wanted for item in items):
+                    break
+            if clock() >= deadline:
+                raise GateError(f"{shown} has not appeared within {int(timeout_s)}s: the backup target has not "
+                                "synced it yet (check the backup storage location or target and its credentials); "
+                                "restoring before it exists would be rejected or fail for good")
+            sleep(poll_s)
+    return created
+
+
+def kubectl_for(kubeconfig_path: str) -> Kubectl:
+    """kubectl (from `make toolchain`, else PATH) bound to one kubeconfig file."""
+    import shutil
+
+    from dr.kube.toolchain import Toolchain
+
+    toolchain = Toolchain.find()
+    binary = toolchain.path("kubectl") if not toolchain.missing(("kubectl",)) else shutil.which("kubectl")
+    if not binary:
+        raise GateError("kubectl is not installed (make toolchain, or put kubectl on PATH)")
+
+    def kubectl(*args: str, input_text: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(binary), "--kubeconfig", kubeconfig_path, *args], input=input_text,
+                              capture_output=True, text=True, check=check, timeout=timeout)
+    return kubectl

@@ -101,6 +101,8 @@ def load_stack_config(stack: str, *, stacks_dir: Path = Path("stacks")) -> dict[
         config[str(key)] = value if isinstance(value, str) else json.dumps(value)
     if config.get("dr:mode", "prod") not in ("prod", "drill"):
         raise UsageError(f"{path}: dr:mode must be prod or drill, not {config['dr:mode']!r}")
+    if config.get("dr:recovery", "scratch") not in ("scratch", "etcd-snapshot"):
+        raise UsageError(f"{path}: dr:recovery must be scratch or etcd-snapshot, not {config['dr:recovery']!r}")
     return config
 
 

@@ -32,6 +32,7 @@ from dr.graph_file import load_graph_file, read_text
 from dr.stack.host_step import HostStep, HostStepProvider
 
 COMPONENT_TYPE = "dr:recovery:Component"
+RECOVERIES = ("scratch", "etcd-snapshot")
 CORE_KINDS = {"Namespace": k8s.core.v1.Namespace, "PersistentVolume": k8s.core.v1.PersistentVolume,
               "PersistentVolumeClaim": k8s.core.v1.PersistentVolumeClaim}
 
@@ -69,7 +70,7 @@ def ordering_dependencies(resources: ResourcePlan, name: str) -> list[str]:
 def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
              kubeconfig: pulumi.Input[str] | None = None, kube_context: str | None = None,
              step_provider: HostStepProvider | None = None,
-             exports: dict[str, Any] | None = None) -> dict[str, pulumi.ComponentResource]:
+             exports: dict[str, Any] | None = None, adopt: bool = False) -> dict[str, pulumi.ComponentResource]:
     """Register every component and child; returns the components by name. `exports` receives the
     kubeconfig the Kubernetes provider uses (a secret), so drills check the cluster they built."""
     registered: dict[str, pulumi.ComponentResource] = {}
@@ -79,7 +80,8 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
     identity = f"dr-{resources.cluster}-{resources.mode}"
     cluster_kubeconfig: pulumi.Input[str] | None = kubeconfig
     if kubeconfig is not None:
-        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context, cluster_identifier=identity)
+        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context, cluster_identifier=identity,
+                                upsert_existing_objects=adopt)
         if exports is not None:
             exports["kubeconfig"] = kubeconfig
     for component in resources.components:
@@ -87,15 +89,20 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
             depends_on=[registered[d] for d in ordering_dependencies(resources, component.name)]))
         outputs: dict[str, Any] = {}
         siblings: list[pulumi.Resource] = []
+        precheck: list[pulumi.Resource] = []
         for child in component.children:
+            # A hold waits for the controller's own children; restore objects wait for their precheck.
+            after = siblings if child.kind == "gitops-hold" else precheck
             resource = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
-                              step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig,
-                              after=siblings if child.kind == "gitops-hold" else ())
-            if child.kind != "gitops-hold":
+                              step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig, after=after)
+            if child.kind == "restore-precheck":
+                precheck = [resource]
+            elif child.kind != "gitops-hold":
                 siblings.append(resource)
             if component.provides_kubeconfig and isinstance(resource, HostStep) and provider is None:
                 provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
-                                        cluster_identifier=identity, opts=pulumi.ResourceOptions(parent=parent))
+                                        cluster_identifier=identity, upsert_existing_objects=adopt,
+                                        opts=pulumi.ResourceOptions(parent=parent))
                 outputs["kubeconfig"] = resource.kubeconfig
                 cluster_kubeconfig = resource.kubeconfig
                 if exports is not None:
@@ -107,8 +114,10 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
 
 def step_secret_names(inputs: Mapping[str, Any]) -> frozenset[str]:
     """The secrets the playbook of a host step reads (`dr.core.invocations.PLAYBOOK_SECRETS`)."""
+    credentials = [s for s in inputs.get("precheck", {}).get("secrets", [])]
     return frozenset(PLAYBOOK_SECRETS.get(str(inputs.get("playbook", "")), ())) | frozenset(
-        str(name) for name in inputs.get("secrets", []))
+        str(name) for name in inputs.get("secrets", [])) | frozenset(
+        name for s in credentials for name in (s["name"], f"{s['namespace']}/{s['name']}"))
 
 
 def step_hosts(hosts: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,17 +130,22 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
            hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
            step_provider: HostStepProvider | None, cluster_kubeconfig: pulumi.Input[str] | None = None,
            after: Sequence[pulumi.Resource] = ()) -> pulumi.Resource:
-    opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete)
-    if child.kind in ("gitops-hold", "gitops-release"):
+    opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete,
+                                  depends_on=list(after))
+    if child.kind in ("gitops-hold", "gitops-release", "restore-precheck"):
         # The gate talks to the cluster with kubectl: it needs the kubeconfig (a secret). A hold runs as
         # soon as the controller it belongs to is installed (after its siblings), long before the restores.
         if cluster_kubeconfig is None:
             raise pulumi.RunError(f"component {component.name!r}: a GitOps gate needs the cluster's kubeconfig, "
                                   "but no control-plane step comes before it and dr:kubeconfig is not set")
+        # A precheck may create credential Secrets from the stack's secrets: it gets only those.
+        wanted = step_secret_names(child.inputs)
+        step_secrets = pulumi.Output.from_input(secrets).apply(
+            lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
         return HostStep(child.name, step=component.name,
                         inputs={**child.inputs, "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
-                        hosts_inventory={}, secrets={}, provider=step_provider,
-                        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))))
+                        hosts_inventory={}, secrets=pulumi.Output.secret(step_secrets), provider=step_provider,
+                        opts=opts)
     if child.kind in HOST_STEP_KINDS:
         # Only what this step uses: rotating another step's secret or adding an unrelated host must not
         # rerun it (a completed restore would then refuse, its data being back).
@@ -192,6 +206,11 @@ def run() -> None:
     mode = config.get("mode") or "prod"
     if mode not in ("prod", "drill"):
         raise pulumi.RunError(f"config dr:mode must be prod or drill, not {mode!r}")
+    # etcd-snapshot: the control plane came back from a snapshot with its objects; adopt them (upsert)
+    # instead of failing with AlreadyExists. scratch: an empty etcd, everything is created.
+    recovery = config.get("recovery") or "scratch"
+    if recovery not in RECOVERIES:
+        raise pulumi.RunError(f"config dr:recovery must be one of {', '.join(RECOVERIES)}, not {recovery!r}")
     try:
         spec, resources = load_resources(graph_path=graph_path, mode=mode)
     except GraphError as exc:
@@ -207,7 +226,8 @@ def run() -> None:
     exports: dict[str, Any] = {}
     registered = register(resources, hosts=hosts_inventory(spec), secrets=secrets,
                           kubeconfig=config.get_secret("kubeconfig"),
-                          kube_context=pulumi.Config("kubernetes").get("context"), exports=exports)
+                          kube_context=pulumi.Config("kubernetes").get("context"), exports=exports,
+                          adopt=recovery == "etcd-snapshot")
     if "kubeconfig" in exports:
         pulumi.export("kubeconfig", pulumi.Output.secret(exports["kubeconfig"]))
     pulumi.export("cluster", resources.cluster)

@@ -102,7 +102,8 @@ def test_preview_lists_every_registered_resource_even_when_names_repeat(run_cli)
     assert not [t for t in types if t.startswith("kubernetes:yaml/")], "no remote component (ConfigGroup)"
     manifest_objects = sum(len(c.objects) for s in preview.plan.components for c in s.children
                            if c.kind == "config-group")
-    assert len(preview.resources) == len({r.urn for r in preview.resources}) == 57 - 2 + manifest_objects
+    prechecks = sum(1 for s in preview.plan.components for c in s.children if c.kind == "restore-precheck")
+    assert len(preview.resources) == len({r.urn for r in preview.resources}) == 57 - 2 + manifest_objects + prechecks
     result = run_cli("preview", "--stack", "prod")
     assert "mock preview, offline" in result.out
 

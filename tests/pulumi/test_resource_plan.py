@@ -27,8 +27,28 @@ def example() -> GraphSpec:
     return load_graph_file(EXAMPLE_GRAPH)
 
 
-def children(resources: ResourcePlan, component: str):
-    return next(c for c in resources.components if c.name == component).children
+def children(resources: ResourcePlan, component: str, *, prechecks: bool = False):
+    found = next(c for c in resources.components if c.name == component).children
+    return found if prechecks else tuple(c for c in found if c.kind != "restore-precheck")
+
+
+def test_a_restore_first_checks_its_credentials_and_waits_for_its_backups(example: GraphSpec) -> None:
+    """Issue 13: nothing created the credential Secrets restore objects name; Longhorn and Velero refuse
+    a restore created before the backup target synced the backup, for good."""
+    prod = resources_of(example, "prod")
+    kinds = [c.kind if c.kind != "kube-object" else c.inputs["manifest"]["kind"]
+             for c in children(prod, "gitea-data-restore", prechecks=True)]
+    assert kinds == ["Namespace", "restore-precheck", "Volume", "PersistentVolume", "PersistentVolumeClaim"]
+    (longhorn,) = [c for c in children(prod, "gitea-data-restore", prechecks=True) if c.kind == "restore-precheck"]
+    assert longhorn.inputs["precheck"]["backups"] == [{"apiVersion": "longhorn.io/v1beta2", "kind": "Backup",
+                                                       "namespace": "longhorn-system",
+                                                       "name": "backup-3f9c1b2a7d4e4c21"}]
+    (cnpg,) = [c for c in children(prod, "gitea-db", prechecks=True) if c.kind == "restore-precheck"]
+    assert cnpg.inputs["precheck"]["secrets"] == [{"namespace": "gitea", "name": "gitea-db-s3",
+                                                   "keys": ["ACCESS_KEY_ID", "ACCESS_SECRET_KEY"]}]
+    (velero,) = [c for c in children(prod, "grafana-restore", prechecks=True) if c.kind == "restore-precheck"]
+    assert velero.inputs["precheck"]["backups"][0]["selector"].startswith("velero.io/schedule-name=")
+    assert velero.inputs["precheck"]["backups"][0]["phase"] == "Completed"
 
 
 def test_one_child_kind_per_action(example: GraphSpec) -> None:
