@@ -102,5 +102,20 @@ for name in pulumi-resource-kubernetes; do
     [ -e "$BIN/$name" ] || say "$name: not available (not served by the Go module proxy; put it on PATH to use it)"
 done
 
+# CloudNativePG CRDs newer than the shared ones (1.24.1): recovery through the barman-cloud plugin
+# (externalClusters[].plugin) needs 1.26. They are the upstream files of the release's Go module, read
+# from the module proxy into the cache, never into the checkout.
+CNPG_VERSION=v1.26.1
+CRDS="$ROOT/crds/cloudnative-pg-${CNPG_VERSION#v}"
+if [ ! -f "$CRDS/postgresql.cnpg.io_clusters.yaml" ]; then
+    module=$(cd "$HERE" && go mod download -json "github.com/cloudnative-pg/cloudnative-pg@$CNPG_VERSION" \
+             | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    mkdir -p "$CRDS"
+    install -m 0644 "$module"/config/crd/bases/*.yaml "$CRDS/"
+    say "CloudNativePG $CNPG_VERSION CRDs: from its module into $CRDS"
+else
+    say "CloudNativePG $CNPG_VERSION CRDs: cached"
+fi
+
 du -sh "$ROOT/$KEY" 2>/dev/null | awk '{print "toolchain: " $1 " on disk"}' >&2
 echo "$BIN"

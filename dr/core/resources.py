@@ -229,6 +229,10 @@ def restore_needs(manifests: list[Mapping[str, Any]]) -> dict[str, list[dict[str
                 for ref in store.get("s3Credentials", {}).values():
                     if isinstance(ref, Mapping) and "name" in ref:
                         secrets.setdefault((namespace, str(ref["name"])), set()).add(str(ref["key"]))
+        elif kind == "ObjectStore":
+            for ref in spec.get("configuration", {}).get("s3Credentials", {}).values():
+                if isinstance(ref, Mapping) and "name" in ref:
+                    secrets.setdefault((namespace, str(ref["name"])), set()).add(str(ref["key"]))
         elif kind == "ReplicationDestination":
             repository = spec.get("restic", {}).get("repository")
             if repository:
@@ -337,11 +341,7 @@ def _restore_objects(name: str, backup: Backup, action: RestoreAction, mode: str
     elif backup.tool == "volsync":
         objects += _volsync_restore(name, backup, action, values, namespace)
     elif backup.tool == "cnpg-barman-plugin":
-        # Recovery through the plugin is `externalClusters[].plugin`, CloudNativePG 1.26+; the CRDs dr
-        # validates against are 1.24.1, which has no such field. Say so rather than render nothing.
-        raise _MissingInput(f"component {name!r}: restores of cnpg-barman-plugin backups are not rendered yet "
-                            "(they need CloudNativePG 1.26+ externalClusters[].plugin); restore with a "
-                            "cnpg-barman backup, or by hand as docs/gitops.md describes")
+        objects += _cnpg_plugin_cluster(name, backup, action, values, namespace, mode)
     return objects
 
 
@@ -421,6 +421,65 @@ def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict
                 "metadata": {"name": name, "namespace": namespace, "labels": _labels(name)}, "spec": spec}
     return KubeObject(manifest=manifest, data_bearing=True,
                       restore_sources=(("spec", "externalClusters", 0, "barmanObjectStore", "destinationPath"),))
+
+
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+def _object_store(name: str, namespace: str, path: str, values: Mapping[str, Any], component: str) -> KubeObject:
+    credentials = str(values.get("s3_credentials_secret", f"{component}-s3"))
+    configuration: dict[str, Any] = {
+        "destinationPath": path, **_endpoint(values.get("endpoint_url")),
+        "s3Credentials": {"accessKeyId": {"name": credentials,
+                                          "key": str(values.get("s3_access_key_id_key", "ACCESS_KEY_ID"))},
+                          "secretAccessKey": {"name": credentials,
+                                              "key": str(values.get("s3_secret_access_key_key", "ACCESS_SECRET_KEY"))}},
+        "wal": {"maxParallel": 8}}
+    return KubeObject(manifest={"apiVersion": "barmancloud.cnpg.io/v1", "kind": "ObjectStore",
+                                "metadata": {"name": name, "namespace": namespace, "labels": _labels(component)},
+                                "spec": {"configuration": configuration,
+                                         "retentionPolicy": str(values.get("retention_policy", "30d"))}},
+                      data_bearing=True)
+
+
+def _cnpg_plugin_cluster(name: str, backup: Backup, action: RestoreAction, values: dict[str, Any], namespace: str,
+                         mode: str) -> list[KubeObject]:
+    """A CloudNativePG cluster recovered through the barman-cloud plugin (CloudNativePG 1.26+): an
+    ObjectStore for the backup it reads, one for the archive it writes under a new server name, the
+    Cluster with `externalClusters[].plugin` and the plugin as its WAL archiver."""
+    if mode == "drill":
+        archive = _need(values, "wal_archive", name,
+                        "a drill must archive the restored database's WAL somewhere other than production; "
+                        "set it under drill.values")
+    else:
+        archive = values.get("wal_archive", backup.repo)
+    server = str(values.get("server_name", name))
+    new_server = str(values.get("archive_server_name", f"{server}-restored"))
+    if new_server == server and archive == backup.repo:
+        raise _MissingInput(f"component {name!r}: vars.archive_server_name must differ from the server name "
+                            f"{server!r} it recovers from when both archive to {backup.repo}")
+    origin = _object_store(f"{name}-origin", namespace, backup.repo, values, name)
+    target = _object_store(f"{name}-archive", namespace, str(archive), values, name)
+    recovery: dict[str, Any] = {"source": "origin"}
+    if action.target_time != "latest":
+        recovery["recoveryTarget"] = {"targetTime": cnpg_target_time(action.target_time)}
+    storage: dict[str, Any] = {"size": str(values.get("storage_size", "10Gi"))}
+    if "storage_class" in values:
+        storage["storageClass"] = str(values["storage_class"])
+    spec: dict[str, Any] = {
+        "instances": int(values.get("instances", 1)), "storage": storage,
+        "bootstrap": {"recovery": recovery},
+        "externalClusters": [{"name": "origin", "plugin": {
+            "name": BARMAN_PLUGIN, "parameters": {"barmanObjectName": f"{name}-origin", "serverName": server}}}],
+        "plugins": [{"name": BARMAN_PLUGIN, "isWALArchiver": True,
+                     "parameters": {"barmanObjectName": f"{name}-archive", "serverName": new_server}}]}
+    if "image" in values:
+        spec["imageName"] = str(values["image"])
+    cluster = KubeObject(manifest={"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+                                   "metadata": {"name": name, "namespace": namespace, "labels": _labels(name)},
+                                   "spec": spec}, data_bearing=True)
+    return [KubeObject(manifest=origin.manifest, data_bearing=True,
+                       restore_sources=(("spec", "configuration", "destinationPath"),)), target, cluster]
 
 
 def _velero_restore(name: str, backup: Backup, action: RestoreAction, values: dict[str, Any],

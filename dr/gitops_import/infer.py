@@ -213,8 +213,8 @@ class _Inference:
                 retention_policy = str(store.spec.get("retentionPolicy", "")) if store else ""
                 if store is None:
                     review.append(f"repo: ObjectStore {store_name} is not in the repository")
-                review.append("restore: dr does not render barman-cloud plugin restores yet (CloudNativePG "
-                              "1.26+); restore by hand until it does")
+                review.append("restore: recovery through the plugin needs CloudNativePG 1.26+ and the "
+                              "barman-cloud plugin installed before this step")
             elif section.get("barmanObjectStore"):
                 tool, repo = "cnpg-barman", str(section["barmanObjectStore"].get("destinationPath", ""))
                 retention_policy = str(section.get("retentionPolicy", ""))

@@ -23,8 +23,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_dirs() -> list[Path]:
-    """Where CRDs are looked up when nobody says: DR_CRDS_DIR, then the shared directory beside the checkout."""
+    """Where CRDs are looked up when nobody says: DR_CRDS_DIR, then the upstream CRDs `make toolchain`
+    read from Go modules (CloudNativePG 1.26, for the barman-cloud plugin), then the shared directory
+    beside the checkout. The first directory that defines a kind wins."""
+    from dr.kube.toolchain import cache_root
+
     dirs = [Path(p) for p in os.environ.get("DR_CRDS_DIR", "").split(os.pathsep) if p]
+    fetched = cache_root() / "crds"
+    if fetched.is_dir():
+        dirs += sorted((d for d in fetched.iterdir() if d.is_dir()), reverse=True)
     shared = REPO_ROOT.parent / "shared" / "crds"
     if shared.is_dir():
         dirs.append(shared)

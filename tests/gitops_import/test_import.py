@@ -94,11 +94,13 @@ def test_flux_repository_becomes_a_graph_gated_on_its_restores(tmp_path: Path,
     from dr.core.resources import resource_plan
     from dr.graph_file import load_graph_file, read_text
 
-    spec = load_graph_file(out)
-    planned_spec = plan_for(spec, read_text=read_text)
+    planned_spec = plan_for(load_graph_file(out), read_text=read_text)
     assert planned_spec.graph is not None
-    with pytest.raises(Exception, match="cnpg-barman-plugin backups are not rendered yet"):
-        resource_plan(planned_spec, planned_spec.graph.spec, read_text=read_text)
+    components = {c.name: c for c in resource_plan(planned_spec, planned_spec.graph.spec, read_text=read_text)
+                  .components}
+    (release,) = [c for c in components["gitea"].children if c.kind == "gitops-release"]
+    assert sorted(r["kind"] for r in release.inputs["restores"]) == ["Cluster", "ReplicationDestination"]
+    assert any(c.inputs.get("step") == "gitea" for c in components["flux"].children if c.kind == "gitops-hold")
 
 
 def test_argo_repository_waves_become_edges_and_one_velero_schedule_protects_several(

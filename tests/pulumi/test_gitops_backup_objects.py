@@ -3,6 +3,7 @@ with a custom S3 endpoint and credential key names, validated against the real u
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -10,7 +11,6 @@ import pytest
 from dr.core.plan import plan_for
 from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, resource_plan
 from dr.core.spec import GraphSpec
-from dr.errors import GraphError
 from dr.stack.validate import validate_object
 
 GRAPH = """\
@@ -71,7 +71,32 @@ def test_volsync_and_cnpg_restore_objects_are_accepted_by_the_real_crds() -> Non
         "https://s3.lab.example:9000"
 
 
-def test_a_barman_plugin_restore_says_it_is_not_rendered_rather_than_rendering_nothing() -> None:
-    text = GRAPH.replace("tool: cnpg-barman,", "tool: cnpg-barman-plugin,")
-    with pytest.raises(GraphError, match="restores of cnpg-barman-plugin backups are not rendered yet"):
-        objects(text)
+def test_a_barman_plugin_restore_is_accepted_by_the_real_cloudnativepg_1_26_crd() -> None:
+    """Recovery through the barman-cloud plugin is `externalClusters[].plugin`, new in CloudNativePG 1.26:
+    validated against the upstream 1.26.1 CRD `make toolchain` reads from the release's Go module."""
+    from dr.kube import crds
+
+    cluster_crd = crds.find("postgresql.cnpg.io/v1", "Cluster")
+    fetched = cluster_crd is not None and "cloudnative-pg-1.26" in str(cluster_crd.path)
+    if not fetched:
+        message = "the CloudNativePG 1.26 CRDs are not fetched (run `make toolchain`)"
+        if os.environ.get("DR_TOOLCHAIN_BIN"):
+            pytest.fail(message)
+        pytest.skip(message)
+    text = GRAPH.replace("tool: cnpg-barman,", "tool: cnpg-barman-plugin,").replace(
+        "s3_secret_access_key_key: AWS_SECRET_ACCESS_KEY}", "s3_secret_access_key_key: AWS_SECRET_ACCESS_KEY,\n"
+        "           image: ghcr.io/cloudnative-pg/postgresql:16.4, storage_class: ceph-block}")
+    found = objects(text)
+    for name, manifest in found.items():
+        assert validate_object(manifest, kubernetes="1.30") == [], name
+    cluster = found["Cluster/db-restore"]["spec"]
+    assert cluster["externalClusters"] == [{"name": "origin", "plugin": {
+        "name": "barman-cloud.cloudnative-pg.io", "parameters": {"barmanObjectName": "db-restore-origin",
+                                                                  "serverName": "db-restore"}}}]
+    assert cluster["plugins"][0]["parameters"] == {"barmanObjectName": "db-restore-archive",
+                                                   "serverName": "db-restore-restored"}
+    assert cluster["imageName"] == "ghcr.io/cloudnative-pg/postgresql:16.4"
+    assert cluster["storage"]["storageClass"] == "ceph-block"
+    origin = found["ObjectStore/db-restore-origin"]["spec"]["configuration"]
+    assert origin["destinationPath"] == "s3://lab/cnpg/db" and origin["endpointURL"] == "https://s3.lab.example:9000"
+    assert origin["s3Credentials"]["secretAccessKey"]["key"] == "AWS_SECRET_ACCESS_KEY"
