@@ -19,22 +19,59 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from dr.core.spec import LAYER_INDEX, Component, GraphSpec, HelmAction, ReconciledBy, did_you_mean
+import yaml
+
+from dr.core.spec import LAYER_INDEX, Component, GraphSpec, HelmAction, ManifestsAction, ReconciledBy, did_you_mean
 from dr.errors import Diagnostic
 
 MIRROR_HINT = ("serve it from outside the cluster: a mirror (a git mirror or chart repository on the NAS, a "
                "hosted copy) that the rebuild can reach before anything is restored; see docs/gitops.md")
 
 
-def pulls(component: Component) -> Iterator[tuple[tuple[str, ...], str]]:
-    """(field path, URL) of every source the component's rebuild pulls from."""
+def pulls(component: Component, spec: GraphSpec | None = None,
+          read_text: Callable[[Path], str] | None = None) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(field path, URL) of every source the component's rebuild pulls from: its Helm repository, its
+    GitOps source, and the registries of the container images in its manifest files."""
     if isinstance(component.action, HelmAction):
         yield ("helm", "repo"), component.action.repo
     if component.reconciled_by is not None and component.reconciled_by.source:
         yield ("reconciled_by", "source"), component.reconciled_by.source
+    if isinstance(component.action, ManifestsAction) and spec is not None and read_text is not None:
+        for i, manifest in enumerate(component.action.paths):
+            try:
+                documents = list(yaml.safe_load_all(read_text(spec.base_dir / manifest)))
+            except (OSError, yaml.YAMLError):
+                continue  # reported by the graph's reference checks
+            for image in sorted({i for d in documents for i in _images(d)}):
+                yield ("manifests", str(i)), image_registry_url(image)
+
+
+def _images(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in ("containers", "initContainers", "ephemeralContainers") and isinstance(item, list):
+                yield from (str(c["image"]) for c in item if isinstance(c, Mapping) and isinstance(c.get("image"), str))
+            else:
+                yield from _images(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _images(item)
+
+
+def image_registry_url(image: str) -> str:
+    """Where an image is pulled from, as a URL: `registry.lab:5000/app:1` -> https://registry.lab:5000/app;
+    a bare `nginx` is Docker Hub's."""
+    name = image.split("@", 1)[0]
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, rest
+    else:
+        host, path = "docker.io", name if rest else f"library/{name}"
+    return f"https://{host}/{path.rsplit(':', 1)[0] if ':' in path.rsplit('/', 1)[-1] else path}"
 
 
 def _normalise(url: str) -> str:
@@ -69,7 +106,7 @@ def _ancestors(spec: GraphSpec, name: str) -> set[str]:
     return seen
 
 
-def gitops_problems(spec: GraphSpec) -> list[Diagnostic]:
+def gitops_problems(spec: GraphSpec, read_text: Callable[[Path], str] | None = None) -> list[Diagnostic]:
     """The controller rule and the bootstrap-sources rule, in any mode."""
     problems: list[Diagnostic] = []
     gitops_layer = LAYER_INDEX["gitops"]
@@ -87,7 +124,7 @@ def gitops_problems(spec: GraphSpec) -> list[Diagnostic]:
                 problems.append(Diagnostic(spec.path, line, f"component {name!r}: reconciled_by controller "
                                            f"{owner.controller!r} is in layer {controller.layer}, not gitops; "
                                            "name the component that installs Flux or Argo CD"))
-        for field, url in pulls(component):
+        for field, url in pulls(component, spec, read_text):
             for server, prefix in served_by(spec, url):
                 line = spec.line_of("components", name, *field)
                 if server == name:

@@ -43,7 +43,7 @@ class RecoveryGraph:
     @classmethod
     def build(cls, spec: GraphSpec, *, mode: str = "prod", read_text: ReadText | None = None) -> RecoveryGraph:
         """Validate `spec` for `mode`; raise GraphError with every error found."""
-        problems = check_references(spec, read_text) + gitops_problems(spec)
+        problems = check_references(spec, read_text) + gitops_problems(spec, read_text)
         if problems:
             raise GraphError(problems)
         resolved, problems = for_mode(spec, mode)

@@ -158,3 +158,33 @@ def test_a_production_marker_in_a_kept_gitops_source_is_a_leak() -> None:
 """, mode="drill")
     assert any("'tunnel' in drill mode: reconciled_by.path contains the production marker 'prod.example.com'" in f
                for f in found), found
+
+
+def test_images_in_manifests_are_sources_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A registry in the cluster serving the images the rebuild needs is the same trap as the git server."""
+    (tmp_path / "app.yaml").write_text("""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: apps}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      initContainers: [{name: init, image: "docker.io/library/busybox:1.36"}]
+      containers: [{name: app, image: "registry.lab.example:5000/apps/app:1.4"}]
+""")
+    text = """\
+cluster: lab
+components:
+  registry: {layer: app, serves: ["https://registry.lab.example:5000"]}
+  app: {layer: app, manifests: app.yaml}
+"""
+    spec = GraphSpec.from_yaml(text, path=str(tmp_path / "cluster.yaml"))
+    with pytest.raises(GraphError) as caught:
+        RecoveryGraph.build(spec, read_text=lambda p: p.read_text())
+    assert "component 'app' pulls from https://registry.lab.example:5000/apps/app, served by component " \
+           "'registry'" in str(caught.value)
+    fixed = GraphSpec.from_yaml(text.replace("manifests: app.yaml}", "manifests: app.yaml, depends_on: [registry]}"),
+                                path=str(tmp_path / "cluster.yaml"))
+    assert RecoveryGraph.build(fixed, read_text=lambda p: p.read_text()).topological_order() == ["registry", "app"]
