@@ -153,8 +153,9 @@ def drill_follow_problems(spec: GraphSpec, kept: Mapping[str, Component]) -> lis
             owner = component.reconciled_by
             if owner is None or not _same_object(owner, dropped.reconciled_by):
                 continue
-            moved = any(component.drill.reconciled_by.get(k, getattr(owner, k)) != getattr(owner, k)
-                        for k in ("source", "path"))
+            drill = component.drill.reconciled_by
+            moved = bool(drill.get("substitutions")) or any(
+                drill.get(k, getattr(owner, k)) != getattr(owner, k) for k in ("source", "path"))
             if moved or (owner.source, owner.path) != (dropped.reconciled_by.source, dropped.reconciled_by.path):
                 continue
             problems.append(Diagnostic(spec.path, spec.line_of("components", keeper, "reconciled_by"), (

@@ -26,6 +26,7 @@ from dr.core.spec import (
     RestoreAction,
     deep_merge,
     freeze,
+    thaw,
 )
 from dr.errors import Diagnostic
 
@@ -157,7 +158,10 @@ def _on_drill_hosts(spec: GraphSpec) -> GraphSpec:
 def _with_drill_overrides(component: Component) -> Component:
     owner = component.reconciled_by
     if owner is not None and component.drill.reconciled_by:
-        component = replace(component, reconciled_by=replace(owner, **dict(component.drill.reconciled_by)))
+        moved = thaw(component.drill.reconciled_by)
+        if "substitutions" in moved:
+            moved["substitutions"] = freeze({**thaw(owner.substitutions), **moved["substitutions"]})
+        component = replace(component, reconciled_by=replace(owner, **moved))
     overrides = component.drill.values
     action = component.action
     if not overrides or action is None:
@@ -197,7 +201,8 @@ def _declared_fields(component: Component) -> Iterator[tuple[tuple[str | int, ..
         else:
             yield (key, name), value
     if component.reconciled_by is not None:  # the GitOps source and path a drill would sync
-        yield ("reconciled_by",), {"source": component.reconciled_by.source, "path": component.reconciled_by.path}
+        yield ("reconciled_by",), {"source": component.reconciled_by.source, "path": component.reconciled_by.path,
+                                   "substitutions": thaw(component.reconciled_by.substitutions)}
     for i, check in enumerate(component.verify):
         yield ("verify", i), dict(check.spec)
     yield ("description",), component.description

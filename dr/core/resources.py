@@ -274,6 +274,8 @@ def _gitops_object(step: Step, spec: GraphSpec, read_text: ReadText | None) -> d
         spec_part["path"] = owner.path
     elif owner.path and owner.kind == "Application" and isinstance(spec_part.get("source"), dict):
         spec_part["source"]["path"] = owner.path
+    if owner.substitutions and owner.kind == "Kustomization":  # Flux's post-build variable substitution
+        spec_part.setdefault("postBuild", {}).setdefault("substitute", {}).update(thaw(owner.substitutions))
     return obj
 
 

@@ -230,7 +230,7 @@ class DrillOverrides:
 
     replace_with: str | None = None
     values: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
-    reconciled_by: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # a drill path or source
+    reconciled_by: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # a drill path, source, substitutions
 
 
 NO_DRILL_OVERRIDES = DrillOverrides()
@@ -256,6 +256,7 @@ class ReconciledBy:
     source: str = ""   # the git or chart repository URL the object syncs from
     path: str = ""     # the path inside that repository
     manifest: str = ""  # the object's YAML, relative to the graph file: dr creates it held (the gate)
+    substitutions: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # Flux postBuild, drill only
 
     @property
     def family(self) -> str:
@@ -825,9 +826,18 @@ class _SpecReader:
         values = self.mapping(spec.get("values"), (*where, "values"), f"{what}: drill 'values'") or {}
         gitops = self.mapping(spec.get("reconciled_by"), (*where, "reconciled_by"),
                               f"{what}: drill 'reconciled_by'") or {}
-        self.fields(gitops, (*where, "reconciled_by"), ("source", "path"), f"{what}: drill 'reconciled_by'")
-        overrides = {k: self.string(v, (*where, "reconciled_by", k), f"{what}: drill reconciled_by '{k}'") or ""
-                     for k, v in gitops.items() if k in ("source", "path")}
+        self.fields(gitops, (*where, "reconciled_by"), ("source", "path", "substitutions"),
+                    f"{what}: drill 'reconciled_by'")
+        overrides: dict[str, Any] = {
+            k: self.string(v, (*where, "reconciled_by", k), f"{what}: drill reconciled_by '{k}'") or ""
+            for k, v in gitops.items() if k in ("source", "path")}
+        if "substitutions" in gitops:
+            substitutions = self.mapping(gitops["substitutions"], (*where, "reconciled_by", "substitutions"),
+                                         f"{what}: drill reconciled_by 'substitutions'") or {}
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in substitutions.items()):
+                self.error((*where, "reconciled_by", "substitutions"),
+                           f"{what}: drill reconciled_by 'substitutions' maps variable names to text (quote values)")
+            overrides["substitutions"] = {str(k): str(v) for k, v in substitutions.items()}
         return DrillOverrides(replace_with=replace_with, values=freeze(values), reconciled_by=freeze(overrides))
 
     def verify(self, value: Any, where: PathKey, what: str) -> tuple[VerifyCheck, ...]:

@@ -188,3 +188,36 @@ components:
     fixed = GraphSpec.from_yaml(text.replace("manifests: app.yaml}", "manifests: app.yaml, depends_on: [registry]}"),
                                 path=str(tmp_path / "cluster.yaml"))
     assert RecoveryGraph.build(fixed, read_text=lambda p: p.read_text()).topological_order() == ["registry", "app"]
+
+
+def test_drill_substitutions_reach_the_held_kustomization_and_are_leak_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dr.core.plan import plan_for
+    from dr.core.resources import resource_plan
+
+    (tmp_path / "infra.yaml").write_text(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: infra, namespace: flux-system}\n"
+        "spec: {interval: 10m, path: ./infra, prune: true, sourceRef: {kind: GitRepository, name: flux-system},\n"
+        "       postBuild: {substitute: {CLUSTER: lab}}}\n")
+    text = DRILL.replace("""    reconciled_by: {kind: Kustomization, name: infra, controller: flux, path: clusters/lab/infra}
+  cert-manager:""", """    reconciled_by: {kind: Kustomization, name: infra, controller: flux, path: clusters/lab/infra}
+  cert-manager:""").replace("""  cert-manager:
+    layer: addon
+    reconciled_by: {kind: Kustomization, name: infra, controller: flux, path: clusters/lab/infra}
+""", """  cert-manager:
+    layer: addon
+    reconciled_by: {kind: Kustomization, name: infra, controller: flux, path: clusters/lab/infra,
+                    manifest: infra.yaml}
+    drill: {reconciled_by: {substitutions: {EXTERNAL_DNS: "disabled", DOMAIN: drill.example.net}}}
+""")
+    text = text.replace("vars: {namespace: gitea}", "vars: {namespace: gitea, pvc: gitea-data, size: 5Gi}")
+    spec = GraphSpec.from_yaml(text, path=str(tmp_path / "cluster.yaml"))
+    plan = plan_for(spec, mode="drill", read_text=lambda p: p.read_text())
+    assert plan.graph is not None
+    resources = resource_plan(plan, plan.graph.spec, read_text=lambda p: p.read_text())
+    (release,) = [c for r in resources.components if r.name == "cert-manager" for c in r.children]
+    assert release.inputs["manifest"]["spec"]["postBuild"]["substitute"] == {
+        "CLUSTER": "lab", "EXTERNAL_DNS": "disabled", "DOMAIN": "drill.example.net"}
+    leaking = GraphSpec.from_yaml(text.replace("drill.example.net", "prod.example.com"),
+                                  path=str(tmp_path / "cluster.yaml"))
+    with pytest.raises(GraphError, match="reconciled_by.substitutions.DOMAIN contains the production marker"):
+        plan_for(leaking, mode="drill", read_text=lambda p: p.read_text())
