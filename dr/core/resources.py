@@ -380,6 +380,26 @@ def _endpoint(url: Any) -> dict[str, str]:
     return {"endpointURL": str(url)} if url else {}
 
 
+def _cnpg_archive(name: str, backup: Backup, values: Mapping[str, Any], mode: str) -> tuple[str, str, str]:
+    """(archive path, server name recovered from, new server name) of a recovered CloudNativePG cluster.
+
+    A drill archives somewhere other than production. CloudNativePG refuses to archive into a non-empty
+    archive ("Expected empty archive"): the recovered cluster writes under a new server name; the next
+    recovery reads from that one."""
+    if mode == "drill":
+        archive = _need(values, "wal_archive", name,
+                        "a drill must archive the restored database's WAL somewhere other than production; "
+                        "set it under drill.values")
+    else:
+        archive = values.get("wal_archive", backup.repo)
+    server = str(values.get("server_name", name))
+    new_server = str(values.get("archive_server_name", f"{server}-restored"))
+    if new_server == server and archive == backup.repo:
+        raise _MissingInput(f"component {name!r}: vars.archive_server_name must differ from the server name "
+                            f"{server!r} it recovers from when both archive to {backup.repo}")
+    return str(archive), server, new_server
+
+
 def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict[str, Any], namespace: str,
                   mode: str) -> KubeObject:
     credentials = values.get("s3_credentials_secret", f"{backup.name}-s3")
@@ -392,19 +412,7 @@ def _cnpg_cluster(name: str, backup: Backup, action: RestoreAction, values: dict
     recovery: dict[str, Any] = {"source": source}
     if action.target_time != "latest":
         recovery["recoveryTarget"] = {"targetTime": cnpg_target_time(action.target_time)}
-    if mode == "drill":
-        archive = _need(values, "wal_archive", name,
-                        "a drill must archive the restored database's WAL somewhere other than production; "
-                        "set it under drill.values")
-    else:
-        archive = values.get("wal_archive", backup.repo)
-    server = str(values.get("server_name", name))
-    # CloudNativePG refuses to archive into a non-empty archive ("Expected empty archive"): the recovered
-    # cluster writes under a new server name; the next recovery reads from that one.
-    new_server = str(values.get("archive_server_name", f"{server}-restored"))
-    if new_server == server and archive == backup.repo:
-        raise _MissingInput(f"component {name!r}: vars.archive_server_name must differ from the server name "
-                            f"{server!r} it recovers from when both archive to {backup.repo}")
+    archive, server, new_server = _cnpg_archive(name, backup, values, mode)
     spec: dict[str, Any] = {
         "instances": int(values.get("instances", 1)),
         "storage": {"size": str(values.get("storage_size", "10Gi"))},
@@ -449,17 +457,7 @@ def _cnpg_plugin_cluster(name: str, backup: Backup, action: RestoreAction, value
     """A CloudNativePG cluster recovered through the barman-cloud plugin (CloudNativePG 1.26+): an
     ObjectStore for the backup it reads, one for the archive it writes under a new server name, the
     Cluster with `externalClusters[].plugin` and the plugin as its WAL archiver."""
-    if mode == "drill":
-        archive = _need(values, "wal_archive", name,
-                        "a drill must archive the restored database's WAL somewhere other than production; "
-                        "set it under drill.values")
-    else:
-        archive = values.get("wal_archive", backup.repo)
-    server = str(values.get("server_name", name))
-    new_server = str(values.get("archive_server_name", f"{server}-restored"))
-    if new_server == server and archive == backup.repo:
-        raise _MissingInput(f"component {name!r}: vars.archive_server_name must differ from the server name "
-                            f"{server!r} it recovers from when both archive to {backup.repo}")
+    archive, server, new_server = _cnpg_archive(name, backup, values, mode)
     origin = _object_store(f"{name}-origin", namespace, backup.repo, values, name)
     target = _object_store(f"{name}-archive", namespace, str(archive), values, name)
     recovery: dict[str, Any] = {"source": "origin"}
