@@ -95,17 +95,6 @@ def served_by(spec: GraphSpec, url: str) -> list[tuple[str, str]]:
             if target == _normalise(prefix) or target.startswith(_normalise(prefix) + "/")]
 
 
-def _ancestors(spec: GraphSpec, name: str) -> set[str]:
-    seen: set[str] = set()
-    stack = [name]
-    while stack:
-        for dep in spec.components[stack.pop()].depends_on:
-            if dep in spec.components and dep not in seen:
-                seen.add(dep)
-                stack.append(dep)
-    return seen
-
-
 def gitops_problems(spec: GraphSpec, read_text: Callable[[Path], str] | None = None) -> list[Diagnostic]:
     """The controller rule and the bootstrap-sources rule, in any mode."""
     problems: list[Diagnostic] = []
@@ -131,7 +120,7 @@ def gitops_problems(spec: GraphSpec, read_text: Callable[[Path], str] | None = N
                     problems.append(Diagnostic(spec.path, line, (
                         f"component {name!r} is rebuilt from {url}, which it serves itself ({prefix}): it can "
                         f"never come back after a loss; {MIRROR_HINT}")))
-                elif server not in _ancestors(spec, name):
+                elif server not in spec.ancestors(name):
                     problems.append(Diagnostic(spec.path, line, (
                         f"component {name!r} pulls from {url}, served by component {server!r} ({prefix}), which "
                         f"the rebuild does not bring back before {name!r}; {MIRROR_HINT}, or make {name!r} "

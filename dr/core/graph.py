@@ -148,18 +148,6 @@ def _topological_order(spec: GraphSpec) -> tuple[str, ...] | None:
     return tuple(order) if len(order) == len(components) else None
 
 
-def _ancestors(spec: GraphSpec, name: str) -> set[str]:
-    """Everything `name` needs, directly or through others."""
-    seen: set[str] = set()
-    stack = list(spec.components[name].depends_on)
-    while stack:
-        dep = stack.pop()
-        if dep not in seen:
-            seen.add(dep)
-            stack.extend(spec.components[dep].depends_on)
-    return seen
-
-
 def _digraph(spec: GraphSpec) -> nx.DiGraph:
     digraph = nx.DiGraph()
     digraph.add_nodes_from(spec.components)
@@ -294,7 +282,7 @@ def _data_rules(spec: GraphSpec) -> list[Diagnostic]:
 
 def _restored_before(spec: GraphSpec, backup: Backup, owner: str, restorers: list[str]) -> list[Diagnostic]:
     """Rule 6 for one component a backup protects: it depends on a restore of that backup."""
-    if owner in restorers or (restorers and _ancestors(spec, owner) & set(restorers)):
+    if owner in restorers or (restorers and spec.ancestors(owner) & set(restorers)):
         return []
     if restorers:
         fix = f"add {sorted(restorers)[0]!r} to its depends_on"

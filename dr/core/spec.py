@@ -325,6 +325,17 @@ class GraphSpec:
     def line_of(self, *where: str | int) -> int:
         return self.document.line_of(where) if self.document is not None else 0
 
+    def ancestors(self, name: str) -> set[str]:
+        """Everything `name` needs, directly or through others (names not in the graph are skipped)."""
+        seen: set[str] = set()
+        stack = list(self.components[name].depends_on)
+        while stack:
+            dep = stack.pop()
+            if dep in self.components and dep not in seen:
+                seen.add(dep)
+                stack.extend(self.components[dep].depends_on)
+        return seen
+
     def with_components(self, components: Mapping[str, Component]) -> GraphSpec:
         return replace(self, components=MappingProxyType(dict(components)))
 

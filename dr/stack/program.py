@@ -114,7 +114,7 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
 
 def step_secret_names(inputs: Mapping[str, Any]) -> frozenset[str]:
     """The secrets the playbook of a host step reads (`dr.core.invocations.PLAYBOOK_SECRETS`)."""
-    credentials = [s for s in inputs.get("precheck", {}).get("secrets", [])]
+    credentials = inputs.get("precheck", {}).get("secrets", [])
     return frozenset(PLAYBOOK_SECRETS.get(str(inputs.get("playbook", "")), ())) | frozenset(
         str(name) for name in inputs.get("secrets", [])) | frozenset(
         name for s in credentials for name in (s["name"], f"{s['namespace']}/{s['name']}"))
