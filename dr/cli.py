@@ -214,7 +214,54 @@ def build_parser() -> argparse.ArgumentParser:
                               "drill restored from a snapshot) instead of an empty one")
     sandbox.add_argument("--json", action="store_true", help="with status: print the status as JSON")
     sandbox.set_defaults(handler=_cmd_sandbox, subparser=sandbox)
+
+    mirror = commands.add_parser(
+        "mirror", parents=[_graph_option()],
+        help="copy the charts the graph pins into a directory and serve it as a Helm repository",
+        description="A rebuild must not depend on chart repositories being reachable on the day. `fill` reads "
+                    "each chart the graph pins (both modes) from its repository, checks it against the index's "
+                    "sha256 digest and writes it with an index.yaml into DIR; charts already there are kept. "
+                    "`serve` serves DIR read-only on 127.0.0.1 as a Helm HTTP repository until interrupted; point "
+                    "the stack at it with `pulumi config set dr:chart_mirror http://127.0.0.1:PORT`.")
+    mirror.add_argument("action", choices=("fill", "serve"))
+    mirror.add_argument("--dir", default=".dr/charts", metavar="DIR", help="the mirror directory (default .dr/charts)")
+    mirror.add_argument("--port", type=_positive_int, default=8879, help="with serve: the port (default 8879)")
+    mirror.add_argument("--upstream", action="append", default=[], metavar="REPO=URL",
+                        help="with fill: fetch the charts of repository REPO from URL instead (a nearer copy); "
+                             "repeatable")
+    mirror.set_defaults(handler=_cmd_mirror, subparser=mirror)
     return parser
+
+
+def _cmd_mirror(args: argparse.Namespace) -> int:
+    from dr.charts.mirror import Server, fill
+    from dr.core.charts import chart_pins
+
+    directory = Path(args.dir)
+    if args.action == "serve":
+        if not (directory / "index.yaml").is_file():
+            raise UsageError(f"{directory} has no index.yaml; `dr mirror fill --dir {directory}` first")
+        server = Server(directory.resolve(), args.port)
+        print(f"serving {directory} at {server.url} (Ctrl-C stops); pulumi config set dr:chart_mirror {server.url}",
+              flush=True)
+        try:
+            server.serve_forever()
+        finally:
+            server.close()
+        return EXIT_OK
+    upstream = {}
+    for item in args.upstream:
+        repo, sep, url = item.partition("=")
+        if not sep or not repo or not url:
+            raise UsageError(f"--upstream takes REPO=URL, not {item!r}")
+        upstream[repo] = url
+    spec = load_graph_file(args.graph)
+    plan_for(spec, read_text=read_text)  # every command validates the graph the same way first (exit 2)
+    pins = chart_pins(spec)
+    done = fill(directory, pins, upstream=upstream, say=lambda line: print(line, file=sys.stderr))
+    fetched = sum(1 for m in done if m.fetched)
+    print(f"{len(done)} charts in {directory} ({fetched} fetched, {len(done) - fetched} already there)")
+    return EXIT_OK
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -579,6 +626,7 @@ _NEEDS: dict[str, list[_Requirement]] = {  # command: (option attribute, option 
     "drill": [("secrets", "--secrets", "--hosts", lambda a: a.hosts),
               ("keep", "--keep", "--stack", lambda a: a.stack),
               ("resume", "--resume", "--sandbox or --hosts", lambda a: not a.stack)],
+    "mirror": [("upstream", "--upstream", "fill", lambda a: a.action == "fill")],
     "sandbox": [("etcd_data", "--etcd-data", "up", lambda a: a.action == "up"),
                 ("json", "--json", "status", lambda a: a.action == "status")],
 }

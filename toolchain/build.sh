@@ -6,9 +6,11 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl   (k8s.io/kubernetes)
 #   etcd, etcdctl, etcdutl                                              (go.etcd.io/etcd 3.6)
 #   kwok                                                                (sigs.k8s.io/kwok)
+#   pulumi-resource-kubernetes 4.25.0                                   (pulumi-kubernetes provider)
 #
 # Binaries a user already has are used instead: `pulumi` on PATH, or envtest binaries in
-# $KUBEBUILDER_ASSETS (kube-apiserver, etcd, kubectl). The wrapper go.mod files beside this script are
+# $KUBEBUILDER_ASSETS (kube-apiserver, etcd, kubectl), `pulumi-resource-kubernetes` on PATH or in the
+# Pulumi plugin cache. The wrapper go.mod files beside this script are
 # dr's own build files; no third-party source is committed.
 #
 # Prints the bin directory on its last line (`make toolchain` and dr read it).
@@ -94,13 +96,34 @@ if [ ! -x "$BIN/pulumi-resource-pulumi-python" ] || [ ! -x "$BIN/pulumi-language
     say "pulumi-resource-pulumi-python, pulumi-language-python-exec: from the SDK module $PULUMI_VERSION"
 fi
 
-# Not served by the Go module proxy here (every release tried; docs/sandbox.md lists them): the Go
-# Python language host and the pulumi-kubernetes provider. dr drives programs through the Automation
-# API's in-process language server instead; Kubernetes objects need the provider from the user.
-for name in pulumi-resource-kubernetes; do
-    if command -v "$name" >/dev/null && [ ! -e "$BIN/$name" ]; then adopt "$name" "$(command -v "$name")"; fi
-    [ -e "$BIN/$name" ] || say "$name: not available (not served by the Go module proxy; put it on PATH to use it)"
-done
+# The pulumi-kubernetes provider: served only at one pseudo-version, the v4.25.0 release. Its main
+# package embeds a versioned schema that the module's generate.go writes, so main.go and its inputs are
+# copied from the module cache into a build directory in the cache (never into the checkout) together
+# with this wrapper's go.mod, generated there and built. A provider the user already has (on PATH or in
+# the Pulumi plugin cache) is used instead.
+K8S_PROVIDER_VERSION=4.25.0
+if [ ! -e "$BIN/pulumi-resource-kubernetes" ]; then
+    if command -v pulumi-resource-kubernetes >/dev/null; then
+        adopt pulumi-resource-kubernetes "$(command -v pulumi-resource-kubernetes)"
+    else
+        for plugin in "${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-kubernetes-v$K8S_PROVIDER_VERSION/pulumi-resource-kubernetes"; do
+            adopt pulumi-resource-kubernetes "$plugin"
+        done
+    fi
+fi
+build_provider() {
+    local src work="$ROOT/build/pulumi-kubernetes-$K8S_PROVIDER_VERSION"
+    src=$(cd "$HERE/pulumi-kubernetes" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+    rm -rf "$work" && mkdir -p "$work"
+    install -m 0644 "$HERE/pulumi-kubernetes/go.mod" "$HERE/pulumi-kubernetes/go.sum" "$work/"
+    for f in main.go generate.go schema.json terraform-mapping.json; do
+        install -m 0644 "$src/cmd/pulumi-resource-kubernetes/$f" "$work/$f"
+    done
+    (cd "$work" && VERSION="$K8S_PROVIDER_VERSION" go run generate.go &&
+        go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_PROVIDER_VERSION" \
+            -o "$BIN/pulumi-resource-kubernetes" .)
+}
+build pulumi-resource-kubernetes -- build_provider
 
 # CloudNativePG CRDs newer than the shared ones (1.24.1): recovery through the barman-cloud plugin
 # (externalClusters[].plugin) needs 1.26. They are the upstream files of the release's Go module, read

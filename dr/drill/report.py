@@ -20,10 +20,19 @@ from dr.core.durations import format_duration
 class StepResult:
     name: str
     layer: str
-    state: str  # succeeded | failed | skipped | rendered | not-run
+    state: str  # succeeded | applied | failed | skipped | rendered | not-run
     attempts: int
     duration_s: float
     detail: str = ""
+    # Wall-clock times of the work itself: for a step run by the Pulumi engine, the arrival of the engine's
+    # first resource event and of its last resource outputs event; else the executor's start and end.
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def ran(self) -> bool:
+        """The step did its work for real (applied counts: accepted by a real API server)."""
+        return self.state in ("succeeded", "applied")
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,10 @@ class DrillReport:
         return self.verified_at - self.disaster_at
 
     @property
+    def ran_for_real(self) -> int:
+        return sum(1 for s in self.steps if s.ran)
+
+    @property
     def failed_steps(self) -> list[StepResult]:
         return [s for s in self.steps if s.state in ("failed", "skipped")]
 
@@ -73,7 +86,7 @@ class DrillReport:
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
-        document.update({"success": self.success, "rto_s": round(self.rto_s, 3),
+        document.update({"success": self.success, "rto_s": round(self.rto_s, 3), "steps_ran": self.ran_for_real,
                          "rpo": [{**asdict(r), "ok": r.ok} for r in self.rpo]})
         return document
 
@@ -89,6 +102,9 @@ def to_markdown(report: DrillReport) -> str:
              f"{_time(report.verified_at)}",
              f"- **RTO {format_duration(report.rto_s)}** ({report.rto_s:.1f} s) against a target of "
              f"{format_duration(report.rto_target_s)}: {'met' if report.rto_s <= report.rto_target_s else 'MISSED'}",
+             f"- {report.ran_for_real} of {len(report.steps)} steps ran for real "
+             f"({sum(1 for s in report.steps if s.state == 'applied')} applied to a real API server), "
+             f"{sum(1 for s in report.steps if s.state == 'not-run')} not run",
              "", "## RPO per backup", "", "| backup | data lost | target | |", "|---|---|---|---|"]
     for r in report.rpo:
         measured = "nothing restored" if r.measured_s is None else f"{r.measured_s:.1f} s"
@@ -98,9 +114,10 @@ def to_markdown(report: DrillReport) -> str:
     for s in report.steps:
         lines.append(f"| {s.name} | {s.layer} | {s.state} | {s.attempts} | {s.duration_s:.1f} s | "
                      f"{s.detail.replace('|', '/')} |")
-    lines += ["", "Rendered steps were rendered and schema-checked, not restored; not-run steps need machines "
-              "the sandbox does not have.", "", "## Checks", "", "| step | check | result | detail |",
-              "|---|---|---|---|"]
+    lines += ["", "Applied steps were created through `pulumi up` on a real API server and awaited, but no operator "
+              "ran to move data (no kubelet in the sandbox); not-run steps need machines the sandbox does not have; "
+              "rendered steps were only rendered and schema-checked.", "", "## Checks", "",
+              "| step | check | result | detail |", "|---|---|---|---|"]
     for c in report.checks:
         lines.append(f"| {c.step} | {c.kind} | {'ok' if c.ok else 'FAILED'} | {c.detail.replace('|', '/')} |")
     if report.failed_steps:

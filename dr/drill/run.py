@@ -90,8 +90,24 @@ def step_results(plan: Plan, records: Mapping[str, StepRecord], journal: Journal
         earlier = journal.attempt_errors(s.name) if journal is not None else []
         if record.state == StepState.SUCCEEDED and earlier:
             detail = f"succeeded after {len(earlier)} failed attempt(s); first: {earlier[0]}"
-        results.append(StepResult(name=s.name, layer=s.layer, state=record.state.value, attempts=record.attempts,
-                                  duration_s=round(record.duration_s, 3), detail=detail))
+        state = record.state.value
+        started, finished = record.started, record.finished
+        outputs = record.outputs or {}
+        if record.state == StepState.SUCCEEDED and outputs.get("engine"):
+            # Run by the Pulumi engine on a real API server. A restore object there is applied (created,
+            # accepted, awaited) but no operator moved data: never "restored".
+            if s.action == "restore":
+                state = "applied"
+            notes = [f"{outputs.get('resources', 0)} resources by {outputs['engine']} in "
+                     f"{outputs.get('engine_s', 0)} s", *outputs.get("stand_in", [])]
+            detail = "; ".join(n for n in (detail, *notes) if n)
+            started = outputs.get("first_start") or started
+            finished = outputs.get("last_done") or finished
+        elif record.state == StepState.SUCCEEDED and outputs.get("stand_in"):
+            detail = "; ".join(n for n in (detail, *outputs["stand_in"]) if n)
+        results.append(StepResult(name=s.name, layer=s.layer, state=state, attempts=record.attempts,
+                                  duration_s=round(record.duration_s, 3), detail=detail, started_at=started,
+                                  finished_at=finished))
     return tuple(results)
 
 

@@ -5,9 +5,13 @@ keys written continuously, a PostgreSQL 15 with a workload writing timestamped r
 pgBackRest archives its WAL, directories of files backed up with restic — takes real backups,
 records the moment of the disaster, destroys it all, and hands the executor one task per step of
 the plan: host-level restores and the sandbox-safe playbooks run for real against fresh instances
-(loopback ports, directories under the sandbox), Kubernetes-level steps are rendered and
-schema-checked, steps that need real machines (k3s) are reported as not run. Afterwards it checks
-the restored data and measures, per backup, how much was lost.
+(loopback ports, directories under the sandbox); the control-plane step starts a real control plane
+(kube-apiserver, controller-manager, scheduler, kwok's fake nodes) on the restored etcd; every
+Kubernetes-level step is applied to it by `pulumi up` through the real pulumi-kubernetes provider, with
+charts from a chart mirror (`dr.drill.kube_layer`); steps that need real machines (k3s agents, Talos,
+your own commands) are reported as not run, with the reason. Production's etcd is the etcd of a real
+control plane too, so the snapshot holds real Kubernetes objects. Afterwards it checks the restored
+data and measures, per backup, how much was lost.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dr.core.plan import Plan
 from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan
@@ -36,11 +40,18 @@ from dr.drill.executor import Task
 from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
 from dr.errors import DrError
 from dr.hosts.host_steps import run_step
-from dr.kube.sandbox_cluster import free_port
+from dr.kube.sandbox_cluster import SandboxCluster, free_port
 from dr.restore import restic
-from dr.stack.validate import validate_object
+
+if TYPE_CHECKING:
+    from dr.charts.mirror import Server
+    from dr.drill.kube_layer import KubeLayer
+    from dr.drill.standin_operators import StandInOperators
 
 SANDBOX_PLAYBOOKS = ("os-prepare.yml", "nfs-exports.yml")  # safe to run for real with sandbox paths
+WORKLOAD_PREFIX = "/dr-sandbox/workload/"  # production's own writes: beside the API server's /registry/, unread by it
+NOT_RUN_STAND_INS = {"k3s-agent.yml": "kwok's fake nodes stand in for the agents k3s-agent.yml would join; the "
+                                      "playbook needs real hosts"}
 
 
 @dataclass
@@ -82,6 +93,10 @@ class Sandbox:
         self._stop_writers = threading.Event()
         self._writers: list[threading.Thread] = []
         self._workload: subprocess.Popen[bytes] | None = None
+        self._kube: KubeLayer | None = None
+        self._operators: StandInOperators | None = None
+        self._servers: list[Server] = []
+        self._kube_lock = threading.Lock()
 
     # -- where things live -----------------------------------------------------------------
     def hostfs(self, path: str) -> Path:
@@ -119,19 +134,16 @@ class Sandbox:
         self.state.save()
 
     def _start_etcd(self) -> None:
-        self.state.etcd_client_port, self.state.etcd_peer_port = free_port(), free_port()
+        """Production's control plane: a real one (etcd, kube-apiserver, controllers, kwok nodes), so its
+        snapshots hold real Kubernetes objects; a writer adds workload keys beside them to measure RPO."""
+        production = SandboxCluster(self.root / "production" / "cluster")
+        state = production.up(timeout=120)
+        self.state.etcd_client_port, self.state.etcd_pid = state.etcd_client_port, state.pids.get("etcd", 0)
+        self.state.save()  # a crash while production is built must still find these processes
         client = f"http://127.0.0.1:{self.state.etcd_client_port}"
-        peer = f"http://127.0.0.1:{self.state.etcd_peer_port}"
-        process = subprocess.Popen(
-            ["etcd", "--name", "production", "--data-dir", str(self.root / "production" / "etcd"),
-             "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
-             "--initial-advertise-peer-urls", peer, "--initial-cluster", f"production={peer}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.state.etcd_pid = process.pid
-        self.state.save()  # a crash while production is built must still find this process
-        _wait_http(f"{client}/health")
+        production.kubectl("create", "namespace", "production-workload")
         for i in range(300):
-            _etcd_put(client, f"/registry/configmaps/default/cm-{i:04d}", json.dumps({"written_at": time.time()}))
+            _etcd_put(client, f"{WORKLOAD_PREFIX}cm-{i:04d}", json.dumps({"written_at": time.time()}))
         writer = threading.Thread(target=self._etcd_writer, args=(client,), daemon=True)
         writer.start()
         self._writers.append(writer)
@@ -140,7 +152,7 @@ class Sandbox:
         i = 0
         while not self._stop_writers.is_set():
             try:
-                _etcd_put(client, f"/registry/events/default/ev-{i:06d}", json.dumps({"written_at": time.time()}))
+                _etcd_put(client, f"{WORKLOAD_PREFIX}ev-{i:06d}", json.dumps({"written_at": time.time()}))
             except OSError:
                 return
             i += 1
@@ -193,6 +205,7 @@ class Sandbox:
         """Record the moment, then destroy production: processes killed, data deleted."""
         self.state.disaster_at = time.time()
         self._stop_writers.set()
+        self._stop_production_cluster()
         if self.state.etcd_pid:
             _kill(self.state.etcd_pid)
         if self._workload is not None:
@@ -207,13 +220,17 @@ class Sandbox:
 
     # -- the rebuild -----------------------------------------------------------------------
     def tasks(self) -> list[Task]:
+        from dr.drill.kube_layer import is_kube_step
+
         tasks = []
         for step in self.plan.steps:
             component = next(c for c in self.resources.components if c.name == step.name)
             children = component.children
             host = [c for c in children if c.kind in ("playbook", "host-restore")]
-            local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS]
-            if local:
+            local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS and not c.kind.startswith("gitops-")]
+            if component.provides_kubeconfig:
+                tasks.append(Task(step.name, step.depends_on, lambda attempt: self.start_control_plane()))
+            elif local:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
                                   reason=NOT_RUN_IN_DRILLS[local[0].kind]))
             elif not children:
@@ -221,14 +238,115 @@ class Sandbox:
             elif host:
                 inputs = host[0].inputs
                 if host[0].kind == "playbook" and inputs["playbook"] not in SANDBOX_PLAYBOOKS:
-                    tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
-                                      reason=f"{inputs['playbook']} needs real hosts; the sandbox cannot run it"))
+                    reason = NOT_RUN_STAND_INS.get(str(inputs["playbook"]),
+                                                   f"{inputs['playbook']} needs real hosts; the sandbox cannot run it")
+                    tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run", reason=reason))
                 else:
                     tasks.append(Task(step.name, step.depends_on, self._runner(step.name, inputs)))
+            elif is_kube_step(component):
+                tasks.append(Task(step.name, step.depends_on, self._kube_runner(step.name)))
             else:
-                tasks.append(Task(step.name, step.depends_on, _render_check(children, self.resources.kubernetes),
-                                  kind="rendered"))
+                kinds = ", ".join(sorted({c.kind for c in children}))
+                tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
+                                  reason=f"the sandbox cannot run a step of {kinds}"))
         return tasks
+
+    # -- the Kubernetes layer --------------------------------------------------------------
+    @property
+    def drill_cluster(self) -> SandboxCluster:
+        return SandboxCluster(self.root / "cluster")
+
+    def start_control_plane(self) -> dict[str, Any]:
+        """The control-plane step: a real control plane on the restored etcd members (or on an empty etcd
+        when the graph restores none: the from-scratch recovery), standing in for k3s or Talos."""
+        members = [f"http://{m['address']}:{m['client_port']}" for m in self.state.etcd_members]
+        cluster = self.drill_cluster
+        if cluster.running():
+            cluster.down()  # a rerun after a crash: start it again on the same data
+        state = cluster.up(etcd_servers=tuple(members), timeout=120)
+        self._start_operators()
+        return {"api_server": f"https://127.0.0.1:{state.apiserver_port}",
+                "etcd": "restored members" if members else "empty (from scratch)",
+                "stand_in": ["the sandbox's control plane (kube-apiserver, controller-manager, scheduler, kwok fake "
+                             "nodes) stands in for the k3s servers"]}
+
+    def _start_operators(self) -> None:
+        from dr.drill.standin_operators import StandInOperators
+
+        if self._operators is None:
+            cluster = self.drill_cluster
+            self._operators = StandInOperators.for_plan(self.resources, cluster.kubectl)
+            self._operators.start()
+
+    def kube_layer(self) -> KubeLayer:
+        """The engine runner of the Kubernetes-level steps, with its chart mirror (made once per process)."""
+        from dr.charts.mirror import Server, fill
+        from dr.charts.sandbox import write_upstream
+        from dr.core.charts import chart_pins
+        from dr.drill.kube_layer import KubeLayer
+        from dr.kube.crds import default_dirs
+
+        with self._kube_lock:
+            if self._kube is not None:
+                return self._kube
+            cluster = self.drill_cluster
+            if not cluster.running():
+                self.start_control_plane()  # a graph without a control-plane step, or a resumed drill
+            self._start_operators()
+            pins = chart_pins(self.spec)
+            upstream = Server(write_upstream(pins, self.root / "charts-upstream", default_dirs(),
+                                             services=self._verified_services()))
+            upstream.__enter__()
+            self._servers.append(upstream)
+            # The mirror is filled from the "upstream" exactly as a user fills one from the internet.
+            fill(self.root / "charts", pins, upstream={pin.repo: upstream.url for pin in pins})
+            mirror = Server(self.root / "charts")
+            mirror.__enter__()
+            self._servers.append(mirror)
+            self._kube = KubeLayer(root=self.root, resources=self.resources,
+                                   kubeconfig=lambda: cluster.kubeconfig.read_text(encoding="utf-8"),
+                                   chart_mirror=mirror.url, secrets=self._restore_credentials(),
+                                   operators=self._operators)
+            self._kube.check_available()
+            return self._kube
+
+    def _kube_runner(self, name: str):  # type: ignore[no-untyped-def]
+        def run(attempt: int) -> dict[str, Any]:
+            return self.kube_layer().apply(name)
+        return run
+
+    def _restore_credentials(self) -> dict[str, Any]:
+        """Throwaway values for the credential Secrets restore objects name (the stack's `dr:secrets` in a
+        real rebuild): nothing reads them here, since no operator runs."""
+        credentials: dict[str, Any] = {}
+        for component in self.resources.components:
+            for child in component.children:
+                if child.kind == "restore-precheck":
+                    for secret in child.inputs.get("precheck", {}).get("secrets", []):
+                        credentials[f"{secret['namespace']}/{secret['name']}"] = {
+                            key: f"dr-sandbox-{secrets_module.token_hex(8)}" for key in secret["keys"]}
+        return credentials
+
+    def _verified_services(self) -> dict[str, list[tuple[str, int]]]:
+        """Per chart, the Services the graph's http checks name (`<service>.<namespace>.svc…`): the stand-in
+        chart creates them, so a check finds a real Service with ready endpoints."""
+        from urllib.parse import urlsplit
+
+        from dr.core.spec import HelmAction
+
+        services: dict[str, list[tuple[str, int]]] = {}
+        for component in self.spec.components.values():
+            if not isinstance(component.action, HelmAction):
+                continue
+            for check in component.verify:
+                if check.kind != "http":
+                    continue
+                url = urlsplit(str(check.spec["http"]))
+                host = (url.hostname or "").split(".")
+                if len(host) >= 3 and host[2] == "svc":
+                    port = url.port or (443 if url.scheme == "https" else 80)
+                    services.setdefault(component.action.chart, []).append((host[0], port))
+        return services
 
     def _runner(self, name: str, inputs: Mapping[str, Any]):  # type: ignore[no-untyped-def]
         def run(attempt: int) -> dict[str, Any]:
@@ -277,6 +395,11 @@ class Sandbox:
                               "pg_socket_dir": str(pg.base)})
         return local
 
+    def _stop_production_cluster(self) -> None:
+        production = self.root / "production" / "cluster"
+        if production.is_dir():
+            SandboxCluster(production).down()
+
     def _stop_etcd_members(self) -> None:
         for member in self.state.etcd_members:
             pidfile = Path(f"{member['data_dir']}.pid")
@@ -298,7 +421,7 @@ class Sandbox:
                 newest[str(inputs["backup"])] = max(times)
         for _component, inputs in self.host_restores("etcd-snapshot"):
             if self.state.etcd_members:
-                values = _etcd_values(self.state.etcd_members, "/registry/")
+                values = _etcd_values(self.state.etcd_members, WORKLOAD_PREFIX)
                 times = [json.loads(v).get("written_at", 0) for v in values]
                 if times:
                     newest[str(inputs["backup"])] = max(times)
@@ -327,7 +450,27 @@ class Sandbox:
             minimum = int(spec.get("min", 1))
             ok = value.lstrip("-").isdigit() and int(value) >= minimum
             return ok, f"{spec['sql']} returned {value} (at least {minimum})"
+        if kind == "http":
+            return self._service_check(str(spec["http"]))
         return False, f"{kind} checks need the real cluster"
+
+    def _service_check(self, url: str) -> tuple[bool, str]:
+        """What of an http check the sandbox can check: the Service it names exists on the rebuilt cluster
+        with ready endpoints. Nothing answers HTTP here (no container runs), and the report says so."""
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(url).hostname or "").split(".")
+        if len(host) < 3 or host[2] != "svc":
+            return False, f"{url}: not a cluster Service address; the sandbox cannot reach it"
+        service, namespace = host[0], host[1]
+        done = self.drill_cluster.kubectl("get", "endpointslices", "-n", namespace, "-l",
+                                          f"kubernetes.io/service-name={service}", "-o", "json", check=False)
+        if done.returncode != 0:
+            return False, f"Service {namespace}/{service}: {done.stderr.strip()}"
+        ready = sum(1 for item in json.loads(done.stdout).get("items", []) for e in item.get("endpoints") or []
+                    if (e.get("conditions") or {}).get("ready"))
+        return ready > 0, (f"Service {namespace}/{service} has {ready} ready endpoint(s) on the rebuilt cluster "
+                           "(HTTP itself is not answered in the sandbox: no container runs)")
 
     def backup_fingerprint(self) -> dict[str, str]:
         """sha256 of every file of the production backups (pgBackRest repository, restic repositories,
@@ -345,6 +488,13 @@ class Sandbox:
     def cleanup(self) -> None:
         """Stop every process the drill started; keep the reports."""
         self._stop_writers.set()
+        if self._operators is not None:
+            self._operators.stop()
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        self.drill_cluster.down()
+        self._stop_production_cluster()
         if self._workload is not None and self._workload.poll() is None:
             self._workload.kill()
             self._workload.wait()
@@ -354,20 +504,9 @@ class Sandbox:
         if self.state.pg_base:
             as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
             shutil.rmtree(self.state.pg_base, ignore_errors=True)
-        for sub in ("production", "hostfs", "restored", "backups"):
+        for sub in ("production", "hostfs", "restored", "backups", "cluster", "engine", "charts", "charts-upstream"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         (self.root / "secrets").unlink(missing_ok=True)  # the throwaway repositories it opened are gone too
-
-
-def _render_check(children: Any, kubernetes: str):  # type: ignore[no-untyped-def]
-    def run(attempt: int) -> dict[str, Any]:
-        objects = [obj for child in children for obj in child.objects]
-        problems = [f"{obj.title}: {p}" for obj in objects
-                    for p in validate_object(obj.manifest, kubernetes=kubernetes)]
-        if problems:
-            raise DrError("; ".join(problems))
-        return {"objects": len(objects), "resources": len(children)}
-    return run
 
 
 def _kill(pid: int) -> None:

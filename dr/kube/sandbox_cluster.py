@@ -47,6 +47,7 @@ class ClusterState:
     etcd_peer_port: int = 0
     apiserver_port: int = 0
     etcd_data: str = ""
+    etcd_servers: str = ""  # an etcd this cluster did not start (a drill's restored members), else empty
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
 
@@ -102,9 +103,13 @@ class SandboxCluster:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def up(self, *, etcd_data: Path | None = None, progress: Callable[[str], None] = lambda _: None,
-           timeout: float = 90) -> ClusterState:
-        """Start the control plane; on an existing etcd data directory when `etcd_data` is given."""
+    def up(self, *, etcd_data: Path | None = None, etcd_servers: tuple[str, ...] = (),
+           progress: Callable[[str], None] = lambda _: None, timeout: float = 90) -> ClusterState:
+        """Start the control plane; on an existing etcd data directory when `etcd_data` is given, or on a
+        running etcd cluster this sandbox does not own (`etcd_servers`, client URLs: a drill's restored
+        members, which keep running after `down`)."""
+        if etcd_data is not None and etcd_servers:
+            raise SandboxError("give an etcd data directory or running etcd servers, not both")
         missing = self.toolchain.missing(CONTROL_PLANE)
         if missing:
             raise SandboxError(f"missing {', '.join(missing)}; run `make toolchain` first")
@@ -118,13 +123,15 @@ class SandboxCluster:
         (self.dir / "logs").mkdir(exist_ok=True)
         started = time.monotonic()
         state = ClusterState(etcd_client_port=free_port(), etcd_peer_port=free_port(), apiserver_port=free_port(),
-                             etcd_data=str((etcd_data or self.dir / "etcd").resolve()), started_at=time.time())
+                             etcd_data="" if etcd_servers else str((etcd_data or self.dir / "etcd").resolve()),
+                             etcd_servers=",".join(etcd_servers), started_at=time.time())
         try:
             progress("certificates")
             keys = pki_module.generate(self.dir / "pki")
             self._write_kubeconfig(keys, state.apiserver_port)
-            progress("etcd")
-            self._start(state, "etcd", self._etcd_args(state, restored=etcd_data is not None))
+            if not etcd_servers:
+                progress("etcd")
+                self._start(state, "etcd", self._etcd_args(state, restored=etcd_data is not None))
             self._wait(lambda: self._etcd_healthy(state), "etcd", timeout)
             progress("kube-apiserver")
             self._start(state, "kube-apiserver", self._apiserver_args(state, keys))
@@ -228,7 +235,7 @@ class SandboxCluster:
         return args
 
     def _apiserver_args(self, state: ClusterState, keys: pki_module.Pki) -> list[str]:
-        return ["--etcd-servers", f"http://127.0.0.1:{state.etcd_client_port}",
+        return ["--etcd-servers", state.etcd_servers or f"http://127.0.0.1:{state.etcd_client_port}",
                 "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
                 "--secure-port", str(state.apiserver_port), "--cert-dir", str(self.dir / "pki"),
                 "--tls-cert-file", str(keys.serving_cert), "--tls-private-key-file", str(keys.serving_key),
@@ -306,8 +313,9 @@ class SandboxCluster:
         return status == 200 and body.strip() == b"ok"
 
     def _etcd_healthy(self, state: ClusterState) -> bool:
+        endpoint = state.etcd_servers.split(",")[0] if state.etcd_servers else f"http://127.0.0.1:{state.etcd_client_port}"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{state.etcd_client_port}/health", timeout=1) as response:
+            with urllib.request.urlopen(f"{endpoint}/health", timeout=1) as response:
                 return bool(json.loads(response.read()).get("health") == "true")
         except (OSError, ValueError):
             return False

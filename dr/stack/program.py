@@ -70,7 +70,8 @@ def ordering_dependencies(resources: ResourcePlan, name: str) -> list[str]:
 def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
              kubeconfig: pulumi.Input[str] | None = None, kube_context: str | None = None,
              step_provider: HostStepProvider | None = None,
-             exports: dict[str, Any] | None = None, adopt: bool = False) -> dict[str, pulumi.ComponentResource]:
+             exports: dict[str, Any] | None = None, adopt: bool = False,
+             chart_mirror: str | None = None) -> dict[str, pulumi.ComponentResource]:
     """Register every component and child; returns the components by name. `exports` receives the
     kubeconfig the Kubernetes provider uses (a secret), so drills check the cluster they built."""
     registered: dict[str, pulumi.ComponentResource] = {}
@@ -80,8 +81,7 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
     identity = f"dr-{resources.cluster}-{resources.mode}"
     cluster_kubeconfig: pulumi.Input[str] | None = kubeconfig
     if kubeconfig is not None:
-        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context, cluster_identifier=identity,
-                                upsert_existing_objects=adopt)
+        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube_context, cluster_identifier=identity)
         if exports is not None:
             exports["kubeconfig"] = kubeconfig
     for component in resources.components:
@@ -94,15 +94,15 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
             # A hold waits for the controller's own children; restore objects wait for their precheck.
             after = siblings if child.kind == "gitops-hold" else precheck
             resource = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
-                              step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig, after=after)
+                              step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig, after=after,
+                              chart_mirror=chart_mirror)
             if child.kind == "restore-precheck":
                 precheck = [resource]
             elif child.kind != "gitops-hold":
                 siblings.append(resource)
             if component.provides_kubeconfig and isinstance(resource, HostStep) and provider is None:
                 provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
-                                        cluster_identifier=identity, upsert_existing_objects=adopt,
-                                        opts=pulumi.ResourceOptions(parent=parent))
+                                        cluster_identifier=identity, opts=pulumi.ResourceOptions(parent=parent))
                 outputs["kubeconfig"] = resource.kubeconfig
                 cluster_kubeconfig = resource.kubeconfig
                 if exports is not None:
@@ -129,7 +129,7 @@ def step_hosts(hosts: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str,
 def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resource, provider: k8s.Provider | None,
            hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
            step_provider: HostStepProvider | None, cluster_kubeconfig: pulumi.Input[str] | None = None,
-           after: Sequence[pulumi.Resource] = ()) -> pulumi.Resource:
+           after: Sequence[pulumi.Resource] = (), chart_mirror: str | None = None) -> pulumi.Resource:
     opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete,
                                   depends_on=list(after))
     if child.kind in ("gitops-hold", "gitops-release", "restore-precheck"):
@@ -164,7 +164,10 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
         return k8s.helm.v3.Release(
             child.name, name=inputs["release"], chart=inputs["chart"], version=inputs["version"],
             namespace=inputs["namespace"], create_namespace=True, values=inputs["values"],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=inputs["repo"]), opts=opts)
+            # The chart mirror when the stack names one (dr:chart_mirror): a rebuild must not depend on the
+            # chart repositories being reachable.
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=(chart_mirror or "").rstrip("/") or inputs["repo"]),
+            opts=opts)
     if child.kind == "config-group":
         # One resource per object, not a `yaml/v2:ConfigGroup`: that is a remote component, which the engine
         # refuses to construct while the provider's kubeconfig is still unknown (every first preview).
@@ -227,7 +230,7 @@ def run() -> None:
     registered = register(resources, hosts=hosts_inventory(spec), secrets=secrets,
                           kubeconfig=config.get_secret("kubeconfig"),
                           kube_context=pulumi.Config("kubernetes").get("context"), exports=exports,
-                          adopt=recovery == "etcd-snapshot")
+                          adopt=recovery == "etcd-snapshot", chart_mirror=config.get("chart_mirror"))
     if "kubeconfig" in exports:
         pulumi.export("kubeconfig", pulumi.Output.secret(exports["kubeconfig"]))
     pulumi.export("cluster", resources.cluster)

@@ -1,0 +1,126 @@
+"""Small stand-in charts for the sandbox, under the names and versions a graph pins.
+
+The sandbox cannot reach the real chart repositories, and nothing would run their images anyway (no
+kubelet). So the project writes its own chart for each pin: a Deployment (replicas from the release's
+`replicaCount`), a Service, and a ConfigMap holding the values the release was given, so a test can
+read back what the rebuild really installed. An operator's chart carries the real upstream CRDs of its
+API groups (from `dr.kube.crds`), installed by Helm from the chart's `crds/` directory the way the
+operator's own chart installs them. These charts are packaged and served as an "upstream" Helm
+repository on loopback, from which a mirror is filled exactly as a user fills one from the internet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dr.charts.mirror import package
+from dr.core.charts import ChartPin, index_document
+
+# The API groups whose CRDs an operator's chart installs, by chart name (as the upstream charts do).
+OPERATOR_CRD_GROUPS: Mapping[str, tuple[str, ...]] = {
+    "cloudnative-pg": ("postgresql.cnpg.io",),
+    "plugin-barman-cloud": ("barmancloud.cnpg.io",),
+    "longhorn": ("longhorn.io",),
+    "velero": ("velero.io",),
+    "cert-manager": ("cert-manager.io", "acme.cert-manager.io"),
+    "flux2": ("source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"),
+    "external-dns": ("externaldns.k8s.io",),
+    "volsync": ("volsync.backube",),
+    "argo-cd": ("argoproj.io",),
+    "kopiur": ("kopiur.home-operations.com",),
+}
+
+_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  labels: {app.kubernetes.io/name: {{ .Chart.Name | quote }}, app.kubernetes.io/instance: {{ .Release.Name | quote }}}
+spec:
+  replicas: {{ .Values.replicaCount | default 1 }}
+  selector:
+    matchLabels: {app.kubernetes.io/instance: {{ .Release.Name | quote }}}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/instance: {{ .Release.Name | quote }}}
+    spec:
+      containers:
+        - name: main
+          image: "registry.invalid/dr-sandbox/{{ .Chart.Name }}:{{ .Chart.Version }}"
+"""
+_SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  selector: {app.kubernetes.io/instance: {{ .Release.Name | quote }}}
+  ports: [{port: 80, targetPort: 8080, name: http}]
+"""
+_VALUES = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-dr-sandbox-values
+data:
+  values.json: {{ toJson .Values | quote }}
+"""
+
+
+def crd_files(groups: Iterable[str], dirs: Iterable[Path]) -> list[Path]:
+    """The CRD files of these API groups; each group from the first directory that has it (the
+    directories come newest first, as `dr.kube.crds.default_dirs` orders them)."""
+    files: list[Path] = []
+    for group in sorted(set(groups)):
+        for directory in dirs:
+            matching = sorted(Path(directory).rglob(f"{group}_*.yaml"))
+            if matching:
+                files += matching
+                break
+    return files
+
+
+def write_chart(pin: ChartPin, root: Path, crd_dirs: Iterable[Path], services: Iterable[tuple[str, int]] = ()
+                ) -> Path:
+    """The stand-in chart of `pin` under `root/<name>-<version>/`; `services` (name, port) are extra
+    Services in front of the workload (the ones the graph's checks address)."""
+    chart = root / f"{pin.name}-{pin.version}"
+    (chart / "templates").mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {"apiVersion": "v2", "name": pin.name, "version": pin.version, "appVersion": pin.version,
+                            "description": f"dr sandbox stand-in for {pin.name} {pin.version} (no real images)"}
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+    (chart / "values.yaml").write_text("replicaCount: 1\n", encoding="utf-8")
+    for name, text in (("deployment.yaml", _DEPLOYMENT), ("service.yaml", _SERVICE), ("values.yaml", _VALUES)):
+        (chart / "templates" / name).write_text(text, encoding="utf-8")
+    extra = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+              "spec": {"selector": {"app.kubernetes.io/instance": "{{ .Release.Name }}"},
+                       "ports": [{"port": port, "targetPort": 8080, "name": "http"}]}}
+             for name, port in sorted(set(services))]
+    if extra:
+        (chart / "templates" / "checked-services.yaml").write_text(yaml.safe_dump_all(extra, sort_keys=False),
+                                                                   encoding="utf-8")
+    groups = OPERATOR_CRD_GROUPS.get(pin.name, ())
+    if groups:
+        (chart / "crds").mkdir(exist_ok=True)
+        for path in crd_files(groups, crd_dirs):
+            (chart / "crds" / path.name).write_bytes(path.read_bytes())
+    return chart
+
+
+def write_upstream(pins: Iterable[ChartPin], directory: Path, crd_dirs: Iterable[Path], *,
+                   services: Mapping[str, Iterable[tuple[str, int]]] | None = None) -> Path:
+    """A Helm repository of stand-in charts (packaged archives and `index.yaml`) in `directory`;
+    `services` adds Services to the charts it names."""
+    dirs = list(crd_dirs)
+    entries = []
+    for pin in pins:
+        chart = write_chart(pin, directory / "src", dirs, (services or {}).get(pin.name, ()))
+        _, entry = package(chart, directory)
+        entries.append(entry)
+    index = index_document(entries, generated="1970-01-01T00:00:00Z")
+    (directory / "index.yaml").write_text(yaml.safe_dump(index, sort_keys=False), encoding="utf-8")
+    return directory
