@@ -36,7 +36,7 @@ def generate(count: int, *, seed: int = 7) -> str:
         deps = rng.sample(earlier, k=min(len(earlier), rng.randint(1, 3))) if earlier else []
         layer = LAYERS[min(len(LAYERS) - 1, rank * len(LAYERS) // ranks)]
         lines.append(f"  {name}: {{layer: {layer}, depends_on: [{', '.join(deps)}], "
-                     f"playbook: p.yml, estimate: {rng.randint(1, 600)}s}}")
+                     f"playbook: os-prepare.yml, estimate: {rng.randint(1, 600)}s}}")
         by_rank[rank].append(name)
     return "\n".join(lines) + "\n"
 

@@ -460,7 +460,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
                                    resume=args.resume, concurrency=args.concurrency, progress=plain_progress(),
                                    say=lambda line: print(line, file=sys.stderr))
     elif args.stack:
-        from dr.drill.run import AutomationStack, drill_cluster_readiness, http_checks, planned, stack_drill
+        from dr.drill.run import EngineStack, drill_cluster_readiness, http_checks, planned, stack_drill
         from dr.hosts.identity import check_drill_hosts
 
         plan, resources = planned(spec, read_text)
@@ -470,7 +470,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         def verify(plan: Any, outputs: Any) -> Any:
             return drill_cluster_readiness(resources, outputs, paths.state_dir) + http_checks(plan, outputs)
 
-        report, files = stack_drill(spec, stack=AutomationStack(args.stack), verify=verify,
+        say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+        report, files = stack_drill(spec, stack=EngineStack(args.stack, say=say), verify=verify,
                                     paths=paths, read_text=read_text, keep=args.keep,
                                     say=lambda line: print(line, file=sys.stderr))
     else:

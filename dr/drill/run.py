@@ -35,7 +35,6 @@ from dr.drill.report import (
     to_markdown,
     to_prometheus,
 )
-from dr.errors import DrError
 from dr.hosts.ansible import stop_all_workers
 
 ProgressSink = Callable[[StepRecord], None]
@@ -242,38 +241,30 @@ class DrillStack(Protocol):
     def destroy(self, on_output: Callable[[str], None]) -> None: ...
 
 
-class AutomationStack:
-    """The drill stack through the Pulumi Automation API (needs the Pulumi CLI and a backend)."""
+class EngineStack:
+    """A stack of the user's Pulumi project (its `Pulumi.yaml`, stack files and backend) run through dr's
+    one engine wrapper (`dr.stack.engine.Engine`) with the program inline: the Go Python language host is
+    not needed."""
 
-    def __init__(self, stack_name: str = "drill", work_dir: str = ".") -> None:
-        import shutil
+    def __init__(self, stack_name: str = "drill", project_dir: Path = Path("."),
+                 say: Callable[[str], None] = lambda _: None) -> None:
+        import yaml
 
-        from pulumi import automation
+        from dr.stack.engine import Engine
+        from dr.stack.program import run
 
-        from dr.kube.toolchain import Toolchain
-
-        # The Pulumi CLI of `make toolchain` when there is one, else the one on PATH.
-        root = Toolchain.find().pulumi_root
-        if root is None and shutil.which("pulumi") is None:
-            raise DrError("the Pulumi CLI is not installed: run `make toolchain` (or install pulumi) and log in "
-                          "to the backend that holds the drill stack")
-        options = automation.LocalWorkspaceOptions(
-            pulumi_command=automation.PulumiCommand(root=str(root), skip_version_check=True) if root else None)
-        # A first drill creates the stack; later ones reuse its state.
-        try:
-            self._stack = automation.create_or_select_stack(stack_name=stack_name, work_dir=work_dir, opts=options)
-        except automation.errors.CommandError as exc:
-            last = next((line.strip() for line in reversed(str(exc).splitlines()) if "error:" in line), str(exc))
-            raise DrError(f"cannot open the Pulumi stack {stack_name!r}: {last.split('error:', 1)[-1].strip()}; "
-                          "log in to its backend (`pulumi login`, or PULUMI_BACKEND_URL) first") from None
+        engine = Engine.for_project(project_dir)
+        say(engine.describe())
+        project = yaml.safe_load((engine.project_dir or project_dir).joinpath("Pulumi.yaml").read_text())["name"]
+        self._stack = engine.stack(project=str(project), stack=stack_name, program=run)  # created when new
 
     def up(self, on_output: Callable[[str], None]) -> Mapping[str, Any]:
-        self._stack.refresh(on_output=on_output)  # the test cluster may have changed since the last drill
-        result = self._stack.up(on_output=on_output)
+        self._stack.refresh(on_output=on_output, color="never")  # the test cluster may have changed
+        result = self._stack.up(on_output=on_output, color="never")
         return {key: value.value for key, value in result.outputs.items()}
 
     def destroy(self, on_output: Callable[[str], None]) -> None:
-        self._stack.destroy(on_output=on_output)
+        self._stack.destroy(on_output=on_output, color="never")
 
 
 Verifier = Callable[[Plan, Mapping[str, Any]], list[CheckResult]]

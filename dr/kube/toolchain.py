@@ -15,6 +15,7 @@ from pathlib import Path
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 ENGINE = ("pulumi", "pulumi-resource-pulumi-python")
 KUBERNETES_PROVIDER = ("pulumi-resource-kubernetes",)
+KUBERNETES_PROVIDER_VERSION = "4.25.0"  # toolchain/build.sh builds it; pyproject.toml pins the SDK to match
 
 
 def cache_root() -> Path:

@@ -1,9 +1,12 @@
-"""The real Pulumi engine behind dr: the Automation API with a local file backend.
+"""The real Pulumi engine behind dr: the one Automation API wrapper every front end uses.
 
-Every stack dr drives lives under one state directory: `pulumi-state/` (the `file://` backend),
-`pulumi-home/` (plugins and the engine's own files) and `passphrase` (0600: the secrets provider's
-passphrase, unless PULUMI_CONFIG_PASSPHRASE is set). Update checks and plugin downloads are off; the
-CLI and the Python dynamic-provider script come from `make toolchain` (`dr.kube.toolchain`).
+Two kinds of stacks: dr's own (`Engine.at(state_dir)`: the sandbox drill and the tests), which live under
+one state directory — `pulumi-state/` (the `file://` backend), `pulumi-home/` (plugins and the engine's
+own files) and `passphrase` (0600: the secrets provider's passphrase, unless PULUMI_CONFIG_PASSPHRASE is
+set) — and the user's (`Engine.for_project(dir)`: `dr drill --stack`), which use the project's
+`Pulumi.yaml`, its stack files and the backend the user logged in to. Either way update checks and plugin
+downloads are off, and the CLI, the Python dynamic-provider script and the pulumi-kubernetes provider
+come from `make toolchain` (`dr.kube.toolchain`); `describe()` says which provider binary runs.
 
 Programs run inline: the Automation API serves them from this process to the engine, so no separate
 Python language host is needed (the Go-built one is not served by the module proxy here).
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dr.errors import DrError
-from dr.kube.toolchain import ENGINE, Toolchain
+from dr.kube.toolchain import ENGINE, KUBERNETES_PROVIDER_VERSION, Toolchain
 
 
 class EngineUnavailable(DrError):
@@ -31,15 +34,37 @@ class EngineUnavailable(DrError):
 class Engine:
     state_dir: Path
     toolchain: Toolchain
+    project_dir: Path | None = None  # the user's Pulumi project: its backend and stack files, not dr's
 
     @classmethod
     def at(cls, state_dir: Path, toolchain: Toolchain | None = None) -> Engine:
         engine = cls(state_dir.resolve(), toolchain or Toolchain.find())
-        missing = engine.toolchain.missing(ENGINE)
+        engine._check()
+        return engine
+
+    @classmethod
+    def for_project(cls, project_dir: Path, toolchain: Toolchain | None = None) -> Engine:
+        """The user's project (`Pulumi.yaml`, its `stackConfigDir`) with the backend they logged in to
+        (`pulumi login`, or PULUMI_BACKEND_URL) and their own secrets provider."""
+        project_dir = project_dir.resolve()
+        if not (project_dir / "Pulumi.yaml").is_file():
+            raise EngineUnavailable(f"{project_dir} has no Pulumi.yaml: run dr from the project directory")
+        engine = cls(project_dir / ".dr", toolchain or Toolchain.find(), project_dir=project_dir)
+        engine._check()
+        return engine
+
+    def _check(self) -> None:
+        missing = self.toolchain.missing(ENGINE)
         if missing:
             raise EngineUnavailable(f"the Pulumi engine is not installed ({', '.join(missing)} missing); "
                                     "run `make toolchain`")
-        return engine
+
+    def describe(self) -> str:
+        """Which engine and Kubernetes provider binaries run (the provider is never downloaded)."""
+        pulumi = self.toolchain.which("pulumi") or "pulumi (missing)"
+        provider = self.toolchain.which("pulumi-resource-kubernetes")
+        return (f"engine {pulumi}; kubernetes provider "
+                f"{provider + ' (v' + KUBERNETES_PROVIDER_VERSION + ')' if provider else 'not installed'}")
 
     def passphrase(self) -> str:
         from_env = os.environ.get("PULUMI_CONFIG_PASSPHRASE")
@@ -54,14 +79,17 @@ class Engine:
         return path.read_text(encoding="utf-8").strip()
 
     def env(self) -> dict[str, str]:
+        common = {"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+                  "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true", "PULUMI_PYTHON_CMD": sys.executable,
+                  "PATH": self.toolchain.env_path()}
+        if self.project_dir is not None:
+            return common  # the user's backend, home and secrets provider, as their environment says
         backend = self.state_dir / "pulumi-state"
         home = self.state_dir / "pulumi-home"
         backend.mkdir(parents=True, exist_ok=True)
         home.mkdir(parents=True, exist_ok=True)
-        return {"PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_HOME": str(home),
-                "PULUMI_CONFIG_PASSPHRASE": self.passphrase(), "PULUMI_SKIP_UPDATE_CHECK": "true",
-                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK":
-                "true", "PULUMI_PYTHON_CMD": sys.executable, "PATH": self.toolchain.env_path()}
+        return {**common, "PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_HOME": str(home),
+                "PULUMI_CONFIG_PASSPHRASE": self.passphrase()}
 
     def stack(self, *, project: str, stack: str, program: Callable[[], None],
               config: Mapping[str, Any] | None = None, secret_config: Mapping[str, str] | None = None,
@@ -72,17 +100,27 @@ class Engine:
         root = self.toolchain.pulumi_root
         if root is None:
             raise EngineUnavailable("pulumi is not installed; run `make toolchain`")
-        # Without a work_dir the Automation API makes a temporary one per stack and never removes it.
-        work_dir = work_dir or self.state_dir / "workspaces" / project
-        work_dir.mkdir(parents=True, exist_ok=True)
-        options = automation.LocalWorkspaceOptions(
-            work_dir=str(work_dir), env_vars=self.env(),
-            pulumi_command=automation.PulumiCommand(root=str(root), skip_version_check=True),
-            project_settings=automation.ProjectSettings(name=project, runtime="python",
-                                                        backend=automation.ProjectBackend(url=self.env()[
-                                                            "PULUMI_BACKEND_URL"])))
-        handle = automation.create_or_select_stack(stack_name=stack, project_name=project, program=program,
-                                                   opts=options)
+        env = self.env()
+        command = automation.PulumiCommand(root=str(root), skip_version_check=True)
+        if self.project_dir is not None:
+            # The project's own Pulumi.yaml and stack files; the program still runs inline.
+            options = automation.LocalWorkspaceOptions(work_dir=str(self.project_dir), env_vars=env,
+                                                       pulumi_command=command)
+        else:
+            # Without a work_dir the Automation API makes a temporary one per stack and never removes it.
+            work_dir = work_dir or self.state_dir / "workspaces" / project
+            work_dir.mkdir(parents=True, exist_ok=True)
+            options = automation.LocalWorkspaceOptions(
+                work_dir=str(work_dir), env_vars=env, pulumi_command=command,
+                project_settings=automation.ProjectSettings(
+                    name=project, runtime="python", backend=automation.ProjectBackend(url=env["PULUMI_BACKEND_URL"])))
+        try:
+            handle = automation.create_or_select_stack(stack_name=stack, project_name=project, program=program,
+                                                       opts=options)
+        except automation.errors.CommandError as exc:
+            last = next((line.strip() for line in reversed(str(exc).splitlines()) if "error:" in line), str(exc))
+            raise EngineUnavailable(f"cannot open the Pulumi stack {stack!r}: {last.split('error:', 1)[-1].strip()}; "
+                                    "log in to its backend (`pulumi login`, or PULUMI_BACKEND_URL) first") from None
         values = {key: automation.ConfigValue(value=str(value)) for key, value in (config or {}).items()}
         values.update({key: automation.ConfigValue(value=value, secret=True)
                        for key, value in (secret_config or {}).items()})

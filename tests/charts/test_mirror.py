@@ -81,7 +81,7 @@ def test_an_unreachable_repository_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_server_is_read_only_and_serves_nothing_outside_its_directory(upstream, tmp_path: Path) -> None:
-    _, directory, server = upstream
+    _, _, server = upstream
     (tmp_path / "secret.txt").write_text("outside")
     with urllib.request.urlopen(f"{server.url}/index.yaml", timeout=5) as response:
         assert yaml.safe_load(response.read())["apiVersion"] == "v1"

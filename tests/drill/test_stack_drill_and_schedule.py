@@ -235,11 +235,14 @@ def test_readiness_is_checked_on_the_drill_cluster_only(tmp_path: Path) -> None:
 
 def test_a_stack_drill_without_pulumi_or_a_backend_is_a_clear_error(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from dr.drill.run import AutomationStack
+    from dr.drill.run import EngineStack
     from dr.errors import DrError
     from dr.kube.toolchain import Toolchain
 
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     monkeypatch.setattr(Toolchain, "find", classmethod(lambda cls: cls((tmp_path,))))
-    with pytest.raises(DrError, match="the Pulumi CLI is not installed"):
-        AutomationStack("drill", work_dir=str(tmp_path))
+    with pytest.raises(DrError, match="has no Pulumi.yaml"):
+        EngineStack("drill", project_dir=tmp_path)
+    (tmp_path / "Pulumi.yaml").write_text("name: dr\nruntime: python\n")
+    with pytest.raises(DrError, match=r"the Pulumi engine is not installed \(pulumi, pulumi-resource-pulumi-python"):
+        EngineStack("drill", project_dir=tmp_path)
