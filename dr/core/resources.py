@@ -111,7 +111,7 @@ def resource_plan(plan: Plan, spec: GraphSpec, *, read_text: ReadText | None = N
     components: list[ComponentResources] = []
     kubeconfig_from = next((s.name for s in plan.steps if s.layer == "control-plane"
                             and s.action in ("playbook", "talos")), None)
-    namespaces_created: set[str] = set()
+    namespaces_created: dict[str, set[str]] = {}  # namespace -> the components that create it
     for step in plan.steps:
         try:
             children = _children(step, spec, plan.mode, read_text, namespaces_created)
@@ -152,7 +152,7 @@ class _MissingInput(ValueError):
 
 
 def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None,
-              namespaces_created: set[str]) -> list[Child]:
+              namespaces_created: dict[str, set[str]]) -> list[Child]:
     action = step.component.action
     prod = mode == "prod"
     if action is None and step.component.reconciled_by is not None and step.component.reconciled_by.manifest:
@@ -199,7 +199,8 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
             # archive its new timeline into the production repository.
             "write_back": mode != "drill"})]
     objects = [_awaited(obj, step.component.estimate_s)
-               for obj in _restore_objects(step.name, backup, action, mode, namespaces_created)]
+               for obj in _restore_objects(step.name, backup, action, mode, namespaces_created,
+                                           spec.ancestors(step.name) if step.name in spec.components else set())]
     needs = restore_needs([obj.manifest for obj in objects])
     precheck = [Child(kind="restore-precheck", name=f"{step.name}-precheck",
                       inputs={"step": step.name, "precheck": needs,
@@ -317,10 +318,14 @@ def _need(values: Mapping[str, Any], key: str, component: str, why: str) -> Any:
     return values[key]
 
 
-def _namespace(name: str, created: set[str]) -> list[KubeObject]:
-    if name in created:
+def _namespace(name: str, created: dict[str, set[str]], component: str, ancestors: set[str]) -> list[KubeObject]:
+    """The restore's namespace, unless a component it depends on creates it. Two restores that do not
+    depend on each other both create it (the same object, applied twice): `pulumi up` may run them side
+    by side, and a restore object must never be created before its namespace."""
+    makers = created.setdefault(name, set())
+    if makers & ancestors:
         return []
-    created.add(name)
+    makers.add(component)
     return [KubeObject(manifest={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
                        data_bearing=True)]
 
@@ -330,10 +335,10 @@ def _labels(component: str) -> dict[str, str]:
 
 
 def _restore_objects(name: str, backup: Backup, action: RestoreAction, mode: str,
-                     namespaces_created: set[str]) -> list[KubeObject]:
+                     namespaces_created: dict[str, set[str]], ancestors: set[str]) -> list[KubeObject]:
     values = thaw(action.vars)
     namespace = _need(values, "namespace", name, "the namespace the restored data lives in")
-    objects = _namespace(namespace, namespaces_created)
+    objects = _namespace(namespace, namespaces_created, name, ancestors)
     if backup.tool == "cnpg-barman":
         objects.append(_cnpg_cluster(name, backup, action, values, namespace, mode))
     elif backup.tool == "velero":

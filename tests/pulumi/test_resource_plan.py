@@ -59,8 +59,9 @@ def test_one_child_kind_per_action(example: GraphSpec) -> None:
     assert [c.kind for c in children(prod, "letsencrypt-prod")] == ["config-group"]
     assert [c.inputs["manifest"]["kind"] for c in children(prod, "gitea-data-restore")] == [
         "Namespace", "Volume", "PersistentVolume", "PersistentVolumeClaim"]
-    assert [c.inputs["manifest"]["kind"] for c in children(prod, "gitea-db")] == ["Cluster"]
-    assert [c.inputs["manifest"]["kind"] for c in children(prod, "grafana-restore")] == ["Restore"]
+    # gitea-db and gitea-data-restore may run side by side: each creates the namespace they share.
+    assert [c.inputs["manifest"]["kind"] for c in children(prod, "gitea-db")] == ["Namespace", "Cluster"]
+    assert [c.inputs["manifest"]["kind"] for c in children(prod, "grafana-restore")] == ["Namespace", "Restore"]
 
 
 def test_component_dependencies_are_exactly_the_graph_edges(example: GraphSpec) -> None:
@@ -87,8 +88,8 @@ def test_data_bearing_objects_are_protected_in_prod_and_always_retained(example:
 
 
 def test_cnpg_recovers_from_the_backup_and_archives_wal_to_the_drill_bucket_in_drills(example: GraphSpec) -> None:
-    prod = children(resources_of(example, "prod"), "gitea-db")[0].inputs["manifest"]["spec"]
-    drill = children(resources_of(example, "drill"), "gitea-db")[0].inputs["manifest"]["spec"]
+    prod = children(resources_of(example, "prod"), "gitea-db")[-1].inputs["manifest"]["spec"]
+    drill = children(resources_of(example, "drill"), "gitea-db")[-1].inputs["manifest"]["spec"]
     origin = prod["externalClusters"][0]
     assert prod["bootstrap"]["recovery"]["source"] == origin["name"]
     assert origin["barmanObjectStore"]["destinationPath"] == "s3://homelab-backups/cnpg/gitea"
@@ -101,7 +102,7 @@ def test_point_in_time_target_reaches_the_cluster_object(example: GraphSpec) -> 
     text = EXAMPLE_GRAPH.read_text().replace("restore: {backup: gitea-db, target_time: latest}",
                                              "restore: {backup: gitea-db, target_time: '2026-11-20T03:00:00Z'}")
     spec = GraphSpec.from_yaml(text, path=str(EXAMPLE_GRAPH))
-    cluster = children(resources_of(spec, "prod"), "gitea-db")[0].inputs["manifest"]
+    cluster = children(resources_of(spec, "prod"), "gitea-db")[-1].inputs["manifest"]
     assert cluster["spec"]["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-11-20 03:00:00+00"}
 
 
@@ -195,3 +196,41 @@ def test_pulumi_up_waits_for_each_restore_object_before_its_dependents_start() -
     estimate = {s.name: s.estimate_s for s in plan.steps}["gitea-db"]
     cluster = next(o for _, o in resources.objects() if o.kind == "Cluster")
     assert cluster.manifest["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == str(max(600, 2 * estimate))
+
+
+def test_every_restore_has_its_namespace_before_its_objects_even_beside_a_sibling(example: GraphSpec) -> None:
+    """pulumi up runs independent components side by side: gitea-db and gitea-data-restore both restore
+    into `gitea` and neither depends on the other, so each must create the namespace (the same object);
+    a restore that depends on one that created it does not create it again."""
+    for mode in ("prod", "drill"):
+        resources = resources_of(example, mode)
+        by_name = {c.name: c for c in resources.components}
+        for component in resources.components:
+            objects = [c.inputs["manifest"] for c in component.children if c.kind == "kube-object"]
+            namespaces = {o["metadata"].get("namespace") for o in objects} - {None}
+            for namespace in namespaces:
+                makers = [n for n, c in by_name.items()
+                          if any((ch.kind == "kube-object" and ch.inputs["manifest"]["kind"] == "Namespace"
+                                 and ch.inputs["manifest"]["metadata"]["name"] == namespace)
+                                 or (ch.kind == "helm-release" and ch.inputs["namespace"] == namespace)
+                                 for ch in c.children)]
+                ancestors = example.ancestors(component.name) | {component.name}
+                assert set(makers) & ancestors, f"{mode}: {component.name} may run before namespace {namespace}"
+
+
+def test_a_restore_after_the_one_that_made_its_namespace_does_not_make_it_again() -> None:
+    spec = GraphSpec.from_yaml("""\
+cluster: lab
+backups:
+  a: {tool: velero, protects: [app], repo: "s3://b/velero", schedule: "0 3 * * *", retention: {daily: 7}, rpo: 1d}
+  b: {tool: velero, protects: [app], repo: "s3://b/velero", schedule: "0 3 * * *", retention: {daily: 7}, rpo: 1d}
+components:
+  velero: {layer: addon}
+  first: {layer: data, depends_on: [velero], restore: {backup: a}, vars: {namespace: apps}}
+  second: {layer: data, depends_on: [first], restore: {backup: b}, vars: {namespace: apps}}
+  app: {layer: app, depends_on: [second]}
+""", path="graph.yaml")
+    resources = resources_of(spec, "prod")
+    kinds = {c.name: [ch.inputs["manifest"]["kind"] for ch in c.children if ch.kind == "kube-object"]
+             for c in resources.components}
+    assert kinds["first"].count("Namespace") == 1 and "Namespace" not in kinds["second"]
