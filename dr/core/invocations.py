@@ -180,6 +180,11 @@ def restore_invocation(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping
         extravars = etcd_extravars(snapshot=chosen.id, members=etcd_members(inputs, hosts),
                                    cluster_token=cluster_token or str(variables.get("cluster_token", "")),
                                    min_keys=int(variables.get("min_keys", 1)), force=force)
+        # The etcd binaries when not the ones on the hosts' PATH (vars etcd_binary, etcdctl_binary, and
+        # etcdutl_binary, which etcd 3.6 needs for snapshots).
+        extravars.update({k: str(variables[k]) for k in ("etcd_binary", "etcdctl_binary") if variables.get(k)})
+        if variables.get("etcdutl_binary"):
+            extravars["etcd_snapshot_tool"] = [str(variables["etcdutl_binary"])]
         return PlaybookInvocation("etcd-restore.yml", extravars, limit)
     if tool == "pgbackrest":
         pg = pgbackrest_settings(variables)

@@ -385,8 +385,14 @@ class Sandbox:
                 self.state.save()
             if rerun:
                 self._stop_etcd_members()
+            # The same etcd 3.6 that ran production (the API server needs 3.5 or newer; Debian's is 3.4).
+            from dr.kube.toolchain import Toolchain
+
+            toolchain = Toolchain.find()
             variables.update({"snapshot_dir": str(self.root / "backups" / "etcd-snapshots"),
-                              "etcd_members": self.state.etcd_members, "min_keys": 300})
+                              "etcd_members": self.state.etcd_members, "min_keys": 300,
+                              "etcd_binary": toolchain.path("etcd"), "etcdctl_binary": toolchain.path("etcdctl"),
+                              "etcdutl_binary": toolchain.path("etcdutl")})
         elif tool == "pgbackrest":
             pg = self.pg
             if rerun:
@@ -437,7 +443,7 @@ class Sandbox:
     def check(self, kind: str, spec: Mapping[str, Any]) -> tuple[bool, str]:
         """Run one of the graph's verify checks against the sandbox."""
         if kind == "etcd":
-            count = len(_etcd_values(self.state.etcd_members, str(spec["etcd"])))
+            count = len(_etcd_values(self.state.etcd_members, str(spec["etcd"]), decode=False))
             minimum = int(spec.get("min_keys", 1))
             return count >= minimum, f"{count} keys under {spec['etcd']} (at least {minimum})"
         if kind == "files":
@@ -562,7 +568,9 @@ def _pids_with_argument(argument: str) -> list[int]:
     return found
 
 
-def _etcd_values(members: list[dict[str, Any]], prefix: str) -> list[str]:
+def _etcd_values(members: list[dict[str, Any]], prefix: str, *, decode: bool = True) -> list[Any]:
+    """The values under `prefix` from the first member that answers: text, or raw bytes with
+    decode=False (the API server's own objects under /registry/ are protobuf)."""
     key = base64.b64encode(prefix.encode()).decode()
     end = base64.b64encode((prefix[:-1] + chr(ord(prefix[-1]) + 1)).encode()).decode()
     for member in members:
@@ -571,7 +579,8 @@ def _etcd_values(members: list[dict[str, Any]], prefix: str) -> list[str]:
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 kvs = json.loads(response.read()).get("kvs", [])
-            return [base64.b64decode(kv["value"]).decode() for kv in kvs]
         except OSError:
             continue
+        raw = [base64.b64decode(kv["value"]) for kv in kvs]
+        return [value.decode() for value in raw] if decode else raw
     return []

@@ -136,6 +136,10 @@ class SandboxCluster:
             progress("kube-apiserver")
             self._start(state, "kube-apiserver", self._apiserver_args(state, keys))
             self._wait(lambda: self._api_ready(), "kube-apiserver", timeout)
+            if etcd_data is not None or etcd_servers:
+                # Restored data holds the old cluster's node leases, held by a kwok that is gone: the new
+                # kwok would wait for them to expire (40 s) before it marks any pod ready.
+                self.kubectl("delete", "leases", "-n", "kube-node-lease", *FAKE_NODES, "--ignore-not-found")
             progress("kube-controller-manager, kube-scheduler, kwok")
             self._start(state, "kube-controller-manager", self._controller_manager_args(keys))
             self._start(state, "kube-scheduler", self._scheduler_args())
