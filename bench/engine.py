@@ -1,11 +1,14 @@
 """Benchmark: the Kubernetes layer through the real Pulumi engine and pulumi-kubernetes provider.
 
-Synthetic recovery graphs of growing size (each component one manifest object, a ConfigMap, depending on
+1. dr's overhead: the example graph's Kubernetes layer applied the way the sandbox drill does it (one
+   `pulumi up` per step, run by dr's executor in graph order, 4 at a time) against one bare `pulumi up`
+   of the same resources, each into a fresh sandbox cluster (target: dr at most 10% slower).
+2. Synthetic recovery graphs of growing size (each component one manifest object, a ConfigMap, depending on
 one component of the previous rank) go through `pulumi up` (dr's program registration, Automation API,
 file backend) into one sandbox cluster: how wall time grows with the component count, and with the graph's
 width at a fixed count. Printed as seconds and ratios measured in this one run.
 
-    .venv/bin/python bench/engine.py [--sizes 25 50 100 200] [--widths 5 50]
+    .venv/bin/python bench/engine.py [--sizes 25 50 100 200] [--widths 5 50] [--skip-example]
 
 Needs `make toolchain` (engine, provider, control plane); about five minutes at the default sizes.
 """
@@ -17,6 +20,7 @@ import itertools
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
@@ -61,13 +65,74 @@ def up_seconds(engine: Engine, cluster: SandboxCluster, spec: GraphSpec, stack: 
     return elapsed
 
 
+def example_layer(root: Path) -> tuple[float, float]:
+    """(dr's executor with one up per step, one bare up) for the example's Kubernetes layer, in seconds."""
+    import dataclasses
+
+    from dr.charts.mirror import Server, fill
+    from dr.charts.sandbox import write_upstream
+    from dr.core.charts import chart_pins
+    from dr.drill.executor import Journal, Task, execute
+    from dr.drill.kube_layer import KubeLayer, is_kube_step
+    from dr.drill.standin_operators import StandInOperators
+    from dr.graph_file import load_graph_file
+    from dr.kube.crds import default_dirs
+    from dr.stack.program import load_resources
+
+    example = Path(__file__).resolve().parent.parent / "stacks" / "cluster.yaml"
+    _, resources = load_resources(graph_path=str(example), mode="drill")
+    kube = [c for c in resources.components if is_kube_step(c)]
+    names = {c.name for c in kube}
+    layer = dataclasses.replace(resources, components=tuple(
+        dataclasses.replace(c, depends_on=tuple(d for d in c.depends_on if d in names)) for c in kube))
+    credentials: dict[str, Any] = {"gitea/gitea-db-s3": {"ACCESS_KEY_ID": "k", "ACCESS_SECRET_KEY": "s"}}
+    pins = chart_pins(load_graph_file(example))
+    upstream = Server(write_upstream(pins, root / "upstream", default_dirs()))
+    with upstream:
+        fill(root / "mirror", pins, upstream={p.repo: upstream.url for p in pins})
+    timings = []
+    with Server(root / "mirror") as mirror:
+        for way in ("dr", "bare"):
+            cluster = SandboxCluster(root / f"cluster-{way}")
+            cluster.up()
+            operators = StandInOperators.for_plan(layer, cluster.kubectl)
+            operators.start()
+            try:
+                kubeconfig = cluster.kubeconfig.read_text()
+                start = time.perf_counter()
+                if way == "dr":
+                    runner = KubeLayer(root=root / way, resources=layer, kubeconfig=lambda k=kubeconfig: k,
+                                       chart_mirror=mirror.url, secrets=credentials, operators=operators)
+                    tasks = [Task(c.name, c.depends_on, lambda attempt, n=c.name, r=runner: r.apply(n)) for c in kube]
+                    records = execute(tasks, journal=Journal(root / "journal.sqlite", "bench"), concurrency=4)
+                    assert all(r.state.value == "succeeded" for r in records.values()), records
+                else:
+                    def program(kubeconfig: str = kubeconfig) -> None:
+                        register(layer, hosts={}, secrets=pulumi.Output.secret(credentials),
+                                 kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror.url)
+
+                    stack = Engine.at(root / way).stack(project="bare", stack="layer", program=program)
+                    assert stack.up(on_output=lambda line: None, color="never",
+                                    parallel=16).summary.result == "succeeded"
+                timings.append(time.perf_counter() - start)
+            finally:
+                operators.stop()
+                cluster.down()
+    return timings[0], timings[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--widths", type=int, nargs="+", default=[5, 50])
+    parser.add_argument("--skip-example", action="store_true", help="skip the example's dr-against-bare comparison")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dr-bench-engine-") as tmp:
         root = Path(tmp)
+        if not args.skip_example:
+            ours, bare = example_layer(root / "example")
+            print(f"example Kubernetes layer: dr (one up per step, 4 at a time) {ours:.1f} s; one bare pulumi up "
+                  f"{bare:.1f} s; dr's overhead {ours / bare - 1:+.0%} (target at most +10%)", flush=True)
         cluster = SandboxCluster(root / "cluster")
         cluster.up()
         try:
