@@ -489,7 +489,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     from dr.core.durations import format_duration
 
     print(f"drill {report.run_id}: {'PASSED' if report.success else 'FAILED'}; RTO {format_duration(report.rto_s)} "
-          f"(target {format_duration(report.rto_target_s)})")
+          f"(target {format_duration(report.rto_target_s) if report.rto_target_s > 0 else 'none'})")
     for rpo in report.rpo:
         measured = "nothing restored" if rpo.measured_s is None else f"{rpo.measured_s:.1f}s"
         print(f"  RPO {rpo.backup}: {measured} (target {format_duration(rpo.target_s)})")

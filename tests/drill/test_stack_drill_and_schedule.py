@@ -246,3 +246,18 @@ def test_a_stack_drill_without_pulumi_or_a_backend_is_a_clear_error(tmp_path: Pa
     (tmp_path / "Pulumi.yaml").write_text("name: dr\nruntime: python\n")
     with pytest.raises(DrError, match=r"the Pulumi engine is not installed \(pulumi, pulumi-resource-pulumi-python"):
         EngineStack("drill", project_dir=tmp_path)
+
+
+def test_a_graph_without_an_rto_target_is_not_failed_for_missing_it() -> None:
+    """A graph with no `rto:` and no estimates plans a target of 0 s; the first stack drill of a real
+    project failed for "RTO 11s (target 0s)"."""
+    from dr.drill.report import DrillReport, StepResult, to_junit, to_markdown
+
+    report = DrillReport(run_id="r", cluster="lab", kind="stack", started_at=0.0, disaster_at=0.0,
+                         verified_at=11.0, rto_target_s=0, steps=(StepResult("a", "app", "succeeded", 1, 1.0),),
+                         checks=(), rpo=())
+    assert report.success and report.rto_met
+    assert "none (set rto: in the graph)" in to_markdown(report) and 'failures="0"' in to_junit(report)
+    late = DrillReport(run_id="r", cluster="lab", kind="stack", started_at=0.0, disaster_at=0.0, verified_at=11.0,
+                       rto_target_s=10, steps=(), checks=(), rpo=())
+    assert not late.success
