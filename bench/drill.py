@@ -1,15 +1,18 @@
 """Benchmark: the sandbox drill's scheduling, measured in one run.
 
 1. The rebuild's makespan (first step started to last step finished) against the critical path of
-   the measured step durations (target: at most 1.10 times): how close the executor gets to the
-   best any scheduler could do with these steps;
+   the measured step durations (target: at most 1.15 times): how close the executor gets to the
+   best any scheduler could do with these steps. Every Kubernetes-level step is a real `pulumi up`
+   through the pulumi-kubernetes provider (the engine-backed drill), so this is measured under the
+   real engine;
 2. the same drill with one step at a time (`--concurrency 1`): what running the steps one after
    the other costs;
 3. the executor's own overhead per step: 300 steps that do nothing, in a chain and fanned out.
 
-    .venv/bin/python bench/drill.py
+    .venv/bin/python bench/drill.py [--quick]
 
-Needs etcd, PostgreSQL 15, pgBackRest and restic (make system); about three minutes here.
+Needs `make system` and `make toolchain`; about ten minutes here. `--quick` (what `make test` runs, so
+the benchmark cannot rot) measures only the executor's overhead over 30 steps.
 """
 
 from __future__ import annotations
@@ -69,11 +72,18 @@ def executor_overhead(count: int = 300) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="only the executor's overhead, over 30 steps")
+    if parser.parse_args().quick:
+        print(f"executor overhead: {executor_overhead(30) * 1000:.1f} ms per step over 30 no-op steps")
+        return
     makespan, spans = drill(concurrency=4)
     durations = {name: finished - started for name, (started, finished) in spans.items()}
     path = critical_path(durations)
     print(f"sandbox rebuild, concurrency 4: makespan {makespan:.1f} s; critical path of the measured step "
-          f"durations {path:.1f} s; ratio {makespan / path:.2f} (target at most 1.10)")
+          f"durations {path:.1f} s; ratio {makespan / path:.2f} (target at most 1.15)")
     sequential, _ = drill(concurrency=1)
     print(f"same drill one step at a time: makespan {sequential:.1f} s; concurrency 4 takes "
           f"{makespan / sequential:.2f} of that (sum of the concurrent run's step durations: "
