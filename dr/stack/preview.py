@@ -128,9 +128,8 @@ def run_preview(stack: str, *, stacks_dir: Path = Path("stacks")) -> Preview:
     mocks = _Mocks()
     monitor = CapturingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="dr", stack=stack, preview=False, monitor=monitor)
-    for key, value in config.items():
-        pulumi.runtime.set_config(key, value)
-    pulumi.runtime.set_config("dr:offline", "true")  # the mock preview contacts no host, not even a drill host
+    # Exactly this stack's config: a value set for an earlier preview in this process must not leak in.
+    pulumi.runtime.set_all_config({**config, "dr:offline": "true"})  # offline: the mock contacts no host
     _, plan = pulumi_program.load_resources(graph_path=config.get("dr:graph", "stacks/cluster.yaml"),
                                             mode=config.get("dr:mode", "prod"))
     try:

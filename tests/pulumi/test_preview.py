@@ -105,10 +105,9 @@ def test_preview_lists_every_registered_resource_even_when_names_repeat(run_cli)
     prechecks = sum(1 for s in preview.plan.components for c in s.children if c.kind == "restore-precheck")
     children = sum(len(c.objects) if c.kind == "config-group" else 1 for s in preview.plan.components
                    for c in s.children)
-    components, stack_and_provider = len(preview.plan.components), 2
+    components, provider = len(preview.plan.components), 1  # the preview does not list the stack itself
     assert prechecks and manifest_objects
-    assert len(preview.resources) == len({r.urn for r in preview.resources}) == (
-        stack_and_provider + components + children)
+    assert len(preview.resources) == len({r.urn for r in preview.resources}) == provider + components + children
     result = run_cli("preview", "--stack", "prod")
     assert "mock preview, offline" in result.out
 
@@ -123,3 +122,20 @@ def test_a_broken_stack_file_is_a_usage_error(tmp_path, body: str, message: str)
     (tmp_path / "Pulumi.x.yaml").write_text(body)
     with pytest.raises(UsageError, match=message):
         load_stack_config("x", stacks_dir=tmp_path)
+
+
+def test_two_previews_in_one_process_do_not_share_config(tmp_path: Path) -> None:
+    """A value set only on the first stack (here dr:recovery) was seen by the next preview."""
+    from dr.stack.preview import run_preview
+
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    graph = (REPO / "stacks" / "cluster.yaml").resolve()
+    (stacks / "Pulumi.prod.yaml").write_text(f"config:\n  dr:graph: {graph}\n  dr:mode: prod\n"
+                                             "  dr:recovery: not-a-recovery\n")
+    (stacks / "Pulumi.drill.yaml").write_text(f"config:\n  dr:graph: {graph}\n  dr:mode: drill\n")
+    import pulumi
+
+    pulumi.runtime.set_config("dr:recovery", "not-a-recovery")  # what the prod preview would have left
+    preview = run_preview("drill", stacks_dir=stacks)
+    assert preview.plan.mode == "drill" and preview.resources
