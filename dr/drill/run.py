@@ -35,6 +35,7 @@ from dr.drill.report import (
     to_markdown,
     to_prometheus,
 )
+from dr.errors import DrError
 from dr.hosts.ansible import stop_all_workers
 
 ProgressSink = Callable[[StepRecord], None]
@@ -117,6 +118,12 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     from dr.drill.sandbox import Sandbox
 
     plan, resources = planned(spec, read_text)
+    from dr.kube.toolchain import CONTROL_PLANE, ENGINE, KUBERNETES_PROVIDER, Toolchain
+
+    missing = Toolchain.find().missing((*CONTROL_PLANE, *ENGINE, *KUBERNETES_PROVIDER))
+    if missing:  # before production is built: not after minutes of host restores
+        raise DrError(f"the sandbox drill needs {', '.join(missing)} (the control plane, the Pulumi engine and "
+                      "the Kubernetes provider): run `make toolchain`, which `make demo` does")
     run_id = ""
     if resume and not paths.current.is_file():
         say("nothing to resume: no sandbox drill was interrupted; starting a new drill")
@@ -157,7 +164,11 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
             sandbox.take_backups()
             disaster_at = sandbox.disaster()
             journal.phase_done("disaster", {"at": disaster_at, "backups": sandbox.backup_fingerprint()})
-            say("disaster: production destroyed; rebuilding from the graph")
+            from dr.kube.toolchain import Toolchain
+            from dr.stack.engine import describe
+
+            say("disaster: production destroyed; rebuilding from the graph (host steps through Ansible, the "
+                f"Kubernetes layer through pulumi up: {describe(Toolchain.find())})")
         else:
             started = float((journal.phase("disaster") or {}).get("at", started))
         records = execute(sandbox.tasks(), journal=journal, concurrency=concurrency, retries=2, backoff_s=1.0,

@@ -30,6 +30,14 @@ class EngineUnavailable(DrError):
     """The Pulumi CLI (or its Python dynamic-provider script) is not installed."""
 
 
+def describe(toolchain: Toolchain) -> str:
+    """Which engine and Kubernetes provider binaries run (plugin downloads are off: never another one)."""
+    pulumi = toolchain.which("pulumi") or "pulumi (missing)"
+    provider = toolchain.which("pulumi-resource-kubernetes")
+    return (f"engine {pulumi}; kubernetes provider "
+            f"{provider + ' (v' + KUBERNETES_PROVIDER_VERSION + ')' if provider else 'not installed'}")
+
+
 @dataclass(frozen=True)
 class Engine:
     state_dir: Path
@@ -60,11 +68,7 @@ class Engine:
                                     "run `make toolchain`")
 
     def describe(self) -> str:
-        """Which engine and Kubernetes provider binaries run (the provider is never downloaded)."""
-        pulumi = self.toolchain.which("pulumi") or "pulumi (missing)"
-        provider = self.toolchain.which("pulumi-resource-kubernetes")
-        return (f"engine {pulumi}; kubernetes provider "
-                f"{provider + ' (v' + KUBERNETES_PROVIDER_VERSION + ')' if provider else 'not installed'}")
+        return describe(self.toolchain)
 
     def passphrase(self) -> str:
         from_env = os.environ.get("PULUMI_CONFIG_PASSPHRASE")

@@ -261,3 +261,19 @@ def test_a_graph_without_an_rto_target_is_not_failed_for_missing_it() -> None:
     late = DrillReport(run_id="r", cluster="lab", kind="stack", started_at=0.0, disaster_at=0.0, verified_at=11.0,
                        rto_target_s=10, steps=(), checks=(), rpo=())
     assert not late.success
+
+
+def test_a_sandbox_drill_without_the_toolchain_stops_before_building_production(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dr.drill.run import DrillPaths, sandbox_drill
+    from dr.errors import DrError
+    from dr.graph_file import load_graph_file, read_text
+    from dr.kube.toolchain import Toolchain
+    from tests.conftest import EXAMPLE_GRAPH
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(Toolchain, "find", classmethod(lambda cls: cls((tmp_path,))))
+    with pytest.raises(DrError, match=r"needs .*pulumi-resource-kubernetes.*make toolchain"):
+        sandbox_drill(load_graph_file(EXAMPLE_GRAPH), paths=DrillPaths(tmp_path / "state"), read_text=read_text,
+                      say=lambda line: None)
+    assert not (tmp_path / "state").exists(), "nothing was built"
