@@ -146,7 +146,7 @@ def main() -> None:
                     seconds = up_seconds(engine, cluster, graph(count, width, work, f"{count}w{width}"),
                                          f"n{count}-w{width}")
                     results.append((count, seconds))
-                    print(f"width {width:>3}, {count:>4} components ({count // width} ranks): pulumi up "
+                    print(f"width {width:>3}, {count:>4} components ({-(-count // width)} ranks): pulumi up "
                           f"{seconds:6.1f} s  ({seconds / count * 1000:.0f} ms per component)", flush=True)
                 for (small, t_small), (large, t_large) in itertools.pairwise(results):
                     print(f"  {large}/{small} components at width {width}: time ratio {t_large / t_small:.2f} "
