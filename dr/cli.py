@@ -144,10 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     drill = commands.add_parser(
         "drill", parents=[_graph_option()], help="rehearse the rebuild: restore, verify, measure RTO and RPO",
         description="Run a DR drill of the graph in drill mode. --sandbox (the default) builds a small production "
-                    "on this machine (etcd, PostgreSQL with pgBackRest, restic volumes), takes real backups, destroys "
-                    "it, rebuilds it with the local executor, verifies and reports RTO and RPO. --stack drill runs "
-                    "`pulumi up` on the drill stack through the Automation API, verifies, then destroys it. "
-                    "Exit 1 when a step, a check or a target fails.")
+                    "on this machine (a Kubernetes control plane, PostgreSQL with pgBackRest, restic volumes), takes "
+                    "real backups, destroys it, rebuilds it with the local executor (host steps through Ansible, a "
+                    "control plane started on the restored etcd, every Kubernetes-level step through `pulumi up` "
+                    "and the pulumi-kubernetes provider; needs `make toolchain`), verifies and reports RTO and RPO. "
+                    "No operator runs in the sandbox: Kubernetes-level restores are reported as applied. --stack "
+                    "drill runs `pulumi up` on the project's drill stack (its Pulumi.yaml, stack file and backend) "
+                    "through dr's engine, verifies, then destroys it. Exit 1 when a step, a check or a target fails.")
     target = drill.add_mutually_exclusive_group()
     target.add_argument("--sandbox", action="store_true", help="drill on this machine (default)")
     target.add_argument("--stack", metavar="NAME", help="drill on a real test cluster: the Pulumi stack NAME")
