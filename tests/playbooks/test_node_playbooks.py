@@ -189,3 +189,28 @@ def test_every_playbook_the_example_graph_names_exists() -> None:
     spec = load_graph_file(EXAMPLE_GRAPH)
     named = {c.action.playbook for c in spec.components.values() if isinstance(c.action, PlaybookAction)}
     assert named and all((REPO / "playbooks" / p).is_file() for p in named), named
+
+
+def test_no_command_task_builds_its_command_line_from_a_string_with_jinja() -> None:
+    """`command` with `cmd:` splits a rendered string on spaces and quotes: a value with a space or a quote
+    becomes several arguments or an error. Values go in `argv`; a `shell` task quotes each (`| quote`)."""
+    import re
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    offenders = []
+    for playbook in sorted((REPO / "playbooks").glob("*.yml")):
+        for play in yaml.safe_load(playbook.read_text()) or []:
+            for task in [*play.get("tasks", []), *play.get("handlers", [])]:
+                command = task.get("ansible.builtin.command") or task.get("command")
+                text = command.get("cmd", "") if isinstance(command, dict) else command or ""
+                if "{{" in str(text):
+                    offenders.append(f"{playbook.name}: {task.get('name')}")
+                shell = task.get("ansible.builtin.shell") or task.get("shell")
+                script = shell.get("cmd", "") if isinstance(shell, dict) else shell or ""
+                for expression in re.findall(r"{{(.*?)}}", str(script)):
+                    if "quote" not in expression:
+                        offenders.append(f"{playbook.name}: {task.get('name')}: {{{{{expression}}}}}")
+    assert offenders == []

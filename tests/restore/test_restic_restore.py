@@ -188,3 +188,21 @@ def test_password_never_reaches_artifacts_or_messages(repo: restic.ResticReposit
     leaked = subprocess.run(["grep", "-rl", PASSWORD, str(artifacts)], capture_output=True, text=True, check=False)
     assert leaked.stdout == "", f"password found in {leaked.stdout}"
     assert PASSWORD not in repr(repo)
+
+
+def test_paths_with_quotes_spaces_and_command_substitution_stay_one_argument(repo: restic.ResticRepository,
+                                                                            tmp_path: Path) -> None:
+    """Hostile but legal directory names, on both sides of the restore: the move-aside and the put-in-place
+    `mv` split a one-string command line (a quote ended in "No closing quotation"); each is one argument."""
+    hostile = """it's "a" vol $(echo x)"""
+    source = tmp_path / hostile / "data"
+    source.mkdir(parents=True)
+    build_tree(source)
+    backup(repo, source)
+    target = tmp_path / f"target {hostile}"
+    target.mkdir()
+    (target / "old.txt").write_text("kept aside\n")
+    restore_step(repo, target, force=True)
+    assert fingerprint(target) == fingerprint(source)
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith(f"target {hostile}.before-restore-")]
+    assert len(aside) == 1 and (aside[0] / "old.txt").read_text() == "kept aside\n"
