@@ -69,14 +69,12 @@ def example_layer(root: Path) -> tuple[float, float]:
     """(dr's executor with one up per step, one bare up) for the example's Kubernetes layer, in seconds."""
     import dataclasses
 
-    from dr.charts.mirror import Server, fill
-    from dr.charts.sandbox import write_upstream
+    from dr.charts.sandbox import sandbox_mirror
     from dr.core.charts import chart_pins
     from dr.drill.executor import Journal, Task, execute
     from dr.drill.kube_layer import KubeLayer, is_kube_step
     from dr.drill.standin_operators import StandInOperators
     from dr.graph_file import load_graph_file
-    from dr.kube.crds import default_dirs
     from dr.stack.program import load_resources
 
     example = Path(__file__).resolve().parent.parent / "stacks" / "cluster.yaml"
@@ -86,12 +84,8 @@ def example_layer(root: Path) -> tuple[float, float]:
     layer = dataclasses.replace(resources, components=tuple(
         dataclasses.replace(c, depends_on=tuple(d for d in c.depends_on if d in names)) for c in kube))
     credentials: dict[str, Any] = {"gitea/gitea-db-s3": {"ACCESS_KEY_ID": "k", "ACCESS_SECRET_KEY": "s"}}
-    pins = chart_pins(load_graph_file(example))
-    upstream = Server(write_upstream(pins, root / "upstream", default_dirs()))
-    with upstream:
-        fill(root / "mirror", pins, upstream={p.repo: upstream.url for p in pins})
     timings = []
-    with Server(root / "mirror") as mirror:
+    with sandbox_mirror(chart_pins(load_graph_file(example)), root) as mirror:
         for way in ("dr", "bare"):
             cluster = SandboxCluster(root / f"cluster-{way}")
             cluster.up()
@@ -102,14 +96,14 @@ def example_layer(root: Path) -> tuple[float, float]:
                 start = time.perf_counter()
                 if way == "dr":
                     runner = KubeLayer(root=root / way, resources=layer, kubeconfig=lambda k=kubeconfig: k,
-                                       chart_mirror=mirror.url, secrets=credentials, operators=operators)
+                                       chart_mirror=mirror, secrets=credentials, operators=operators)
                     tasks = [Task(c.name, c.depends_on, lambda attempt, n=c.name, r=runner: r.apply(n)) for c in kube]
                     records = execute(tasks, journal=Journal(root / "journal.sqlite", "bench"), concurrency=4)
                     assert all(r.state.value == "succeeded" for r in records.values()), records
                 else:
                     def program(kubeconfig: str = kubeconfig) -> None:
                         register(layer, hosts={}, secrets=pulumi.Output.secret(credentials),
-                                 kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror.url)
+                                 kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror)
 
                     stack = Engine.at(root / way).stack(project="bare", stack="layer", program=program)
                     assert stack.up(on_output=lambda line: None, color="never",

@@ -11,13 +11,14 @@ repository on loopback, from which a mirror is filled exactly as a user fills on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dr.charts.mirror import package
+from dr.charts.mirror import Server, fill, package
 from dr.core.charts import ChartPin, index_document
 
 # The API groups whose CRDs an operator's chart installs, by chart name (as the upstream charts do).
@@ -124,3 +125,18 @@ def write_upstream(pins: Iterable[ChartPin], directory: Path, crd_dirs: Iterable
     index = index_document(entries, generated="1970-01-01T00:00:00Z")
     (directory / "index.yaml").write_text(yaml.safe_dump(index, sort_keys=False), encoding="utf-8")
     return directory
+
+
+@contextmanager
+def sandbox_mirror(pins: Iterable[ChartPin], root: Path, *,
+                   services: Mapping[str, Iterable[tuple[str, int]]] | None = None) -> Iterator[str]:
+    """A chart mirror of the stand-in charts in `root/charts`, filled over HTTP from a loopback "upstream"
+    (`root/charts-upstream`) exactly as a user fills one from the internet; yields the mirror's URL while
+    it is served."""
+    from dr.kube.crds import default_dirs
+
+    pins = list(pins)
+    with Server(write_upstream(pins, root / "charts-upstream", default_dirs(), services=services)) as upstream:
+        fill(root / "charts", pins, upstream={pin.repo: upstream.url for pin in pins})
+    with Server(root / "charts") as mirror:
+        yield mirror.url

@@ -208,7 +208,7 @@ def manual_restore_commands(invocation: PlaybookInvocation) -> list[list[str]]:
         staging = f"{v['restore_path']}.dr-staging"
         return [["restic", "--no-lock", "-r", v["restic_repository"], "restore", v["restic_snapshot"],
                  "--target", staging],
-                ["mv", f"{staging}{v['restic_source_path']}", v["restore_path"]],
+                ["mv", "--", f"{staging}{v['restic_source_path']}", v["restore_path"]],
                 ["rm", "-rf", staging]]
     if invocation.playbook == "etcd-restore.yml":
         members = v["etcd_members"]

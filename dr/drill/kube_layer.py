@@ -118,15 +118,5 @@ class KubeLayer:
             "resources": sum(changes.values()), "changes": changes,
             "first_start": min(starts) if starts else None, "last_done": max(ends) if ends else None}
         if self.operators is not None:
-            objects = []
-            for child in self._by_name[name].children:
-                manifest = child.inputs.get("manifest") or {}
-                meta = manifest.get("metadata", {})
-                if manifest:
-                    objects.append((str(meta.get("namespace", "")), str(manifest.get("kind")), str(meta.get("name"))))
-                for backup in child.inputs.get("precheck", {}).get("backups", []) if child.kind == "restore-precheck" \
-                        else []:
-                    name_ = str(backup.get("name") or f"{str(backup.get('selector', '')).partition('=')[2]}-dr-sandbox")
-                    objects.append((str(backup["namespace"]), str(backup["kind"]), name_))
-            outputs["stand_in"] = self.operators.notes_for(objects)
+            outputs["stand_in"] = self.operators.notes_for(self._by_name[name])
         return outputs

@@ -164,7 +164,6 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
             sandbox.take_backups()
             disaster_at = sandbox.disaster()
             journal.phase_done("disaster", {"at": disaster_at, "backups": sandbox.backup_fingerprint()})
-            from dr.kube.toolchain import Toolchain
             from dr.stack.engine import describe
 
             say("disaster: production destroyed; rebuilding from the graph (host steps through Ansible, the "

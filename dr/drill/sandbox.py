@@ -38,13 +38,11 @@ from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan
 from dr.core.spec import GraphSpec
 from dr.drill.executor import Task
 from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
-from dr.errors import DrError
 from dr.hosts.host_steps import run_step
 from dr.kube.sandbox_cluster import SandboxCluster, free_port
 from dr.restore import restic
 
 if TYPE_CHECKING:
-    from dr.charts.mirror import Server
     from dr.drill.kube_layer import KubeLayer
     from dr.drill.standin_operators import StandInOperators
 
@@ -60,8 +58,8 @@ class SandboxState:
 
     root: str
     etcd_client_port: int = 0
-    etcd_peer_port: int = 0
-    etcd_pid: int = 0
+    etcd_peer_port: int = 0  # unused since production became a SandboxCluster; kept so old state files load
+    etcd_pid: int = 0        # likewise
     etcd_members: list[dict[str, Any]] = field(default_factory=list)
     pg_base: str = ""
     pg_port: int = 0
@@ -95,7 +93,7 @@ class Sandbox:
         self._workload: subprocess.Popen[bytes] | None = None
         self._kube: KubeLayer | None = None
         self._operators: StandInOperators | None = None
-        self._servers: list[Server] = []
+        self._served = contextlib.ExitStack()  # the chart mirror, served while the drill runs
         self._kube_lock = threading.Lock()
 
     # -- where things live -----------------------------------------------------------------
@@ -114,7 +112,7 @@ class Sandbox:
     # -- production ------------------------------------------------------------------------
     def build_production(self) -> None:
         if self.host_restores("etcd-snapshot"):
-            self._start_etcd()
+            self._start_production_cluster()
         if self.host_restores("pgbackrest"):
             pg = PgSandbox.create()
             self.state.pg_base, self.state.pg_port = str(pg.base), pg.port
@@ -133,13 +131,13 @@ class Sandbox:
             self.state.restic[backup] = {"repo": str(repo), "source": str(source)}
         self.state.save()
 
-    def _start_etcd(self) -> None:
+    def _start_production_cluster(self) -> None:
         """Production's control plane: a real one (etcd, kube-apiserver, controllers, kwok nodes), so its
         snapshots hold real Kubernetes objects; a writer adds workload keys beside them to measure RPO."""
         production = SandboxCluster(self.root / "production" / "cluster")
         state = production.up(timeout=120)
-        self.state.etcd_client_port, self.state.etcd_pid = state.etcd_client_port, state.pids.get("etcd", 0)
-        self.state.save()  # a crash while production is built must still find these processes
+        self.state.etcd_client_port = state.etcd_client_port
+        self.state.save()  # its processes are recorded in its own cluster.json, where cleanup finds them
         client = f"http://127.0.0.1:{self.state.etcd_client_port}"
         production.kubectl("create", "namespace", "production-workload")
         for i in range(300):
@@ -206,8 +204,6 @@ class Sandbox:
         self.state.disaster_at = time.time()
         self._stop_writers.set()
         self._stop_production_cluster()
-        if self.state.etcd_pid:
-            _kill(self.state.etcd_pid)
         if self._workload is not None:
             self._workload.kill()
             self._workload.wait()
@@ -220,14 +216,16 @@ class Sandbox:
 
     # -- the rebuild -----------------------------------------------------------------------
     def tasks(self) -> list[Task]:
-        from dr.drill.kube_layer import is_kube_step
+        from dr.drill.kube_layer import KUBE_CHILD_KINDS, is_kube_step
 
         tasks = []
         for step in self.plan.steps:
             component = next(c for c in self.resources.components if c.name == step.name)
             children = component.children
             host = [c for c in children if c.kind in ("playbook", "host-restore")]
-            local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS and not c.kind.startswith("gitops-")]
+            # The sandbox has a cluster: of the steps a local drill cannot run, only those that need the
+            # operator's machine or the world outside stay not-run here.
+            local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS and c.kind not in KUBE_CHILD_KINDS]
             if component.provides_kubeconfig:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: self.start_control_plane()))
             elif local:
@@ -280,11 +278,9 @@ class Sandbox:
 
     def kube_layer(self) -> KubeLayer:
         """The engine runner of the Kubernetes-level steps, with its chart mirror (made once per process)."""
-        from dr.charts.mirror import Server, fill
-        from dr.charts.sandbox import write_upstream
+        from dr.charts.sandbox import sandbox_mirror
         from dr.core.charts import chart_pins
         from dr.drill.kube_layer import KubeLayer
-        from dr.kube.crds import default_dirs
 
         with self._kube_lock:
             if self._kube is not None:
@@ -293,19 +289,11 @@ class Sandbox:
             if not cluster.running():
                 self.start_control_plane()  # a graph without a control-plane step, or a resumed drill
             self._start_operators()
-            pins = chart_pins(self.spec)
-            upstream = Server(write_upstream(pins, self.root / "charts-upstream", default_dirs(),
-                                             services=self._verified_services()))
-            upstream.__enter__()
-            self._servers.append(upstream)
-            # The mirror is filled from the "upstream" exactly as a user fills one from the internet.
-            fill(self.root / "charts", pins, upstream={pin.repo: upstream.url for pin in pins})
-            mirror = Server(self.root / "charts")
-            mirror.__enter__()
-            self._servers.append(mirror)
+            mirror = self._served.enter_context(sandbox_mirror(chart_pins(self.spec), self.root,
+                                                               services=self._verified_services()))
             self._kube = KubeLayer(root=self.root, resources=self.resources,
                                    kubeconfig=lambda: cluster.kubeconfig.read_text(encoding="utf-8"),
-                                   chart_mirror=mirror.url, secrets=self._restore_credentials(),
+                                   chart_mirror=mirror, secrets=self._restore_credentials(),
                                    operators=self._operators)
             self._kube.check_available()
             return self._kube
@@ -496,16 +484,12 @@ class Sandbox:
         self._stop_writers.set()
         if self._operators is not None:
             self._operators.stop()
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
+        self._served.close()
         self.drill_cluster.down()
         self._stop_production_cluster()
         if self._workload is not None and self._workload.poll() is None:
             self._workload.kill()
             self._workload.wait()
-        if self.state.etcd_pid:
-            _kill(self.state.etcd_pid)
         self._stop_etcd_members()
         if self.state.pg_base:
             as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
@@ -532,17 +516,6 @@ def _kill(pid: int) -> None:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.05)
-
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise DrError(f"{url} did not answer within {timeout:.0f}s")
 
 
 def _etcd_put(client: str, key: str, value: str) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, ResourcePlan
+from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, ComponentResources, ResourcePlan
 
 Kubectl = Callable[..., Any]  # SandboxCluster.kubectl: (*args, input_text=, check=) -> CompletedProcess
 
@@ -38,6 +38,14 @@ def completion_status(kind: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "ReplicationDestination":
         return {"lastManualSync": str(manifest.get("spec", {}).get("trigger", {}).get("manual", VOLSYNC_TRIGGER))}
     return {}
+
+
+def synced_backup_name(backup: Mapping[str, Any]) -> str:
+    """The name of the backup object a restore waits for: its own, or (Velero: found by the schedule's
+    label) the one the stand-in creates for that schedule."""
+    if backup.get("name"):
+        return str(backup["name"])
+    return f"{str(backup.get('selector', '')).partition('=')[2]}-dr-sandbox"
 
 
 @dataclass(frozen=True)
@@ -75,9 +83,16 @@ class StandInOperators:
                     backups += list(child.inputs.get("precheck", {}).get("backups", []))
         return cls(kubectl=kubectl, restore_objects=tuple(restores), backups=tuple(backups))
 
-    def notes_for(self, objects: Iterable[tuple[str, str, str]]) -> list[str]:
-        """The notes about these (namespace, kind, name) objects, in the order they were taken."""
-        wanted = set(objects)
+    def notes_for(self, component: ComponentResources) -> list[str]:
+        """The notes about a component's objects and the backups its precheck waited for, in order."""
+        wanted = set()
+        for child in component.children:
+            meta = (child.inputs.get("manifest") or {}).get("metadata", {})
+            if child.kind == "kube-object":
+                wanted.add((str(meta.get("namespace", "")), str(child.inputs["manifest"]["kind"]), str(meta["name"])))
+            for backup in child.inputs.get("precheck", {}).get("backups", []) if child.kind == "restore-precheck" \
+                    else []:
+                wanted.add((str(backup["namespace"]), str(backup["kind"]), synced_backup_name(backup)))
         return [n.text for n in self.notes if (n.namespace, n.kind, n.name) in wanted]
 
     def start(self) -> None:
@@ -132,12 +147,9 @@ class StandInOperators:
             return False
         if self.kubectl("get", resource, "-n", namespace, check=False).returncode != 0:
             return False  # the operator's chart (its CRDs) is not installed yet
-        labels: dict[str, str] = {}
-        name = str(backup.get("name") or "")
-        if not name:  # found by label (Velero: the schedule's backups)
-            key, _, value = str(backup.get("selector", "")).partition("=")
-            labels[key] = value
-            name = f"{value}-dr-sandbox"
+        name = synced_backup_name(backup)
+        key, _, value = str(backup.get("selector", "")).partition("=")
+        labels = {key: value} if not backup.get("name") else {}  # found by label: the schedule's backups
         manifest = {"apiVersion": api_version, "kind": kind,
                     "metadata": {"name": name, "namespace": namespace, "labels": labels}}
         self.kubectl("apply", "--server-side", "--field-manager=dr-sandbox", "-f", "-",

@@ -59,15 +59,10 @@ def provider() -> Toolchain:
 def chart_mirror(tmp_path: Path) -> Iterator[str]:
     """The example graph's charts (dr's stand-ins) in a mirror filled over HTTP from a loopback
     "upstream" repository, as a user fills one from the internet; yields the mirror's URL."""
-    from dr.charts.mirror import Server, fill
-    from dr.charts.sandbox import write_upstream
+    from dr.charts.sandbox import sandbox_mirror
     from dr.core.charts import chart_pins
     from dr.graph_file import load_graph_file
-    from dr.kube.crds import default_dirs
     from tests.conftest import EXAMPLE_GRAPH
 
-    pins = chart_pins(load_graph_file(EXAMPLE_GRAPH))
-    with Server(write_upstream(pins, tmp_path / "upstream", default_dirs())) as upstream:
-        fill(tmp_path / "mirror", pins, upstream={p.repo: upstream.url for p in pins})
-    with Server(tmp_path / "mirror") as mirror:
-        yield mirror.url
+    with sandbox_mirror(chart_pins(load_graph_file(EXAMPLE_GRAPH)), tmp_path) as url:
+        yield url
