@@ -108,13 +108,14 @@ def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph
     blocks += [Heading(2, "Which recovery are you following?"),
                Bullets((
                    "**From an etcd snapshot** (the control plane comes back with every object it had): set "
-                   "`pulumi config set dr:recovery etcd-snapshot` before `pulumi up`. dr then adopts the "
-                   "Kubernetes objects that came back (the provider upserts them instead of failing with "
-                   "AlreadyExists) and creates only what is missing; data-bearing objects are never deleted and "
-                   "recreated. Helm releases whose release records came back are upgraded by hand "
-                   "(`helm upgrade --install`, below) if `pulumi up` reports the name in use.",
+                   "`pulumi config set dr:recovery etcd-snapshot` before `pulumi up`. With the Pulumi state "
+                   "surviving, run `pulumi refresh` first. With the state lost, dr adopts what came back: each Helm "
+                   "release's record is set aside (kept as `dr-set-aside.<record>`) and Helm takes over the objects "
+                   "the release owns in place; other objects are taken over by server-side apply, the graph's "
+                   "fields winning a conflict. Data-bearing objects are never deleted and recreated.",
                    "**From scratch** (an empty etcd: a new cluster): the default, `dr:recovery scratch`; every "
-                   "object is created and every restore step below brings the data back.")),
+                   "object is created and every restore step below brings the data back. A Helm release found in "
+                   "the cluster stops the run: that cluster is not empty (check the kubeconfig).")),
                Heading(2, "The graph"), Raw(f"```mermaid\n{mermaid.rstrip()}\n```",
                                             f'<div class="graph">{svg}</div>'),
                Para("Critical-path steps are marked ★; the SVG next to this file draws the same graph.")]

@@ -51,8 +51,9 @@ class KubeLayer:
 
     def __init__(self, *, root: Path, resources: ResourcePlan, kubeconfig: Callable[[], str], chart_mirror: str,
                  secrets: Mapping[str, Any], operators: StandInOperators | None = None,
-                 toolchain: Toolchain | None = None) -> None:
+                 toolchain: Toolchain | None = None, adopt: bool = False) -> None:
         self.root, self.resources, self.kubeconfig = root, resources, kubeconfig
+        self.adopt = adopt  # the control plane came back from an etcd snapshot (dr:recovery etcd-snapshot)
         self.chart_mirror, self.secrets, self.operators = chart_mirror, dict(secrets), operators
         self.toolchain = toolchain or Toolchain.find()
         self._by_name = {c.name: c for c in resources.components}
@@ -79,11 +80,11 @@ class KubeLayer:
 
         single = self._single(name)
         kubeconfig = self.kubeconfig()
-        secrets, mirror = self.secrets, self.chart_mirror
+        secrets, mirror, adopt = self.secrets, self.chart_mirror, self.adopt
 
         def program() -> None:
             register(single, hosts={}, secrets=pulumi.Output.secret(secrets),
-                     kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror)
+                     kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror, adopt=adopt)
 
         with self._init_lock:  # creating stacks writes the shared backend's metadata: one at a time
             engine = Engine.at(self.root / "engine", self.toolchain)

@@ -294,7 +294,7 @@ class Sandbox:
             self._kube = KubeLayer(root=self.root, resources=self.resources,
                                    kubeconfig=lambda: cluster.kubeconfig.read_text(encoding="utf-8"),
                                    chart_mirror=mirror, secrets=self._restore_credentials(),
-                                   operators=self._operators)
+                                   operators=self._operators, adopt=bool(self.state.etcd_members))
             self._kube.check_available()
             return self._kube
 

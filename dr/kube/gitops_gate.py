@@ -15,10 +15,11 @@ Everything goes through `kubectl` against the cluster's kubeconfig; nothing here
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import yaml
@@ -127,18 +128,7 @@ def run_gate_step(inputs: Mapping[str, Any], stack_secrets: Mapping[str, Any] | 
     """One step `pulumi up` runs with kubectl (a dynamic resource), against the cluster's kubeconfig (a
     secret input): a restore's precheck, a gate's `hold`, or its `release` (wait for the restore objects,
     resume, wait for Ready)."""
-    import os
-    import tempfile
-
-    kubeconfig = str(inputs.get("cluster_kubeconfig") or "")
-    if not kubeconfig:
-        raise GateError(f"step {inputs.get('step')!r}: no kubeconfig for the cluster")
-    with tempfile.TemporaryDirectory(prefix="dr-gate-") as scratch:
-        path = os.path.join(scratch, "kubeconfig")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(kubeconfig)
-        kubectl = kubectl_for(path)
+    with cluster_kubectl(inputs) as kubectl:
         if "precheck" in inputs:
             created = check_restore_needs(kubectl, inputs["precheck"], timeout_s=float(inputs.get("timeout_s", 600)),
                                           stack_secrets=stack_secrets or {})
@@ -225,6 +215,24 @@ def check_restore_needs(kubectl: Kubectl, needs: Mapping[str, Any], *, timeout_s
                                 "restoring before it exists would be rejected or fail for good")
             sleep(poll_s)
     return created
+
+
+@contextlib.contextmanager
+def cluster_kubectl(inputs: Mapping[str, Any]) -> Iterator[Kubectl]:
+    """kubectl bound to the step's `cluster_kubeconfig` (a secret input), written to a private file that
+    exists only while the step runs."""
+    import os
+    import tempfile
+
+    kubeconfig = str(inputs.get("cluster_kubeconfig") or "")
+    if not kubeconfig:
+        raise GateError(f"step {inputs.get('step')!r}: no kubeconfig for the cluster")
+    with tempfile.TemporaryDirectory(prefix="dr-gate-") as scratch:
+        path = os.path.join(scratch, "kubeconfig")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(kubeconfig)
+        yield kubectl_for(path)
 
 
 def kubectl_for(kubeconfig_path: str) -> Kubectl:

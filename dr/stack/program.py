@@ -30,9 +30,11 @@ from dr.core.spec import GraphSpec
 from dr.errors import GraphError
 from dr.graph_file import load_graph_file, read_text
 from dr.stack.host_step import HostStep, HostStepProvider
+from dr.stack.release_adoption import ReleaseAdoption
 
 COMPONENT_TYPE = "dr:recovery:Component"
 RECOVERIES = ("scratch", "etcd-snapshot")
+PATCH_FORCE = "pulumi.com/patchForce"
 CORE_KINDS = {"Namespace": k8s.core.v1.Namespace, "PersistentVolume": k8s.core.v1.PersistentVolume,
               "PersistentVolumeClaim": k8s.core.v1.PersistentVolumeClaim}
 
@@ -71,9 +73,13 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
              kubeconfig: pulumi.Input[str] | None = None, kube_context: str | None = None,
              step_provider: HostStepProvider | None = None,
              exports: dict[str, Any] | None = None, adopt: bool = False,
-             chart_mirror: str | None = None) -> dict[str, pulumi.ComponentResource]:
+             chart_mirror: str | None = None, rebuild: str | None = None) -> dict[str, pulumi.ComponentResource]:
     """Register every component and child; returns the components by name. `exports` receives the
-    kubeconfig the Kubernetes provider uses (a secret), so drills check the cluster they built."""
+    kubeconfig the Kubernetes provider uses (a secret), so drills check the cluster they built.
+
+    `rebuild` (dr:rebuild) is an input of every host-level step: a new value runs each of them again. That
+    is how a rebuild from scratch keeps its Pulumi state: the state says the hosts were set up, the hosts
+    were wiped."""
     registered: dict[str, pulumi.ComponentResource] = {}
     provider: k8s.Provider | None = None
     # A new kubeconfig (a rebuilt control plane has new certificates) must update the provider, not
@@ -95,7 +101,7 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
             after = siblings if child.kind == "gitops-hold" else precheck
             resource = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
                               step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig, after=after,
-                              chart_mirror=chart_mirror)
+                              chart_mirror=chart_mirror, adopt=adopt, rebuild=rebuild)
             if child.kind == "restore-precheck":
                 precheck = [resource]
             elif child.kind != "gitops-hold":
@@ -129,7 +135,9 @@ def step_hosts(hosts: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str,
 def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resource, provider: k8s.Provider | None,
            hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
            step_provider: HostStepProvider | None, cluster_kubeconfig: pulumi.Input[str] | None = None,
-           after: Sequence[pulumi.Resource] = (), chart_mirror: str | None = None) -> pulumi.Resource:
+           after: Sequence[pulumi.Resource] = (), chart_mirror: str | None = None,
+           adopt: bool = False, rebuild: str | None = None) -> pulumi.Resource:
+    marker = {"rebuild": rebuild} if rebuild else {}
     opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete,
                                   depends_on=list(after))
     if child.kind in ("gitops-hold", "gitops-release", "restore-precheck"):
@@ -143,7 +151,8 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
         step_secrets = pulumi.Output.from_input(secrets).apply(
             lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
         return HostStep(child.name, step=component.name,
-                        inputs={**child.inputs, "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
+                        inputs={**child.inputs, **marker,
+                                "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
                         hosts_inventory={}, secrets=pulumi.Output.secret(step_secrets), provider=step_provider,
                         opts=opts)
     if child.kind in HOST_STEP_KINDS:
@@ -152,7 +161,7 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
         wanted = step_secret_names(child.inputs)
         step_secrets = pulumi.Output.from_input(secrets).apply(
             lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
-        return HostStep(child.name, step=component.name, inputs=child.inputs,
+        return HostStep(child.name, step=component.name, inputs={**child.inputs, **marker},
                         hosts_inventory=step_hosts(hosts, child.inputs),
                         secrets=pulumi.Output.secret(step_secrets), opts=opts, provider=step_provider)
     if provider is None:
@@ -161,6 +170,14 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
     opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
     inputs = child.inputs
     if child.kind == "helm-release":
+        if cluster_kubeconfig is None:
+            raise pulumi.RunError(f"component {component.name!r}: a Helm release needs the cluster's kubeconfig")
+        # Created only when the state lacks the release: sets aside a record that came back from an etcd
+        # snapshot (dr:recovery etcd-snapshot), or stops when a cluster that should be empty holds one.
+        prepared = ReleaseAdoption(f"{child.name}-adopt", release=inputs["release"], namespace=inputs["namespace"],
+                                   adopt=adopt, cluster_kubeconfig=cluster_kubeconfig,
+                                   opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)))
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[prepared]))
         return k8s.helm.v3.Release(
             child.name, name=inputs["release"], chart=inputs["chart"], version=inputs["version"],
             namespace=inputs["namespace"], create_namespace=True, values=inputs["values"],
@@ -171,9 +188,10 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
     if child.kind == "config-group":
         # One resource per object, not a `yaml/v2:ConfigGroup`: that is a remote component, which the engine
         # refuses to construct while the provider's kubeconfig is still unknown (every first preview).
-        registered = [kube_object(object_name(child.name, obj.manifest), obj.manifest, opts) for obj in child.objects]
+        registered = [kube_object(object_name(child.name, obj.manifest), obj.manifest, opts, force=adopt)
+                      for obj in child.objects]
         return registered[0] if registered else parent
-    return kube_object(child.name, inputs["manifest"], opts)
+    return kube_object(child.name, inputs["manifest"], opts, force=adopt)
 
 
 def object_name(prefix: str, manifest: Mapping[str, Any]) -> str:
@@ -187,11 +205,20 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
-def kube_object(name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> pulumi.Resource:
+def kube_object(name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions, *,
+                force: bool = False) -> pulumi.Resource:
     """Any Kubernetes object as its own resource: core/v1 kinds through their own classes (their type token
-    is `kubernetes:core/v1:Kind`), everything else (apps/v1, CRDs) through CustomResource."""
+    is `kubernetes:core/v1:Kind`), everything else (apps/v1, CRDs) through CustomResource.
+
+    `force` (dr:recovery etcd-snapshot): the object may have come back with the control plane, set by
+    another field manager; the graph's fields win a server-side apply conflict (pulumi.com/patchForce)
+    instead of stopping the rebuild. The object is updated in place, never recreated."""
     api_version, kind = str(manifest["apiVersion"]), str(manifest["kind"])
     fields = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+    if force:
+        metadata = dict(manifest["metadata"])
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), PATCH_FORCE: "true"}
+        manifest = {**manifest, "metadata": metadata}
     if api_version == "v1":
         resource_class = CORE_KINDS.get(kind) or getattr(k8s.core.v1, kind, None)
         if resource_class is None:
@@ -209,8 +236,9 @@ def run() -> None:
     mode = config.get("mode") or "prod"
     if mode not in ("prod", "drill"):
         raise pulumi.RunError(f"config dr:mode must be prod or drill, not {mode!r}")
-    # etcd-snapshot: the control plane came back from a snapshot with its objects; adopt them (upsert)
-    # instead of failing with AlreadyExists. scratch: an empty etcd, everything is created.
+    # etcd-snapshot: the control plane came back from a snapshot with its objects; adopt them (Helm release
+    # records set aside, objects taken over by server-side apply) instead of failing. scratch: an empty etcd,
+    # everything is created, and a release found in the cluster stops the run.
     recovery = config.get("recovery") or "scratch"
     if recovery not in RECOVERIES:
         raise pulumi.RunError(f"config dr:recovery must be one of {', '.join(RECOVERIES)}, not {recovery!r}")
@@ -230,7 +258,8 @@ def run() -> None:
     registered = register(resources, hosts=hosts_inventory(spec), secrets=secrets,
                           kubeconfig=config.get_secret("kubeconfig"),
                           kube_context=pulumi.Config("kubernetes").get("context"), exports=exports,
-                          adopt=recovery == "etcd-snapshot", chart_mirror=config.get("chart_mirror"))
+                          adopt=recovery == "etcd-snapshot", chart_mirror=config.get("chart_mirror"),
+                          rebuild=config.get("rebuild"))
     if "kubeconfig" in exports:
         pulumi.export("kubeconfig", pulumi.Output.secret(exports["kubeconfig"]))
     pulumi.export("cluster", resources.cluster)

@@ -32,7 +32,7 @@ S3 = {"ACCESS_KEY_ID": "drill-key", "ACCESS_SECRET_KEY": "drill-secret-canary-7f
 
 
 def example_stack(provider: Toolchain, state: Path, *, mode: str, kubeconfig: str, mirror: str,
-                  secrets: dict[str, Any], log: Path) -> Any:
+                  secrets: dict[str, Any], log: Path, adopt: bool = False) -> Any:
     spec, resources = load_resources(graph_path=str(EXAMPLE_GRAPH), mode=mode)
 
     def record(inputs: Any, *, hosts: Any, secrets: Any) -> dict[str, Any]:  # pickled by value into the engine
@@ -47,7 +47,7 @@ def example_stack(provider: Toolchain, state: Path, *, mode: str, kubeconfig: st
     def program() -> None:
         register(resources, hosts=hosts_inventory(spec), secrets=pulumi.Output.secret(dict(secrets)),
                  kubeconfig=pulumi.Output.secret(kubeconfig), step_provider=HostStepProvider(runner=record),
-                 chart_mirror=mirror)
+                 chart_mirror=mirror, adopt=adopt)
 
     return Engine.at(state, provider).stack(project="dr", stack=mode, program=program)
 
@@ -140,5 +140,50 @@ def test_the_prod_stack_protects_its_data_from_destroy(provider: Toolchain, clus
         with pytest.raises(automation.errors.CommandError, match="protect"):
             stack.destroy(on_output=lambda line: None, color="never")
         assert cluster.kubectl("get", "pvc", "gitea-shared-storage", "-n", "gitea", check=False).returncode == 0
+    finally:
+        stand_in.stop()
+
+
+def uids(cluster: SandboxCluster) -> dict[str, str]:
+    """The identities of objects a rebuild must never recreate (data-bearing, and ones a release owns)."""
+    objects = [("pvc", "gitea-shared-storage", "gitea"), ("clusters.postgresql.cnpg.io", "gitea-db", "gitea"),
+               ("deployment", "gitea", "gitea"), ("service", "gitea", "gitea"), ("namespace", "gitea", "")]
+    return {f"{kind}/{name}": kubectl_json(cluster, kind, name, *(["-n", ns] if ns else []))["metadata"]["uid"]
+            for kind, name, ns in objects}
+
+
+def test_state_lost_after_an_etcd_restore_adopts_releases_and_objects_in_place(
+        provider: Toolchain, cluster: SandboxCluster, chart_mirror: str, tmp_path: Path) -> None:
+    """The control plane came back with its objects (here: they never left), the Pulumi state did not. With
+    dr:recovery etcd-snapshot the rebuild sets the Helm release records aside and Helm adopts the objects;
+    with the default (scratch) it stops and names the release: that cluster should have been empty."""
+    from pulumi import automation
+
+    _, resources = load_resources(graph_path=str(EXAMPLE_GRAPH), mode="prod")
+    stand_in = StandInOperators.for_plan(resources, cluster.kubectl)
+    stand_in.start()
+    try:
+        common: dict[str, Any] = {"mode": "prod", "kubeconfig": cluster.kubeconfig.read_text(), "mirror": chart_mirror,
+                                  "secrets": {"k3s_token": "t", "gitea/gitea-db-s3": S3}, "log": tmp_path / "log.jsonl"}
+        built = example_stack(provider, tmp_path / "engine", **common).up(on_output=lambda line: None, color="never")
+        assert built.summary.result == "succeeded"
+        before = uids(cluster)
+        releases = {r["metadata"]["name"] for r in kubectl_json(cluster, "secrets", "-A", "-l", "owner=helm")["items"]}
+
+        scratch = example_stack(provider, tmp_path / "engine-lost-scratch", **common)
+        with pytest.raises(automation.errors.CommandError) as refused:
+            scratch.up(on_output=lambda line: None, color="never")
+        assert "already exists in the cluster" in str(refused.value) and "dr:recovery etcd-snapshot" in str(refused.value)
+
+        lost = example_stack(provider, tmp_path / "engine-lost", adopt=True, **common)
+        adopted = lost.up(on_output=lambda line: None, color="never")
+        assert adopted.summary.result == "succeeded"
+        assert uids(cluster) == before, "nothing was recreated"
+        aside = kubectl_json(cluster, "secrets", "-A", "-l", "owner=dr-set-aside")["items"]
+        assert {a["metadata"]["name"] for a in aside} == {f"dr-set-aside.{name}" for name in releases}
+        assert kubectl_json(cluster, "deployment", "gitea", "-n", "gitea")["metadata"]["annotations"][
+            "meta.helm.sh/release-name"] == "gitea"
+        again = lost.up(on_output=lambda line: None, color="never")
+        assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
     finally:
         stand_in.stop()

@@ -106,8 +106,13 @@ def test_preview_lists_every_registered_resource_even_when_names_repeat(run_cli)
     children = sum(len(c.objects) if c.kind == "config-group" else 1 for s in preview.plan.components
                    for c in s.children)
     components, provider = len(preview.plan.components), 1  # the preview does not list the stack itself
+    adoptions = types.count("pulumi-python:dynamic:Resource") - sum(
+        1 for s in preview.plan.components for c in s.children
+        if c.kind not in ("helm-release", "config-group", "kube-object"))
+    assert adoptions == len(helm_components), "one release-adoption step in front of each release"
     assert prechecks and manifest_objects
-    assert len(preview.resources) == len({r.urn for r in preview.resources}) == provider + components + children
+    assert len(preview.resources) == len({r.urn for r in preview.resources}) == (
+        provider + components + children + adoptions)
     result = run_cli("preview", "--stack", "prod")
     assert "mock preview, offline" in result.out
 
