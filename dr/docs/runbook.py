@@ -115,7 +115,10 @@ def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph
                    "fields winning a conflict. Data-bearing objects are never deleted and recreated.",
                    "**From scratch** (an empty etcd: a new cluster): the default, `dr:recovery scratch`; every "
                    "object is created and every restore step below brings the data back. A Helm release found in "
-                   "the cluster stops the run: that cluster is not empty (check the kubeconfig).")),
+                   "the cluster stops the run: that cluster is not empty (check the kubeconfig). If the Pulumi "
+                   "state survived, first `PULUMI_K8S_DELETE_UNREACHABLE=true pulumi refresh` (the lost cluster's "
+                   "objects leave the state) and `pulumi config set dr:rebuild $(date +%F)` (every host step runs "
+                   "again: the state says they ran, the hosts were wiped).")),
                Heading(2, "The graph"), Raw(f"```mermaid\n{mermaid.rstrip()}\n```",
                                             f'<div class="graph">{svg}</div>'),
                Para("Critical-path steps are marked ★; the SVG next to this file draws the same graph.")]

@@ -32,7 +32,7 @@ S3 = {"ACCESS_KEY_ID": "drill-key", "ACCESS_SECRET_KEY": "drill-secret-canary-7f
 
 
 def example_stack(provider: Toolchain, state: Path, *, mode: str, kubeconfig: str, mirror: str,
-                  secrets: dict[str, Any], log: Path, adopt: bool = False) -> Any:
+                  secrets: dict[str, Any], log: Path, adopt: bool = False, rebuild: str | None = None) -> Any:
     spec, resources = load_resources(graph_path=str(EXAMPLE_GRAPH), mode=mode)
 
     def record(inputs: Any, *, hosts: Any, secrets: Any) -> dict[str, Any]:  # pickled by value into the engine
@@ -47,7 +47,7 @@ def example_stack(provider: Toolchain, state: Path, *, mode: str, kubeconfig: st
     def program() -> None:
         register(resources, hosts=hosts_inventory(spec), secrets=pulumi.Output.secret(dict(secrets)),
                  kubeconfig=pulumi.Output.secret(kubeconfig), step_provider=HostStepProvider(runner=record),
-                 chart_mirror=mirror, adopt=adopt)
+                 chart_mirror=mirror, adopt=adopt, rebuild=rebuild)
 
     return Engine.at(state, provider).stack(project="dr", stack=mode, program=program)
 
@@ -187,3 +187,44 @@ def test_state_lost_after_an_etcd_restore_adopts_releases_and_objects_in_place(
         assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
     finally:
         stand_in.stop()
+
+
+def test_from_scratch_with_the_state_surviving_refresh_then_up_rebuilds_everything(
+        provider: Toolchain, cluster: SandboxCluster, chart_mirror: str, operators: StandInOperators,
+        tmp_path: Path) -> None:
+    """The cluster is gone (hosts wiped, etcd empty) and the Pulumi state survived. `pulumi refresh` with
+    PULUMI_K8S_DELETE_UNREACHABLE drops the lost cluster's objects from the state; a new dr:rebuild value
+    runs every host step again (the state says they ran; the hosts were wiped); `up` builds it all anew."""
+    log = tmp_path / "host-steps.jsonl"
+    common: dict[str, Any] = {"mode": "drill", "mirror": chart_mirror, "log": log,
+                              "secrets": {"k3s_token": "t", "gitea/gitea-db-s3": S3}}
+    first = example_stack(provider, tmp_path / "engine", kubeconfig=cluster.kubeconfig.read_text(), **common)
+    assert first.up(on_output=lambda line: None, color="never").summary.result == "succeeded"
+    host_steps = {json.loads(line)["step"] for line in log.read_text().splitlines()}
+    operators.stop()
+    cluster.down()  # the disaster: the old control plane and everything in it are gone
+
+    rebuilt = SandboxCluster(tmp_path / "new-cluster", toolchain=cluster.toolchain)
+    rebuilt.up()
+    _, resources = load_resources(graph_path=str(EXAMPLE_GRAPH), mode="drill")
+    stand_in = StandInOperators.for_plan(resources, rebuilt.kubectl)
+    stand_in.start()
+    try:
+        stack = example_stack(provider, tmp_path / "engine", kubeconfig=rebuilt.kubeconfig.read_text(),
+                              rebuild="2026-12-01", **common)
+        stack.workspace.env_vars["PULUMI_K8S_DELETE_UNREACHABLE"] = "true"
+        stack.refresh(on_output=lambda line: None, color="never")
+        calls_before = len(log.read_text().splitlines())
+        up = stack.up(on_output=lambda line: None, color="never")
+        assert up.summary.result == "succeeded"
+        rerun = {json.loads(line)["step"] for line in log.read_text().splitlines()[calls_before:]}
+        assert rerun == host_steps, "every host step ran again, and only once each"
+        assert kubectl_json(rebuilt, "deployment", "gitea", "-n", "gitea")["status"].get("availableReplicas") == 1
+        assert kubectl_json(rebuilt, "pvc", "gitea-shared-storage", "-n", "gitea")["status"]["phase"] == "Bound"
+        assert "recovery" in kubectl_json(rebuilt, "clusters.postgresql.cnpg.io", "gitea-db", "-n", "gitea")[
+            "spec"]["bootstrap"]
+        again = stack.up(on_output=lambda line: None, color="never")
+        assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
+    finally:
+        stand_in.stop()
+        rebuilt.down()
