@@ -152,41 +152,74 @@ def uids(cluster: SandboxCluster) -> dict[str, str]:
             for kind, name, ns in objects}
 
 
-def test_state_lost_after_an_etcd_restore_adopts_releases_and_objects_in_place(
+def test_control_plane_restored_from_an_etcd_snapshot_is_adopted_with_the_state_surviving_or_lost(
         provider: Toolchain, cluster: SandboxCluster, chart_mirror: str, tmp_path: Path) -> None:
-    """The control plane came back with its objects (here: they never left), the Pulumi state did not. With
-    dr:recovery etcd-snapshot the rebuild sets the Helm release records aside and Helm adopts the objects;
-    with the default (scratch) it stops and names the release: that cluster should have been empty."""
+    """A real `pulumi up` builds the example's prod stack; a real etcd snapshot of that cluster is restored
+    (etcdutl) and a new control plane starts on it. State surviving: refresh, then up creates nothing.
+    State lost: with dr:recovery scratch the run stops and names a release (that cluster is not empty);
+    with etcd-snapshot dr sets the Helm release records aside and Helm adopts the objects: the PVC, the
+    CloudNativePG Cluster and the objects a release owns keep the uids they had before the disaster."""
+    import subprocess
+
     from pulumi import automation
 
     _, resources = load_resources(graph_path=str(EXAMPLE_GRAPH), mode="prod")
+    common: dict[str, Any] = {"mode": "prod", "mirror": chart_mirror, "log": tmp_path / "log.jsonl",
+                              "secrets": {"k3s_token": "t", "gitea/gitea-db-s3": S3}}
     stand_in = StandInOperators.for_plan(resources, cluster.kubectl)
     stand_in.start()
     try:
-        common: dict[str, Any] = {"mode": "prod", "kubeconfig": cluster.kubeconfig.read_text(), "mirror": chart_mirror,
-                                  "secrets": {"k3s_token": "t", "gitea/gitea-db-s3": S3}, "log": tmp_path / "log.jsonl"}
-        built = example_stack(provider, tmp_path / "engine", **common).up(on_output=lambda line: None, color="never")
+        built = example_stack(provider, tmp_path / "engine", kubeconfig=cluster.kubeconfig.read_text(), **common).up(
+            on_output=lambda line: None, color="never")
         assert built.summary.result == "succeeded"
-        before = uids(cluster)
-        releases = {r["metadata"]["name"] for r in kubectl_json(cluster, "secrets", "-A", "-l", "owner=helm")["items"]}
+    finally:
+        stand_in.stop()
+    before = uids(cluster)
+    releases = {r["metadata"]["name"] for r in kubectl_json(cluster, "secrets", "-A", "-l", "owner=helm")["items"]}
+    state = cluster.load_state()
+    assert state is not None
+    snapshot = tmp_path / "etcd.snapshot"
+    tools = cluster.toolchain
+    subprocess.run([tools.path("etcdctl"), "--endpoints", f"http://127.0.0.1:{state.etcd_client_port}",
+                    "snapshot", "save", str(snapshot)], check=True, capture_output=True)
+    cluster.down()  # the disaster
+    restored_data = tmp_path / "restored-etcd"
+    subprocess.run([tools.path("etcdutl"), "snapshot", "restore", str(snapshot), "--data-dir", str(restored_data),
+                    "--name", "sandbox", "--initial-cluster", "sandbox=http://127.0.0.1:2380",
+                    "--initial-advertise-peer-urls", "http://127.0.0.1:2380"], check=True, capture_output=True)
+    restored = SandboxCluster(tmp_path / "restored-cluster", toolchain=tools)
+    restored.up(etcd_data=restored_data)
+    stand_in = StandInOperators.for_plan(resources, restored.kubectl)
+    stand_in.start()
+    try:
+        assert uids(restored) == before, "the objects came back with the snapshot"
+        kubeconfig = restored.kubeconfig.read_text()
 
-        scratch = example_stack(provider, tmp_path / "engine-lost-scratch", **common)
+        surviving = example_stack(provider, tmp_path / "engine", kubeconfig=kubeconfig, **common)
+        # The restored control plane has new certificates: refresh with the program, so the provider reads
+        # with the kubeconfig the program gives it (the one in the state is the lost control plane's).
+        surviving.refresh(on_output=lambda line: None, color="never", run_program=True)
+        after_refresh = surviving.up(on_output=lambda line: None, color="never").summary.resource_changes
+        assert not {"create", "delete", "replace"} & set(after_refresh), after_refresh
+
+        scratch = example_stack(provider, tmp_path / "engine-lost-scratch", kubeconfig=kubeconfig, **common)
         with pytest.raises(automation.errors.CommandError) as refused:
             scratch.up(on_output=lambda line: None, color="never")
         assert "already exists in the cluster" in str(refused.value) and "dr:recovery etcd-snapshot" in str(refused.value)
 
-        lost = example_stack(provider, tmp_path / "engine-lost", adopt=True, **common)
+        lost = example_stack(provider, tmp_path / "engine-lost", kubeconfig=kubeconfig, adopt=True, **common)
         adopted = lost.up(on_output=lambda line: None, color="never")
         assert adopted.summary.result == "succeeded"
-        assert uids(cluster) == before, "nothing was recreated"
-        aside = kubectl_json(cluster, "secrets", "-A", "-l", "owner=dr-set-aside")["items"]
+        assert uids(restored) == before, "nothing was recreated"
+        aside = kubectl_json(restored, "secrets", "-A", "-l", "owner=dr-set-aside")["items"]
         assert {a["metadata"]["name"] for a in aside} == {f"dr-set-aside.{name}" for name in releases}
-        assert kubectl_json(cluster, "deployment", "gitea", "-n", "gitea")["metadata"]["annotations"][
+        assert kubectl_json(restored, "deployment", "gitea", "-n", "gitea")["metadata"]["annotations"][
             "meta.helm.sh/release-name"] == "gitea"
         again = lost.up(on_output=lambda line: None, color="never")
         assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
     finally:
         stand_in.stop()
+        restored.down()
 
 
 def test_from_scratch_with_the_state_surviving_refresh_then_up_rebuilds_everything(
