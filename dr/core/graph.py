@@ -18,7 +18,16 @@ import networkx as nx
 
 from dr.core.gitops import gitops_problems
 from dr.core.modes import ReadText, find_leaks, for_mode
-from dr.core.spec import Backup, Component, GraphSpec, ManifestsAction, RestoreAction, TalosAction, did_you_mean
+from dr.core.spec import (
+    Backup,
+    Component,
+    GraphSpec,
+    ManifestsAction,
+    RestoreAction,
+    TalosAction,
+    did_you_mean,
+    path_problem,
+)
 from dr.errors import Diagnostic, GraphError, UsageError
 
 
@@ -163,6 +172,10 @@ REQUIRED_RESTORE_VARS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# Restore vars that name a directory on a host: they reach Ansible tasks and the runbook's commands.
+PATH_VARS = ("restore_path", "pg_data", "etcd_data_dir", "snapshot_dir")
+
+
 def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list[Diagnostic]:
     """Rules 1, 5 and the names a component or backup refers to; mode-independent."""
     problems: list[Diagnostic] = []
@@ -188,6 +201,13 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
                     error(spec.line_of("components", name, "restore"),
                           f"component {name!r} restores {tool} backup {action.backup!r} and needs vars.{var} "
                           f"({why}); add it under the component's vars")
+        if isinstance(action, RestoreAction):
+            for var in PATH_VARS:
+                value = action.vars.get(var)
+                problem = path_problem(value) if isinstance(value, str) else (
+                    None if value is None else f"must be a path, not {type(value).__name__}")
+                if problem:
+                    error(spec.line_of("components", name, "restore"), f"component {name!r}: vars.{var} {problem}")
         if isinstance(action, RestoreAction) and action.backup not in spec.backups:
             hint = did_you_mean(action.backup, spec.backups) or (
                 f"; declared backups: {', '.join(sorted(spec.backups)) or 'none'}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import ipaddress
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -504,7 +505,11 @@ class _SpecReader:
                                   required=True)
             groups = self.names(spec.get("groups"), (*where, "groups"), f"host {name!r}: 'groups'")
             host_vars = self.mapping(spec.get("vars"), (*where, "vars"), f"host {name!r}: 'vars'")
+            if address and host_address_problem(address):
+                self.error((*where, "address"), f"host {name!r}: 'address' {host_address_problem(address)}")
             hostname = self.string(spec.get("hostname"), (*where, "hostname"), f"host {name!r}: 'hostname'") or ""
+            if hostname and host_address_problem(hostname):
+                self.error((*where, "hostname"), f"host {name!r}: 'hostname' {host_address_problem(hostname)}")
             host_key = self.string(spec.get("host_key"), (*where, "host_key"), f"host {name!r}: 'host_key'") or ""
             if host_key and len(host_key.split()) < 2:
                 self.error((*where, "host_key"), f"host {name!r}: 'host_key' must be a public key line like "
@@ -870,6 +875,35 @@ class _SpecReader:
                 continue
             checks.append(VerifyCheck(kind=kinds[0], spec=freeze(item)))
         return tuple(checks)
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")  # '_': /etc/hosts allows it
+
+
+def host_address_problem(value: str) -> str | None:
+    """Why `value` is not an IP address or a DNS host name (RFC 1123), or None. An address reaches
+    Ansible's inventory and ssh: nothing else may pass."""
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    name = value[:-1] if value.endswith(".") else value
+    if len(name) > 253 or not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+        return f"{value!r} is not an IP address or a host name (letters, digits, '-', '_' and '.')"
+    return None
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` is not an absolute path dr may hand to a host, or None: absolute, no '..' component,
+    no control characters (a newline or NUL would split or end it)."""
+    if not value.startswith("/"):
+        return f"{value!r} must be an absolute path"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return f"{value!r} holds a control character"
+    if ".." in value.split("/"):
+        return f"{value!r} must not contain '..'"
+    return None
 
 
 def _kind(value: Any) -> str:

@@ -107,13 +107,13 @@ def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph
                    Code("\n".join(secret_lines) + "\n", "yaml")]
     blocks += [Heading(2, "Which recovery are you following?"),
                Bullets((
-                   "**From an etcd snapshot** (the control plane comes back with every object it had): set "
-                   "`pulumi config set dr:recovery etcd-snapshot` before `pulumi up`. With the Pulumi state "
-                   "surviving, run `pulumi refresh --run-program` first (the provider then reads with the restored "
-                   "control plane's kubeconfig, not the lost one's). With the state lost, dr adopts what came back: each Helm "
+                   "**From an etcd snapshot** (the control plane comes back with every object it had): set `pulumi "
+                   "config set dr:recovery etcd-snapshot` before `pulumi up`. With the Pulumi state surviving, run "
+                   "`pulumi refresh --run-program` first (the provider then reads with the restored control plane's "
+                   "kubeconfig, not the lost one's). With the state lost, dr adopts what came back: each Helm "
                    "release's record is set aside (kept as `dr-set-aside.<record>`) and Helm takes over the objects "
-                   "the release owns in place; other objects are taken over by server-side apply, the graph's "
-                   "fields winning a conflict. Data-bearing objects are never deleted and recreated.",
+                   "the release owns in place; other objects are taken over by server-side apply, the graph's fields"
+                   " winning a conflict. Data-bearing objects are never deleted and recreated.",
                    "**From scratch** (an empty etcd: a new cluster): the default, `dr:recovery scratch`; every "
                    "object is created and every restore step below brings the data back. A Helm release found in "
                    "the cluster stops the run: that cluster is not empty (check the kubeconfig). If the Pulumi "

@@ -102,6 +102,28 @@ CASES = {
     "restic repository of an unknown scheme": (
         "cluster: lab\nbackups:\n  b: {tool: restic, repo: 'ftp://nas/backups', schedule: '@daily', retention: {daily: 7},"
         " rpo: 1d}\ncomponents:\n  a: {layer: os}\n", 3, "is not a restic repository: an absolute path or one of sftp:"),
+    # Values that reach ssh, Ansible and the runbook's commands are validated as what they name.
+    "host address with a shell command": (
+        "cluster: lab\nhosts:\n  n1: {address: '10.0.0.30;touch x'}\ncomponents:\n  os: {layer: os}\n", 3,
+        "'10.0.0.30;touch x' is not an IP address or a host name"),
+    "host address with a space": (
+        "cluster: lab\nhosts:\n  n1: {address: 'node 1'}\ncomponents:\n  os: {layer: os}\n", 3,
+        "is not an IP address or a host name"),
+    "host name with a dollar": (
+        "cluster: lab\nhosts:\n  n1: {address: 10.0.0.1, hostname: '$(id)'}\ncomponents:\n  os: {layer: os}\n", 3,
+        "'hostname' '$(id)' is not an IP address"),
+    "restore path that is relative": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "components:\n  r:\n    layer: data\n    restore: {backup: b}\n    vars: {restore_path: srv/nfs}\n", 7,
+        "vars.restore_path 'srv/nfs' must be an absolute path"),
+    "restore path that climbs out": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "components:\n  r:\n    layer: data\n    restore: {backup: b}\n    vars: {restore_path: /srv/../etc}\n", 7,
+        "must not contain '..'"),
+    "restore path with a newline": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: /r, schedule: '@daily', retention: {daily: 7}, rpo: 1d}\n"
+        "components:\n  r:\n    layer: data\n    restore: {backup: b}\n    vars: {restore_path: \"/srv/a\\nb\"}\n",
+        7, "holds a control character"),
 }
 
 
