@@ -108,5 +108,11 @@ def draw_chart(entries: list[HistoryEntry], path: Path) -> None:
     figure.tight_layout()
     if not path.parent.is_dir():  # the chart goes where the user said; dr does not invent directories
         raise FileNotFoundError(2, "no such directory", str(path.parent))
-    figure.savefig(path, dpi=100)
+    import io
+
+    from dr.owned_paths import write_owned
+
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=100)
     plt.close(figure)
+    write_owned(path, image.getvalue())  # never through a link planted at the chart's name

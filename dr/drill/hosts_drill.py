@@ -25,6 +25,7 @@ from dr.drill.run import DrillPaths, ProgressSink, planned, step_results, write_
 from dr.hosts.ansible import stop_all_workers
 from dr.hosts.host_steps import run_step
 from dr.hosts.identity import check_drill_hosts
+from dr.owned_paths import read_run_id, write_owned
 
 StepRunner = Callable[..., dict[str, Any]]
 
@@ -45,13 +46,13 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
     guard(drill_spec, hosts_used=used)
 
     current = paths.state_dir / "current-host-drill"
-    run_id = current.read_text().strip() if resume and current.is_file() else ""
+    run_id = (read_run_id(current) or "") if resume else ""
     if resume and not run_id:
         say("nothing to resume: no host drill was interrupted; starting a new one")
     if not run_id:
         run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         paths.state_dir.mkdir(parents=True, exist_ok=True)
-        current.write_text(run_id)
+        write_owned(current, run_id)
     else:
         say(f"resuming host drill {run_id}")
     journal = Journal(paths.journal, run_id)

@@ -49,5 +49,7 @@ class LiveProgress:
         self.live.__exit__(kind, value, traceback)
 
 
-def is_terminal(stream: Any = sys.stderr) -> bool:
+def is_terminal(stream: Any = None) -> bool:
+    """Whether `stream` (default: the current sys.stderr, looked up at the call) is a terminal."""
+    stream = sys.stderr if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from dr.drill.report import (
 )
 from dr.errors import DrError
 from dr.hosts.ansible import stop_all_workers
+from dr.owned_paths import check_run_id, owned_path, read_run_id, remove_owned_tree, write_owned
 
 ProgressSink = Callable[[StepRecord], None]
 
@@ -58,10 +58,10 @@ class DrillPaths:
         return self.state_dir / "current-drill"
 
     def sandbox(self, run_id: str) -> Path:
-        return self.state_dir / "drills" / run_id
+        return owned_path(self.state_dir, "drills", check_run_id(run_id))
 
     def reports(self, run_id: str) -> Path:
-        return self.state_dir / "reports" / run_id
+        return owned_path(self.state_dir, "reports", check_run_id(run_id))
 
 
 def planned(spec: GraphSpec, read_text: Callable[[Path], str]) -> tuple[Plan, ResourcePlan]:
@@ -74,10 +74,10 @@ def write_reports(report: DrillReport, directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     files = {"markdown": directory / "report.md", "json": directory / "report.json",
              "junit": directory / "junit.xml", "prometheus": directory / "dr_drill.prom"}
-    files["markdown"].write_text(to_markdown(report), encoding="utf-8")
-    files["json"].write_text(to_json_text(report), encoding="utf-8")
-    files["junit"].write_text(to_junit(report), encoding="utf-8")
-    files["prometheus"].write_text(to_prometheus(report), encoding="utf-8")
+    write_owned(files["markdown"], to_markdown(report))
+    write_owned(files["json"], to_json_text(report))
+    write_owned(files["junit"], to_junit(report))
+    write_owned(files["prometheus"], to_prometheus(report))
     return files
 
 
@@ -120,23 +120,24 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     plan, resources = planned(spec, read_text)
     from dr.kube.toolchain import CONTROL_PLANE, ENGINE, KUBERNETES_PROVIDER, Toolchain
 
+    pointed = read_run_id(paths.current)  # checked: it names a directory this run may delete
     missing = Toolchain.find().missing((*CONTROL_PLANE, *ENGINE, *KUBERNETES_PROVIDER))
     if missing:  # before production is built: not after minutes of host restores
         raise DrError(f"the sandbox drill needs {', '.join(missing)} (the control plane, the Pulumi engine and "
                       "the Kubernetes provider): run `make toolchain`, which `make demo` does")
     run_id = ""
-    if resume and not paths.current.is_file():
+    if resume and pointed is None:
         say("nothing to resume: no sandbox drill was interrupted; starting a new drill")
-    if not resume and paths.current.is_file():
+    if not resume and pointed is not None:
         # A drill that crashed earlier may have left etcd members and PostgreSQL running: stop them
         # before this one starts beside them.
-        abandoned = paths.current.read_text().strip()
+        abandoned = pointed
         say(f"an interrupted drill {abandoned} was found; stopping what it left running and starting a new drill "
             "(use --resume to continue it instead)")
         _abandon(spec, plan, resources, paths, abandoned)
         paths.current.unlink(missing_ok=True)
-    if resume and paths.current.is_file():
-        run_id = paths.current.read_text().strip()
+    if resume and pointed is not None:
+        run_id = pointed
         if Journal(paths.journal, run_id).phase("cleaned") is not None:
             say(f"drill {run_id} was stopped and cleaned up after itself (its backups and sandbox are gone), so it "
                 "cannot be resumed; starting a new drill")
@@ -151,7 +152,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     if not run_id:
         run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         paths.state_dir.mkdir(parents=True, exist_ok=True)
-        paths.current.write_text(run_id)
+        write_owned(paths.current, run_id)
     journal = Journal(paths.journal, run_id)
     sandbox = Sandbox(paths.sandbox(run_id), plan, spec, resources)
     started = time.time()
@@ -212,7 +213,7 @@ def _abandon(spec: GraphSpec, plan: Plan, resources: ResourcePlan, paths: DrillP
     root = paths.sandbox(run_id)
     if root.exists():
         Sandbox(root, plan, spec, resources).cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+        remove_owned_tree(paths.state_dir, "drills", run_id)
 
 
 def _backups_untouched(before: Mapping[str, str], after: Mapping[str, str]) -> CheckResult:
@@ -384,10 +385,11 @@ def http_checks(plan: Plan, outputs: Mapping[str, Any]) -> list[CheckResult]:
     return results
 
 
-def plain_progress(stream: Any = sys.stderr) -> ProgressSink:
+def plain_progress(stream: Any = None) -> ProgressSink:
+    """One line per step state to `stream` (default: sys.stderr as it is when a line is printed)."""
     def show(record: StepRecord) -> None:
         extra = f" ({record.duration_s:.1f}s)" if record.finished else ""
         detail = f": {record.error}" if record.error and record.state != StepState.NOT_RUN else ""
-        print(f"{time.strftime('%H:%M:%S')} {record.name:<26} {record.state.value}{extra}{detail}", file=stream,
-              flush=True)
+        print(f"{time.strftime('%H:%M:%S')} {record.name:<26} {record.state.value}{extra}{detail}",
+              file=sys.stderr if stream is None else stream, flush=True)
     return show
