@@ -337,6 +337,22 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     from dr.kube.sandbox_cluster import SandboxCluster
 
     cluster = SandboxCluster(Path(args.state_dir))
+    if args.action in ("up", "down"):
+        from dr.state_lock import state_dir_lock
+
+        with state_dir_lock(Path(args.state_dir), f"dr sandbox {args.action}"):
+            return _sandbox_up_down(args, cluster)
+    status = cluster.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(f"sandbox cluster in {status['state_dir']}: {'running' if status['running'] else 'not running'}")
+        for name, alive in status["processes"].items():
+            print(f"  {name}: {'running' if alive else 'stopped'}")
+    return EXIT_OK if status["running"] else EXIT_PROBLEM
+
+
+def _sandbox_up_down(args: argparse.Namespace, cluster: Any) -> int:
     if args.action == "up":
         etcd_data = Path(args.etcd_data) if args.etcd_data else None
         if etcd_data is not None and not (etcd_data / "member").is_dir():
@@ -350,15 +366,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     if args.action == "down":
         stopped = cluster.down()
         print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
-        return EXIT_OK
-    status = cluster.status()
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        print(f"sandbox cluster in {status['state_dir']}: {'running' if status['running'] else 'not running'}")
-        for name, alive in status["processes"].items():
-            print(f"  {name}: {'running' if alive else 'stopped'}")
-    return EXIT_OK if status["running"] else EXIT_PROBLEM
+    return EXIT_OK
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -451,11 +459,20 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_drill(args: argparse.Namespace) -> int:
+    from dr.state_lock import state_dir_lock
+
+    spec = load_graph_file(args.graph)
+    state_dir = Path(args.state_dir).resolve()
+    kind = "--hosts" if args.hosts else "--stack" if args.stack else "--sandbox"
+    with state_dir_lock(state_dir, f"dr drill {kind}"):
+        return _drill(args, spec, state_dir)
+
+
+def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
     from dr.drill.progress import LiveProgress, is_terminal
     from dr.drill.run import DrillPaths, plain_progress, sandbox_drill
 
-    spec = load_graph_file(args.graph)
-    paths = DrillPaths(Path(args.state_dir).resolve())
+    paths = DrillPaths(state_dir)
     if args.hosts:
         from dr.drill.hosts_drill import host_drill
 
