@@ -62,12 +62,24 @@ class StepRecord:
     finished: float | None = None
     error: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+    mono_started: float | None = None  # time.monotonic() at the start: durations never follow the wall clock
+    elapsed_s: float | None = None
+
+    def start(self) -> None:
+        self.started, self.mono_started = time.time(), time.monotonic()
+
+    def finish(self) -> None:
+        self.finished = time.time()
+        if self.mono_started is not None:
+            self.elapsed_s = time.monotonic() - self.mono_started
 
     @property
     def duration_s(self) -> float:
+        if self.elapsed_s is not None:
+            return self.elapsed_s
         if self.started is None or self.finished is None:
             return 0.0
-        return self.finished - self.started
+        return max(0.0, self.finished - self.started)  # a record loaded from the journal of another process
 
 
 JOURNAL_SCHEMA = 1  # PRAGMA user_version of the journal file; bump when its tables change
@@ -219,9 +231,10 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
                 if any(d.state not in FINISHED_OK for d in deps):
                     continue
                 if task.kind != "run" or len(running) < concurrency:
-                    record.started = time.time()
+                    record.start()
                     if task.kind == "not-run":
                         record.state, record.finished, record.error = StepState.NOT_RUN, record.started, task.reason
+                        record.elapsed_s = 0.0
                         emit(record)
                     elif task.kind == "rendered":
                         try:
@@ -229,7 +242,7 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
                             record.state = StepState.RENDERED
                         except Exception as exc:
                             record.state, record.error = StepState.FAILED, str(exc)
-                        record.finished = time.time()
+                        record.finish()
                         emit(record)
                     else:
                         record.state = StepState.RUNNING
@@ -244,7 +257,7 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
             for future in done:
                 name = running.pop(future)
                 record = records[name]
-                record.finished = time.time()
+                record.finish()
                 try:
                     record.outputs = dict(future.result())
                     record.state = StepState.SUCCEEDED
@@ -252,15 +265,16 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
                     record.state, record.error = StepState.FAILED, f"{type(exc).__name__}: {exc}"
                 emit(record)
             if timeout_s:
-                now = time.time()
+                now = time.monotonic()
                 for future, name in list(running.items()):
                     record = records[name]
-                    if record.started is not None and now - record.started > timeout_s:
+                    if record.mono_started is not None and now - record.mono_started > timeout_s:
                         # The thread cannot be killed, but the processes it started can: their whole
                         # process groups are stopped, the thread's result is ignored and the step fails.
                         running.pop(future)
                         timed_out.add(name)
-                        record.state, record.finished = StepState.FAILED, now
+                        record.state = StepState.FAILED
+                        record.finish()
                         stopped = process_groups.stop(name, grace_s=5)
                         record.error = f"timed out after {timeout_s:g}s" + (
                             f" (stopped {stopped} process group{'s' if stopped != 1 else ''} it started)"

@@ -10,7 +10,6 @@ Kubernetes-level steps are "not-run" here (they need the drill cluster: `dr dril
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from dr.core.invocations import hosts_inventory, target_hosts
 from dr.core.resources import NOT_RUN_IN_DRILLS
 from dr.core.spec import GraphSpec
+from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepState, Task, execute
 from dr.drill.history import History
 from dr.drill.report import DrillReport
@@ -75,14 +75,16 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
             return runner(dict(child.inputs), hosts=hosts, secrets=secrets, force=force)
         return Task(name, depends_on, run)
 
-    started = time.time()
+    start = Moment.now()
     try:
         records = execute([task_for(s.name, s.depends_on) for s in plan.steps], journal=journal,
                           concurrency=concurrency, retries=1, backoff_s=1.0, timeout_s=1800, on_event=progress)
-        report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="hosts", started_at=started,
-                             disaster_at=started, verified_at=time.time(),
+        done = Moment.now()
+        report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="hosts", started_at=start.wall,
+                             disaster_at=start.wall, verified_at=done.wall,
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,
-                             steps=step_results(plan, records, journal), checks=(), rpo=())
+                             steps=step_results(plan, records, journal), checks=(), rpo=(),
+                             rto_measured_s=round(elapsed(start, done), 3))
         files = write_reports(report, paths.reports(run_id))
         if report.success or not any(r.state in (StepState.FAILED, StepState.SKIPPED) for r in records.values()):
             current.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from dr.core.plan import Plan, plan_for
 from dr.core.resources import ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
+from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepRecord, StepState, execute
 from dr.drill.history import History
 from dr.drill.report import (
@@ -164,7 +165,8 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
             say("taking real backups")
             sandbox.take_backups()
             disaster_at = sandbox.disaster()
-            journal.phase_done("disaster", {"at": disaster_at, "backups": sandbox.backup_fingerprint()})
+            journal.phase_done("disaster", {**Moment.now().to_json(), "at": disaster_at,
+                                            "backups": sandbox.backup_fingerprint()})
             from dr.stack.engine import describe
 
             say("disaster: production destroyed; rebuilding from the graph (host steps through Ansible, the "
@@ -177,7 +179,9 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         checks = (*_sandbox_checks(plan, records, sandbox),
                   _backups_untouched(fingerprint_at_disaster, sandbox.backup_fingerprint()))
         newest = sandbox.newest_restored()
-        verified_at = time.time()
+        verified = Moment.now()
+        verified_at = verified.wall
+        rto_measured = elapsed(Moment.from_json(journal.phase("disaster") or {}), verified)
         rpo = tuple(RpoResult(backup=name, measured_s=(None if name not in newest else
                                                        round(max(0.0, sandbox.state.disaster_at - newest[name]), 3)),
                               target_s=spec.backups[name].rpo_s)
@@ -187,7 +191,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                              disaster_at=sandbox.state.disaster_at, verified_at=verified_at,
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,
                              steps=step_results(plan, records, journal),
-                             checks=checks, rpo=rpo)
+                             checks=checks, rpo=rpo, rto_measured_s=round(rto_measured, 3))
         files = write_reports(report, paths.reports(run_id))
         history = History(paths.history)
         history.record(report)
@@ -287,28 +291,29 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
     """`up` the drill stack, verify, then `destroy` unless `keep`; report like the sandbox drill."""
     plan, _ = planned(spec, read_text)
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    started = time.time()
+    start = Moment.now()
+    started = start.wall
     step_results: tuple[StepResult, ...] = ()
     checks: list[CheckResult] = []
     try:
         try:
             outputs = stack.up(on_output=lambda line: say(line.rstrip()))
-            up_done = time.time()
+            up_done = Moment.now()
             step_results = tuple(StepResult(s.name, s.layer, "succeeded", 1, 0.0, "applied by pulumi up")
                                  for s in plan.steps)
             checks = verify(plan, outputs)
         except Exception as exc:
-            up_done = time.time()
+            up_done = Moment.now()
             step_results = tuple(StepResult(s.name, s.layer, "failed", 1, 0.0, f"pulumi up failed: {exc}")
                                  for s in plan.steps[:1])
-        verified_at = time.time()
+        verified = Moment.now()
     finally:
         if not keep:  # always, even when up or the checks fail or dr is interrupted
             stack.destroy(on_output=lambda line: say(line.rstrip()))
     report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="stack", started_at=started,
-                         disaster_at=started, verified_at=verified_at if checks else up_done,
+                         disaster_at=started, verified_at=(verified if checks else up_done).wall,
                          rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=step_results, checks=tuple(checks),
-                         rpo=())
+                         rpo=(), rto_measured_s=round(elapsed(start, verified if checks else up_done), 3))
     files = write_reports(report, paths.reports(run_id))
     history = History(paths.history)
     history.record(report)
