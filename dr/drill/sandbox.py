@@ -396,11 +396,8 @@ class Sandbox:
 
     def _stop_etcd_members(self) -> None:
         for member in self.state.etcd_members:
-            pidfile = Path(f"{member['data_dir']}.pid")
-            if pidfile.exists():
-                _kill(int(pidfile.read_text().strip() or 0))
-            # A crash between starting a member and writing its pid file leaves a member no pid file
-            # names: find it by its data directory.
+            # By its data directory on its command line, never by the number in its pid file: after a
+            # reboot that number may be any process's.
             for pid in _pids_with_argument(str(member["data_dir"])):
                 _kill(pid)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from dr import process_identity
 from dr.errors import DrError
 from dr.kube import pki as pki_module
 from dr.kube.toolchain import CONTROL_PLANE, Toolchain
@@ -50,6 +51,7 @@ class ClusterState:
     etcd_servers: str = ""  # an etcd this cluster did not start (a drill's restored members), else empty
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
+    starts: dict[str, int] = field(default_factory=dict)  # each process's start tick (dr.process_identity)
 
 
 def free_port() -> int:
@@ -159,20 +161,20 @@ class SandboxCluster:
         state = self.load_state()
         if state is None:
             return []
+        ours = self._ours(state)
         stopped = []
-        for name, pid in reversed(list(state.pids.items())):
-            if _alive(pid):
-                stopped.append(name)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
+        for name, pid in reversed(list(ours.items())):
+            stopped.append(name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in state.pids.values()):
+        while time.monotonic() < deadline and any(_alive(p) for p in ours.values()):
             time.sleep(0.1)
-        for pid in state.pids.values():
+        for pid in ours.values():
             if _alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-        for pid in state.pids.values():
+        for pid in ours.values():
             with contextlib.suppress(ChildProcessError, ProcessLookupError):
                 os.waitpid(pid, 0)
         self._state_file.unlink(missing_ok=True)
@@ -180,13 +182,14 @@ class SandboxCluster:
 
     def running(self, state: ClusterState | None = None) -> bool:
         state = state or self.load_state()
-        return state is not None and bool(state.pids) and all(_alive(p) for p in state.pids.values())
+        return state is not None and bool(state.pids) and len(self._ours(state)) == len(state.pids)
 
     def status(self) -> dict[str, Any]:
         state = self.load_state()
         if state is None:
             return {"running": False, "state_dir": str(self.dir), "processes": {}}
-        processes = {name: _alive(pid) for name, pid in state.pids.items()}
+        ours = self._ours(state)
+        processes = {name: name in ours for name in state.pids}
         healthy = all(processes.values()) and self._api_ready()
         return {"running": healthy, "state_dir": str(self.dir), "processes": processes,
                 "api_server": f"https://127.0.0.1:{state.apiserver_port}", "kubeconfig": str(self.kubeconfig),
@@ -202,7 +205,16 @@ class SandboxCluster:
         finally:
             log.close()
         state.pids[name] = process.pid
+        state.starts[name] = process_identity.start_ticks(process.pid) or 0
         self._save(state)
+
+    def _ours(self, state: ClusterState) -> dict[str, int]:
+        """The recorded processes that are still the ones this cluster started (a stale cluster.json after
+        a reboot names other processes: never signal them, never call them running)."""
+        return {name: pid for name, pid in state.pids.items()
+                if _alive(pid) and process_identity.is_ours(
+                    pid, marker=state.etcd_data if name == "etcd" else str(self.dir),
+                    start=state.starts.get(name) or None)}
 
     def _wait(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
