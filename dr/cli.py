@@ -464,7 +464,10 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     spec = load_graph_file(args.graph)
     state_dir = Path(args.state_dir).resolve()
     kind = "--hosts" if args.hosts else "--stack" if args.stack else "--sandbox"
-    with state_dir_lock(state_dir, f"dr drill {kind}"):
+    from dr.reaper import marked_run
+
+    # Every process the drill starts carries this run's marker, so a stop reaps them all (dr.reaper).
+    with state_dir_lock(state_dir, f"dr drill {kind}"), marked_run():
         return _drill(args, spec, state_dir)
 
 

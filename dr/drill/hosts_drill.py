@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dr import reaper
 from dr.core.invocations import hosts_inventory, target_hosts
 from dr.core.resources import NOT_RUN_IN_DRILLS
 from dr.core.spec import GraphSpec
@@ -94,4 +95,7 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
         return report, files
     finally:
         stop_all_workers()
+        token = reaper.current_token()
+        if token:  # what escaped its process group (ansible's setsid workers, daemons): nothing outlives the drill
+            reaper.sweep(token)
         journal.close()

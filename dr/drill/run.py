@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from dr import reaper
 from dr.core.plan import Plan, plan_for
 from dr.core.resources import ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
@@ -157,7 +158,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     journal = Journal(paths.journal, run_id)
     sandbox = Sandbox(paths.sandbox(run_id), plan, spec, resources)
     started = time.time()
-    finished = False
+    finished = interrupted = False
     try:
         if not journal.phase("disaster"):
             say("building a small production on this machine: etcd, PostgreSQL with a workload, restic volumes")
@@ -199,9 +200,17 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         journal.phase_done("report", {"success": report.success})
         finished = True
         return report, files
+    except BaseException:
+        interrupted = True
+        raise
     finally:
         stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
+        token = reaper.current_token()
+        if token and interrupted:  # and not what escaped its process group (setsid, daemons)
+            reaper.sweep(token)
         sandbox.cleanup()
+        if token:  # whatever the cleanup did not stop
+            reaper.sweep(token)
         if not finished:
             journal.phase_done("cleaned", {"at": time.time()})  # what a resume needs is gone: say so
         journal.close()

@@ -55,6 +55,17 @@ def sandbox_processes(state_dir: Path) -> list[str]:
     return found
 
 
+def marked_processes() -> list[int]:
+    """Processes carrying a drill's marker (dr.reaper): whatever a drill started, setsid or not."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(v.startswith(b"DR_RUN=") for v in (entry / "environ").read_bytes().split(b"\0")):
+                    found.append(int(entry.name))
+    return found
+
+
 def run_drill(state_dir: Path, *extra: str, graph: Path = EXAMPLE_GRAPH) -> subprocess.CompletedProcess[str]:
     # Relative --state-dir, as `make demo` passes it: run from its parent directory.
     return subprocess.run([*dr_command(), "drill", "--sandbox", "--graph", str(graph), "--state-dir", state_dir.name,
@@ -218,6 +229,7 @@ def test_sigterm_and_sighup_stop_the_drill_like_ctrl_c_and_leave_no_process(tmp_
                                                                              stop: signal.Signals) -> None:
     """A timed-out systemd unit sends SIGTERM; it used to act like kill -9 and leak etcd and PostgreSQL."""
     state_dir = tmp_path / "state"
+    pg_dirs_before = set(Path("/tmp").glob("dr-pg-*"))
     process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--state-dir", str(state_dir)], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = state_dir / "journal.sqlite"
@@ -239,6 +251,8 @@ def test_sigterm_and_sighup_stop_the_drill_like_ctrl_c_and_leave_no_process(tmp_
     assert f"interrupted by {stop.name}" in err
     assert "Traceback" not in err
     assert sandbox_processes(state_dir) == [], "cleanup ran: nothing the drill started is left running"
+    assert marked_processes() == [], "no descendant survived, setsid'd Ansible workers and daemons included"
+    assert set(Path("/tmp").glob("dr-pg-*")) <= pg_dirs_before, "no PostgreSQL sandbox directory was left"
     if stop != signal.SIGTERM:
         return
     # What a resume needs was cleaned up with the rest: --resume says so instead of failing every restore.
