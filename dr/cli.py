@@ -510,8 +510,10 @@ def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
             report, files = sandbox_drill(spec, paths=paths, read_text=read_text, resume=args.resume,
                                           concurrency=args.concurrency, progress=plain_progress(), say=say)
     from dr.core.durations import format_duration
+    from dr.drill.report import verdict
 
-    print(f"drill {report.run_id}: {'PASSED' if report.success else 'FAILED'}; RTO {format_duration(report.rto_s)} "
+    print(verdict(report))
+    print(f"  RTO {format_duration(report.rto_s)} "
           f"(target {format_duration(report.rto_target_s) if report.rto_target_s > 0 else 'none'})")
     for rpo in report.rpo:
         measured = "nothing restored" if rpo.measured_s is None else f"{rpo.measured_s:.1f}s"
@@ -607,7 +609,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         state = read_state(spec, backup, secrets=secrets, k8s=k8s)
         if state is not None:
             states[backup.name] = state
-    last_ok, recorded = None, 0
+    from dr.drill.report import PROVING_KINDS
+
+    last_ok, recorded, sandbox_only = None, 0, 0
     history_file = Path(args.state_dir) / "history.sqlite"
     if history_file.is_file():
         import datetime as dt
@@ -615,12 +619,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         history = History(history_file)
         entries = history.entries(spec.cluster)
         history.close()
-        recorded = len(entries)
+        # Only drills that rebuild this cluster's own path count; a sandbox drill rehearses dr on stand-ins.
+        proving = [e for e in entries if e.kind in PROVING_KINDS]
+        sandbox_only = len(entries) - len(proving)
+        entries, recorded = proving, len(proving)
         passed = [e.finished_at for e in entries if e.success]
         last_ok = dt.datetime.fromtimestamp(max(passed), tz=dt.UTC) if passed else None
     findings = [f for f in audit(AuditInput(spec=spec, states=states, inventory=inventory_from(k8s, args.host_path),
                                             detection_delay_s=detection, last_successful_drill=last_ok,
-                                            drills_recorded=recorded, drill_max_age_s=max_age))
+                                            drills_recorded=recorded, drill_max_age_s=max_age,
+                                            sandbox_drills=sandbox_only))
                 if f.check not in args.ignore]
     sys.stdout.write(to_json(findings) if args.json else render_table(findings))
     if args.textfile:

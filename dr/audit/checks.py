@@ -61,6 +61,7 @@ class AuditInput:
     last_successful_drill: dt.datetime | None = None
     drills_recorded: int = 0
     drill_max_age_s: int = 14 * 86400
+    sandbox_drills: int = 0  # recorded but not counted: they rehearse dr on stand-ins, not this cluster
 
 
 def _interval_s(schedule: str) -> int:
@@ -203,8 +204,11 @@ def _collapse(data: AuditInput) -> list[Finding]:
 
 def _drills(data: AuditInput) -> list[Finding]:
     if data.drills_recorded == 0:
-        return [Finding("drill-recency", "high", data.spec.cluster, "no drill has ever been recorded",
-                        "run `dr drill --sandbox` and schedule drills with `dr schedule`")]
+        seen = (f"only {data.sandbox_drills} sandbox drill(s) recorded, which rehearse dr on stand-ins and do not "
+                "count" if data.sandbox_drills else "no drill has ever been recorded")
+        return [Finding("drill-recency", "high", data.spec.cluster, f"no drill of this cluster's rebuild: {seen}",
+                        "run `dr drill --stack` against a test cluster (or `dr drill --hosts` on drill hosts) and "
+                        "schedule it with `dr schedule`")]
     if data.last_successful_drill is None:
         return [Finding("drill-recency", "high", data.spec.cluster, "no drill has ever passed",
                         "fix what the last drill reported and run it again")]

@@ -188,11 +188,41 @@ def prometheus_label(value: str) -> str:
 
 
 
+# Drills that rebuild this cluster's own path (a test cluster through pulumi up, or the drill hosts); a
+# sandbox drill rehearses dr on stand-ins on this machine and proves nothing about the cluster's rebuild.
+PROVING_KINDS: tuple[str, ...] = ("stack", "hosts")
+
+
+def step_counts(report: DrillReport) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for step in report.steps:
+        counts[step.state] = counts.get(step.state, 0) + 1
+    return counts
+
+
+def verdict(report: DrillReport) -> str:
+    """One line that says what kind of drill it was and how much of it ran for real."""
+    counts = step_counts(report)
+    rest = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if state not in ("succeeded", "applied"))
+    line = (f"{report.kind} drill {report.run_id}: {'PASSED' if report.success else 'FAILED'}; "
+            f"{report.ran_for_real} of {len(report.steps)} steps ran for real{f' ({rest})' if rest else ''}")
+    if report.kind not in PROVING_KINDS:
+        line += ("; a sandbox drill rehearses dr on stand-ins here, it is not a drill of this cluster's rebuild "
+                 "(dr audit does not count it)")
+    return line
+
+
 def to_prometheus(report: DrillReport) -> str:
-    cluster = prometheus_label(report.cluster)
+    # `kind` on every series: an alert on drill staleness must not be satisfied by a sandbox drill.
+    cluster = f'{prometheus_label(report.cluster)}",kind="{prometheus_label(report.kind)}'
     lines = ["# HELP dr_drill_success 1 when the last drill passed every step, check and target.",
              "# TYPE dr_drill_success gauge",
              f'dr_drill_success{{cluster="{cluster}"}} {1 if report.success else 0}',
+             "# HELP dr_drill_steps Steps of the last drill by what happened to them (ran for real: succeeded, "
+             "applied).",
+             "# TYPE dr_drill_steps gauge",
+             *(f'dr_drill_steps{{cluster="{cluster}",state="{prometheus_label(state)}"}} {n}'
+               for state, n in sorted(step_counts(report).items())),
              "# HELP dr_drill_rto_seconds Disaster to verified, measured by the last drill.",
              "# TYPE dr_drill_rto_seconds gauge",
              f'dr_drill_rto_seconds{{cluster="{cluster}"}} {report.rto_s:.3f}',

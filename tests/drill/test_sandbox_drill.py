@@ -127,9 +127,9 @@ def test_sandbox_drill_passes_with_measured_rto_and_rpo(tmp_path: Path) -> None:
     assert suite.tag == "testsuite" and suite.get("failures") == "0"
     assert int(suite.get("tests", "0")) == len(suite.findall("testcase"))
     prom = (report_dir / "dr_drill.prom").read_text()
-    assert 'dr_drill_success{cluster="homelab"} 1' in prom
-    assert 'dr_drill_rpo_seconds{cluster="homelab",backup="host-postgres"}' in prom
-    assert 'dr_drill_step_seconds{cluster="homelab",step="etcd"}' in prom
+    assert 'dr_drill_success{cluster="homelab",kind="sandbox"} 1' in prom
+    assert 'dr_drill_rpo_seconds{cluster="homelab",kind="sandbox",backup="host-postgres"}' in prom
+    assert 'dr_drill_step_seconds{cluster="homelab",kind="sandbox",step="etcd"}' in prom
 
     assert len(canary) == 32
     assert not (state_dir / "drills" / report["run_id"] / "secrets").exists(), "the throwaway secrets file is removed"

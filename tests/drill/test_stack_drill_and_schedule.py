@@ -139,7 +139,7 @@ def test_report_formats_agree_on_a_failed_drill() -> None:
     assert not failed.success
     suite = ET.fromstring(to_junit(failed).split("\n", 1)[1])
     assert suite.get("failures") == "2"
-    assert 'dr_drill_success{cluster="homelab"} 0' in to_prometheus(failed)
+    assert 'dr_drill_success{cluster="homelab",kind="stack"} 0' in to_prometheus(failed)
     assert "FAILED" in to_markdown(failed).splitlines()[0]
 
 
