@@ -388,13 +388,19 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
     history_file = Path(args.state_dir) / "history.sqlite"
     if not history_file.is_file():
         return {}, ""
-    from dr.drill.history import RECENT, History
+    from dr.drill.history import RECENT, History, HistoryDamaged
 
     cluster = load_graph_file(args.graph).cluster
-    history = History(history_file)
-    medians = history.step_medians(cluster)
-    drills = len([e for e in history.entries(cluster) if e.success and e.kind != "sandbox"][-RECENT:])
-    history.close()
+    try:
+        history = History(history_file)
+        try:
+            medians = history.step_medians(cluster)
+            drills = len([e for e in history.entries(cluster) if e.success and e.kind != "sandbox"][-RECENT:])
+        finally:
+            history.close()
+    except HistoryDamaged as exc:
+        print(f"warning: {exc}; the graph's estimates are used", file=sys.stderr)
+        return {}, ""
     if not medians:
         return {}, ""
     return medians, (f"estimates of {len(medians)} steps are the median of the last {drills} successful drill(s) "
@@ -544,6 +550,10 @@ def _secrets_file(path: str | None) -> dict[str, str]:
         raise UsageError(f"--secrets {path}: not valid YAML") from None
     if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
         raise UsageError(f"--secrets {path}: must be a mapping of secret names to values")
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:  # like ssh with a readable key, loudly (a refusal would stop a rebuild on its worst day)
+        print(f"warning: --secrets {path} is readable by {'others' if mode & 0o007 else 'its group'} (mode "
+              f"{mode:04o}): anyone on this machine can read these secrets; chmod 600 {path}", file=sys.stderr)
     return {k: str(v) for k, v in loaded.items()}
 
 
@@ -605,20 +615,35 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     else:
         k8s = k8s_status_from_kubectl()
     states = {}
+    not_checked: dict[str, tuple[str, str]] = {}
+    unreachable = "the cluster was not reachable (no kubectl, no cluster in its context, or access refused)"
     for backup in spec.backups.values():
         state = read_state(spec, backup, secrets=secrets, k8s=k8s)
         if state is not None:
             states[backup.name] = state
+        else:  # a check that could not run is said, never a pass
+            not_checked[backup.name] = ("freshness", unreachable if k8s is None else
+                                        f"dr cannot read {backup.tool} backups from here")
+    if k8s is None:
+        not_checked[f"{spec.cluster} PVCs and databases"] = ("coverage", unreachable)
+    from dr.drill.history import HistoryDamaged
     from dr.drill.report import PROVING_KINDS
 
-    last_ok, recorded, sandbox_only = None, 0, 0
+    last_ok, recorded, sandbox_only, history_problem = None, 0, 0, ""
     history_file = Path(args.state_dir) / "history.sqlite"
+    entries = []
     if history_file.is_file():
+        try:
+            history = History(history_file)
+            try:
+                entries = history.entries(spec.cluster)
+            finally:
+                history.close()
+        except HistoryDamaged as exc:
+            history_problem = str(exc)
+    if entries:
         import datetime as dt
 
-        history = History(history_file)
-        entries = history.entries(spec.cluster)
-        history.close()
         # Only drills that rebuild this cluster's own path count; a sandbox drill rehearses dr on stand-ins.
         proving = [e for e in entries if e.kind in PROVING_KINDS]
         sandbox_only = len(entries) - len(proving)
@@ -628,7 +653,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     findings = [f for f in audit(AuditInput(spec=spec, states=states, inventory=inventory_from(k8s, args.host_path),
                                             detection_delay_s=detection, last_successful_drill=last_ok,
                                             drills_recorded=recorded, drill_max_age_s=max_age,
-                                            sandbox_drills=sandbox_only))
+                                            sandbox_drills=sandbox_only, history_problem=history_problem,
+                                            not_checked=not_checked))
                 if f.check not in args.ignore]
     sys.stdout.write(to_json(findings) if args.json else render_table(findings))
     if args.textfile:

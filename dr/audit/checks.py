@@ -20,13 +20,15 @@ from dr.core.spec import GraphSpec, Retention
 from dr.drill.report import prometheus_label
 
 CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+# "unchecked": a check that could not run (no access, a damaged history) is reported, never a pass.
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "unchecked": 4}
+CLOCK_SKEW_S = 300  # a backup dated further in the future than this is a finding
 
 
 @dataclass(frozen=True)
 class Finding:
     check: str
-    severity: str  # critical | high | medium | low
+    severity: str  # critical | high | medium | low | unchecked
     subject: str   # the backup, component, PVC or path it is about
     message: str
     fix: str
@@ -62,6 +64,9 @@ class AuditInput:
     drills_recorded: int = 0
     drill_max_age_s: int = 14 * 86400
     sandbox_drills: int = 0  # recorded but not counted: they rehearse dr on stand-ins, not this cluster
+    history_problem: str = ""  # the drill history could not be read
+    # What could not be checked, by subject: (check, why). Each becomes an "unchecked" finding.
+    not_checked: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _interval_s(schedule: str) -> int:
@@ -94,7 +99,8 @@ def oldest_restore_point_s(retention: Retention, interval_s: int) -> int:
 
 
 def audit(data: AuditInput) -> list[Finding]:
-    findings = _coverage(data) + _freshness(data) + _retention(data) + _collapse(data) + _drills(data)
+    findings = (_coverage(data) + _freshness(data) + _retention(data) + _collapse(data) + _drills(data)
+                + _unchecked(data))
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.check, f.subject))
 
 
@@ -157,6 +163,12 @@ def _freshness(data: AuditInput) -> list[Finding]:
         newest_point = max(p.time for p in state.points)
         newest = max(newest_point, state.newest_restorable or newest_point)
         age = (data.now - newest).total_seconds()
+        if -age > CLOCK_SKEW_S:
+            findings.append(Finding("freshness", "high", backup.name,
+                                    f"{backup.name}: the newest backup is dated {format_duration(-age)} in the future",
+                                    "check the clocks of the backup job's host and of this machine (NTP); a "
+                                    "future date hides how old the backup really is"))
+            continue
         if age > backup.rpo_s:
             wal = state.newest_restorable is not None and backup.tool in ("pgbackrest", "cnpg-barman")
             what = ("WAL archiving stopped: the newest archived WAL" if wal else "the newest good backup")
@@ -166,6 +178,13 @@ def _freshness(data: AuditInput) -> list[Finding]:
                                     "check archive_command and the archiver's errors (pg_stat_archiver)" if wal
                                     else f"check the backup job ({backup.schedule!r}) and its logs"))
     return findings
+
+
+def _unchecked(data: AuditInput) -> list[Finding]:
+    return [Finding(check, "unchecked", subject, f"not checked: {why}",
+                    "give dr access (a reachable cluster for kubectl, or --k8s-status FILE; the repository's "
+                    "credentials) and audit again")
+            for subject, (check, why) in sorted(data.not_checked.items())]
 
 
 def _retention(data: AuditInput) -> list[Finding]:
@@ -203,6 +222,10 @@ def _collapse(data: AuditInput) -> list[Finding]:
 
 
 def _drills(data: AuditInput) -> list[Finding]:
+    if data.history_problem:
+        return [Finding("drill-recency", "unchecked", data.spec.cluster, f"not checked: {data.history_problem}",
+                        "move the damaged history aside; dr starts a new one (the reports/ directory keeps every "
+                        "drill's report)")]
     if data.drills_recorded == 0:
         seen = (f"only {data.sandbox_drills} sandbox drill(s) recorded, which rehearse dr on stand-ins and do not "
                 "count" if data.sandbox_drills else "no drill has ever been recorded")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from dr.drill.report import DrillReport
+from dr.errors import DrError
 
 RECENT = 5
 
@@ -29,27 +31,46 @@ class HistoryEntry:
     steps_s: dict[str, float]
 
 
+class HistoryDamaged(DrError):
+    """history.sqlite cannot be read or written."""
+
+
+def _damaged(path: Path, exc: Exception) -> HistoryDamaged:
+    return HistoryDamaged(f"the drill history {path} is damaged ({exc}); move it aside (mv {path} {path}.damaged) "
+                          "and dr starts a new one; every drill's report stays under reports/")
+
+
 class History:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.execute("CREATE TABLE IF NOT EXISTS drills (run_id TEXT PRIMARY KEY, cluster TEXT, kind TEXT, "
-                         "finished_at REAL, success INTEGER, rto_s REAL, rpo TEXT, steps TEXT)")
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("CREATE TABLE IF NOT EXISTS drills (run_id TEXT PRIMARY KEY, cluster TEXT, kind TEXT, "
+                             "finished_at REAL, success INTEGER, rto_s REAL, rpo TEXT, steps TEXT)")
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(path, exc) from None
 
     def record(self, report: DrillReport) -> None:
         rpo = {r.backup: r.measured_s for r in report.rpo if r.measured_s is not None}
         # Only steps that ran and were timed: never an unmeasured 0 s that would shrink the predicted RTO.
         steps = {s.name: s.duration_s for s in report.steps if s.state == "succeeded" and s.duration_s > 0}
-        self._db.execute("INSERT OR REPLACE INTO drills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (report.run_id, report.cluster, report.kind, report.verified_at, int(report.success),
-                          report.rto_s, json.dumps(rpo), json.dumps(steps)))
+        try:
+            self._db.execute("INSERT OR REPLACE INTO drills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (report.run_id, report.cluster, report.kind, report.verified_at, int(report.success),
+                              report.rto_s, json.dumps(rpo), json.dumps(steps)))
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, exc) from None
 
     def entries(self, cluster: str | None = None) -> list[HistoryEntry]:
         query = "SELECT run_id, cluster, kind, finished_at, success, rto_s, rpo, steps FROM drills"
-        rows = (self._db.execute(query + " WHERE cluster = ? ORDER BY finished_at", (cluster,)) if cluster
-                else self._db.execute(query + " ORDER BY finished_at"))
-        return [HistoryEntry(r[0], r[1], r[2], r[3], bool(r[4]), r[5], json.loads(r[6]), json.loads(r[7]))
-                for r in rows]
+        try:
+            rows = (self._db.execute(query + " WHERE cluster = ? ORDER BY finished_at", (cluster,)) if cluster
+                    else self._db.execute(query + " ORDER BY finished_at")).fetchall()
+            return [HistoryEntry(str(r[0]), str(r[1]), str(r[2]), float(r[3]), bool(r[4]), float(r[5]),
+                                 dict(json.loads(r[6])), dict(json.loads(r[7]))) for r in rows]
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            raise _damaged(self.path, exc) from None
 
     def step_medians(self, cluster: str, recent: int = RECENT, kinds: tuple[str, ...] = ("stack", "hosts")
                      ) -> dict[str, int]:
@@ -64,6 +85,21 @@ class History:
 
     def close(self) -> None:
         self._db.close()
+
+
+def record_drill(path: Path, report: DrillReport, say: Callable[[str], None]) -> bool:
+    """Add the drill to the history; a damaged history is said, never the end of a drill without its
+    verdict (the report files are written already)."""
+    try:
+        history = History(path)
+        try:
+            history.record(report)
+        finally:
+            history.close()
+    except HistoryDamaged as exc:
+        say(f"warning: this drill was not added to the history: {exc}")
+        return False
+    return True
 
 
 def render_trend(entries: list[HistoryEntry]) -> str:

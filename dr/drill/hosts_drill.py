@@ -20,7 +20,7 @@ from dr.core.resources import NOT_RUN_IN_DRILLS
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepState, Task, execute
-from dr.drill.history import History
+from dr.drill.history import record_drill
 from dr.drill.report import DrillReport
 from dr.drill.run import DrillPaths, ProgressSink, planned, step_results, write_reports
 from dr.hosts.ansible import stop_all_workers
@@ -89,9 +89,7 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
         files = write_reports(report, paths.reports(run_id))
         if report.success or not any(r.state in (StepState.FAILED, StepState.SKIPPED) for r in records.values()):
             current.unlink(missing_ok=True)
-        history = History(paths.history)
-        history.record(report)
-        history.close()
+        record_drill(paths.history, report, say)
         return report, files
     finally:
         stop_all_workers()

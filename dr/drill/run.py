@@ -25,7 +25,7 @@ from dr.core.resources import ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepRecord, StepState, execute
-from dr.drill.history import History
+from dr.drill.history import record_drill
 from dr.drill.report import (
     CheckResult,
     DrillReport,
@@ -194,9 +194,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                              steps=step_results(plan, records, journal),
                              checks=checks, rpo=rpo, rto_measured_s=round(rto_measured, 3))
         files = write_reports(report, paths.reports(run_id))
-        history = History(paths.history)
-        history.record(report)
-        history.close()
+        record_drill(paths.history, report, say)
         journal.phase_done("report", {"success": report.success})
         finished = True
         return report, files
@@ -324,9 +322,7 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
                          rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=step_results, checks=tuple(checks),
                          rpo=(), rto_measured_s=round(elapsed(start, verified if checks else up_done), 3))
     files = write_reports(report, paths.reports(run_id))
-    history = History(paths.history)
-    history.record(report)
-    history.close()
+    record_drill(paths.history, report, say)
     return report, files
 
 
