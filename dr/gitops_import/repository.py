@@ -23,6 +23,7 @@ def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
     docs: list[Doc] = []
     problems: list[str] = []
     seen = 0
+    real_root = root.resolve()
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in SKIPPED_DIRS and not d.startswith("."))
         for file in sorted(files):
@@ -34,6 +35,10 @@ def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
                                  "cluster directory")
             path = Path(directory, file)
             relative = path.relative_to(root).as_posix()
+            if not path.resolve().is_relative_to(real_root):
+                # A link in the repository to a file outside it: never read in (it could be any file here).
+                problems.append(f"{relative}: skipped, a link to a file outside the repository")
+                continue
             if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
                 problems.append(f"{relative}: skipped (not a regular file, or over {MAX_FILE_BYTES} bytes)")
                 continue

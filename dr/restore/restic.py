@@ -48,13 +48,28 @@ class ResticRepository:
         return done.stdout
 
 
+_UNREACHABLE = ("no such host", "connection refused", "i/o timeout", "network is unreachable", "no route to host",
+                "server misbehaving", "TLS handshake", "x509:", "context deadline exceeded", "connection reset")
+_DENIED = ("AccessDenied", "Access Denied", "403 Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+           "permission denied")
+
+
 def _reason(stderr: str) -> str:
+    """What went wrong, told apart as restic reports it: a wrong password, a server that cannot be reached
+    (DNS, refused, TLS), access denied, and a repository that is not there are different problems."""
     text = stderr.strip()
+    lines = text.splitlines()
+    detail = next((line for line in lines if line.startswith("Fatal:")), lines[-1] if lines else "")
     if "wrong password" in text:
         return "wrong password or no key found; check the repository password (RESTIC_PASSWORD)"
-    if "does not exist" in text or "unable to open config file" in text:
+    if any(marker in text for marker in _UNREACHABLE):
+        return f"the repository's server could not be reached; check its address, DNS and network ({detail})"
+    if any(marker in text for marker in _DENIED):
+        return f"access denied; check the repository's credentials and permissions ({detail})"
+    if "no such file or directory" in text or "does not exist" in text or "NoSuchBucket" in text or (
+            "unable to open config file" in text):
         return "the repository does not exist at this location; check the backup's repo"
-    return text.splitlines()[-1] if text else "no output"
+    return detail or "no output"
 
 
 def forget_args(retention: Retention) -> list[str]:

@@ -164,3 +164,22 @@ def test_import_refuses_the_wrong_controller_and_never_overwrites(tmp_path: Path
     assert code == 2 and "--force" in err and target.read_text() == "mine\n"
     code, _, err = run(["import", "flux", str(tmp_path / "absent")], capsys)
     assert code == 2 and "not a directory" in err
+
+
+def test_a_link_to_a_file_outside_the_repository_is_never_read_in(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "flux-homelab", repo, symlinks=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "planted.yaml").write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: canary-7f3a, namespace: x}\n"
+        "spec: {chart: {spec: {chart: canary-7f3a}}}\n")
+    (repo / "planted.yaml").symlink_to(outside / "planted.yaml")
+    out = tmp_path / "flux.yaml"
+    code, _, err = run(["import", "flux", str(repo), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "canary-7f3a" not in out.read_text()
+    assert "planted.yaml: skipped, a link to a file outside the repository" in err
