@@ -27,6 +27,7 @@ from dr.core.spec import (
     TalosAction,
     did_you_mean,
     path_problem,
+    restic_repository_problem,
 )
 from dr.errors import Diagnostic, GraphError, UsageError
 
@@ -201,6 +202,11 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
                     error(spec.line_of("components", name, "restore"),
                           f"component {name!r} restores {tool} backup {action.backup!r} and needs vars.{var} "
                           f"({why}); add it under the component's vars")
+        if (isinstance(action, RestoreAction) and action.backup in spec.backups and "repository" in action.vars
+                and spec.backups[action.backup].tool == "restic"):
+            problem = restic_repository_problem(str(action.vars["repository"]))
+            if problem:
+                error(spec.line_of("components", name, "restore"), f"component {name!r}: vars.repository: {problem}")
         if isinstance(action, RestoreAction):
             for var in PATH_VARS:
                 value = action.vars.get(var)

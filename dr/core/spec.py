@@ -50,12 +50,22 @@ _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily
 RESTIC_SCHEMES: tuple[str, ...] = ("sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
 
 
-def restic_repository_ok(repo: str) -> bool:
-    """What restic itself accepts as a repository: a local path or a backend prefix like s3:."""
+def restic_repository_problem(repo: str) -> str | None:
+    """Why restic would not read `repo` as the repository it names, or None: restic's own syntax is a
+    local path or a backend prefix like `s3:` (`s3:https://host/bucket/path`), and `s3://bucket/path`,
+    which other tools write, names a *server* called `bucket` to restic."""
     if repo.startswith(("/", "~")):
-        return True
+        return None
+    if repo.startswith("s3://"):
+        bucket, _, path = repo.removeprefix("s3://").partition("/")
+        bucket = bucket.split("@")[0]
+        return (f"restic reads {repo!r} as a server named {bucket!r}, not a bucket; write "
+                f"s3:https://<endpoint>/{bucket}{'/' + path if path else ''} (restic's syntax)")
     scheme, colon, rest = repo.partition(":")
-    return bool(colon) and scheme in RESTIC_SCHEMES and bool(rest)
+    if colon and scheme in RESTIC_SCHEMES and rest:
+        return None
+    return (f"{repo!r} is not a restic repository: an absolute path or one of "
+            f"{', '.join(s + ':' for s in RESTIC_SCHEMES)}")
 
 
 def freeze(value: Any) -> Any:
@@ -548,9 +558,9 @@ class _SpecReader:
                 self.error((*where, "tool"), f"{what}: unknown tool {tool!r}{did_you_mean(tool, BACKUP_TOOLS)}; "
                                              f"one of {', '.join(BACKUP_TOOLS)}")
             repo = self.string(spec.get("repo"), (*where, "repo"), f"{what}: 'repo'", required=True)
-            if tool == "restic" and repo and not restic_repository_ok(repo):
-                self.error((*where, "repo"), f"{what}: 'repo' {repo!r} is not a restic repository: an absolute "
-                                             f"path or one of {', '.join(s + ':' for s in RESTIC_SCHEMES)}")
+            problem = restic_repository_problem(repo) if tool == "restic" and repo else None
+            if problem:
+                self.error((*where, "repo"), f"{what}: 'repo' {problem}")
             schedule = self.schedule(spec.get("schedule"), (*where, "schedule"), what)
             retention = self.retention(spec.get("retention"), (*where, "retention"), what)
             rpo = spec.get("rpo")

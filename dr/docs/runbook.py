@@ -318,12 +318,20 @@ def _host_restore_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Bloc
         restore_path = str(invocation.extravars["restore_path"])
         find = [f"restic -r {shlex.quote(repo)} snapshots   # pick the newest good one: {SNAPSHOT}, "
                 f"and its path: {SNAPSHOT_PATH}"]
-        note = (f"Restic needs the password in `RESTIC_PASSWORD`. Never restore over a non-empty "
+        credentials = (" For an `s3:` repository it also reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`."
+                       if repo.startswith("s3:") else "")
+        note = (f"Restic needs the password in `RESTIC_PASSWORD`.{credentials} Never restore over a non-empty "
                 f"`{restore_path}`: move it aside first. If the newest snapshot is much smaller than the ones "
                 "before it, a blank volume was backed up: restore the one before it.")
     elif tool == "etcd-snapshot":
         directory = etcd_snapshot_dir(inputs)
-        find = [f"ls -lt {shlex.quote(directory)}   # the newest snapshot file: {SNAPSHOT_FILE}",
+        fetch = []
+        if str(inputs.get("repo", "")).startswith(("s3://", "s3:", "gs:", "azure:")) and "snapshot_dir" in variables:
+            # The snapshots live in a bucket; the restore reads files on the member hosts.
+            fetch = [f"# the snapshots are in {inputs['repo']}: copy the newest to every member first, e.g.",
+                     f"aws s3 cp {shlex.quote(str(inputs['repo']).rstrip('/') + '/')}{SNAPSHOT_FILE} "
+                     f"{shlex.quote(directory.rstrip('/') + '/')}   # or rclone copy; with the bucket's credentials"]
+        find = [*fetch, f"ls -lt {shlex.quote(directory)}   # the newest snapshot file: {SNAPSHOT_FILE}",
                 f"ETCDCTL_API=3 etcdctl snapshot status {SNAPSHOT_FILE} -w table   # refuse a damaged one"]
         members = invocation.extravars["etcd_members"]
         direct = [line for m, argv in zip(members, direct, strict=True)

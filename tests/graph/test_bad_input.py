@@ -102,6 +102,15 @@ CASES = {
     "restic repository of an unknown scheme": (
         "cluster: lab\nbackups:\n  b: {tool: restic, repo: 'ftp://nas/backups', schedule: '@daily', retention: {daily: 7},"
         " rpo: 1d}\ncomponents:\n  a: {layer: os}\n", 3, "is not a restic repository: an absolute path or one of sftp:"),
+    # A backup's repository as its tool reads it: restic reads s3://bucket/... as a server named bucket.
+    "restic repository in s3:// form": (
+        "cluster: lab\nbackups:\n  b:\n    tool: restic\n    repo: s3://homelab-backups/restic/nfs\n"
+        "    schedule: '@daily'\n    retention: {daily: 7}\n    rpo: 1d\ncomponents:\n  os: {layer: os}\n", 5,
+        "restic reads 's3://homelab-backups/restic/nfs' as a server named 'homelab-backups', not a bucket; write "
+        "s3:https://<endpoint>/homelab-backups/restic/nfs"),
+    "restic repository that is relative": (
+        "cluster: lab\nbackups:\n  b: {tool: restic, repo: backups/nfs, schedule: '@daily', retention: {daily: 7}, "
+        "rpo: 1d}\ncomponents:\n  os: {layer: os}\n", 3, "'backups/nfs' is not a restic repository"),
     # Values that reach ssh, Ansible and the runbook's commands are validated as what they name.
     "host address with a shell command": (
         "cluster: lab\nhosts:\n  n1: {address: '10.0.0.30;touch x'}\ncomponents:\n  os: {layer: os}\n", 3,

@@ -120,7 +120,7 @@ def test_drill_override_that_removes_the_marker_passes() -> None:
 
 
 def test_restore_source_in_production_is_allowed_in_drill() -> None:
-    text = GRAPH.replace("components:\n", "backups:\n  app-data: {tool: restic, repo: s3://prod-bucket/app, "
+    text = GRAPH.replace("components:\n", "backups:\n  app-data: {tool: restic, repo: 's3:s3.example.com/prod-bucket/app', "
                                           "schedule: '@daily', retention: {daily: 7}, rpo: 1d}\ncomponents:\n"
                                           "  app-restore: {layer: data, restore: {backup: app-data}, vars: {restore_path: /srv/app}, estimate: 1m}\n")
     assert "app-restore" in build(text, "drill").components
