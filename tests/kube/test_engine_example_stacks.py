@@ -10,6 +10,7 @@ the stand-in sets the completion status a restore object is awaited on, and says
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ def example_stack(provider: Toolchain, state: Path, *, mode: str, kubeconfig: st
         return {"changed": 0}
 
     def program() -> None:
+        # dill pickles the recording runner (a closure) by value for every host step; in a long pytest
+        # session that once exceeded the default recursion limit (CI, 2026-12-01). dr's own runner is a
+        # module-level function, pickled by reference: this is the test harness's need, not dr's.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
         register(resources, hosts=hosts_inventory(spec), secrets=pulumi.Output.secret(dict(secrets)),
                  kubeconfig=pulumi.Output.secret(kubeconfig), step_provider=HostStepProvider(runner=record),
                  chart_mirror=mirror, adopt=adopt, rebuild=rebuild)
