@@ -7,6 +7,7 @@ test-quick, an IDE) these tests skip and say which binaries are missing.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,18 @@ def chart_mirror(tmp_path: Path) -> Iterator[str]:
 
     with sandbox_mirror(chart_pins(load_graph_file(EXAMPLE_GRAPH)), tmp_path) as url:
         yield url
+
+
+def restore_etcd_snapshot(cluster: SandboxCluster, tmp_path: Path) -> Path:
+    """A real etcd snapshot of the running `cluster` (etcdctl), restored with etcdutl into a data
+    directory a new SandboxCluster can start on (`up(etcd_data=...)`); returns that directory. The
+    cluster keeps running."""
+    state = cluster.load_state()
+    assert state is not None
+    tools, snapshot, restored = cluster.toolchain, tmp_path / "etcd.snapshot", tmp_path / "restored-etcd"
+    subprocess.run([tools.path("etcdctl"), "--endpoints", f"http://127.0.0.1:{state.etcd_client_port}",
+                    "snapshot", "save", str(snapshot)], check=True, capture_output=True)
+    subprocess.run([tools.path("etcdutl"), "snapshot", "restore", str(snapshot), "--data-dir", str(restored),
+                    "--name", "sandbox", "--initial-cluster", "sandbox=http://127.0.0.1:2380",
+                    "--initial-advertise-peer-urls", "http://127.0.0.1:2380"], check=True, capture_output=True)
+    return restored

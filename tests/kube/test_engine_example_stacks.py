@@ -26,6 +26,7 @@ from dr.stack.engine import Engine
 from dr.stack.host_step import HostStepProvider
 from dr.stack.program import load_resources, register
 from tests.conftest import EXAMPLE_GRAPH
+from tests.kube.conftest import restore_etcd_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -164,8 +165,6 @@ def test_control_plane_restored_from_an_etcd_snapshot_is_adopted_with_the_state_
     State lost: with dr:recovery scratch the run stops and names a release (that cluster is not empty);
     with etcd-snapshot dr sets the Helm release records aside and Helm adopts the objects: the PVC, the
     CloudNativePG Cluster and the objects a release owns keep the uids they had before the disaster."""
-    import subprocess
-
     from pulumi import automation
 
     _, resources = load_resources(graph_path=str(EXAMPLE_GRAPH), mode="prod")
@@ -181,18 +180,9 @@ def test_control_plane_restored_from_an_etcd_snapshot_is_adopted_with_the_state_
         stand_in.stop()
     before = uids(cluster)
     releases = {r["metadata"]["name"] for r in kubectl_json(cluster, "secrets", "-A", "-l", "owner=helm")["items"]}
-    state = cluster.load_state()
-    assert state is not None
-    snapshot = tmp_path / "etcd.snapshot"
-    tools = cluster.toolchain
-    subprocess.run([tools.path("etcdctl"), "--endpoints", f"http://127.0.0.1:{state.etcd_client_port}",
-                    "snapshot", "save", str(snapshot)], check=True, capture_output=True)
+    restored_data = restore_etcd_snapshot(cluster, tmp_path)
     cluster.down()  # the disaster
-    restored_data = tmp_path / "restored-etcd"
-    subprocess.run([tools.path("etcdutl"), "snapshot", "restore", str(snapshot), "--data-dir", str(restored_data),
-                    "--name", "sandbox", "--initial-cluster", "sandbox=http://127.0.0.1:2380",
-                    "--initial-advertise-peer-urls", "http://127.0.0.1:2380"], check=True, capture_output=True)
-    restored = SandboxCluster(tmp_path / "restored-cluster", toolchain=tools)
+    restored = SandboxCluster(tmp_path / "restored-cluster", toolchain=cluster.toolchain)
     restored.up(etcd_data=restored_data)
     stand_in = StandInOperators.for_plan(resources, restored.kubectl)
     stand_in.start()

@@ -13,6 +13,7 @@ import pytest
 from dr.cli import main
 from dr.kube.sandbox_cluster import SandboxCluster
 from dr.kube.toolchain import Toolchain
+from tests.kube.conftest import restore_etcd_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -118,19 +119,13 @@ def test_cli_up_status_down_leaves_no_process(toolchain: Toolchain, tmp_path: Pa
 def test_control_plane_starts_on_a_restored_etcd_data_directory(toolchain: Toolchain, tmp_path: Path) -> None:
     """What "restore the control plane from etcd" means: the objects come back from the snapshot."""
     first = SandboxCluster(tmp_path / "before", toolchain=toolchain)
-    state = first.up()
+    first.up()
     try:
         first.kubectl("create", "namespace", "kept")
         first.kubectl("create", "configmap", "marker", "-n", "kept", "--from-literal=value=before-disaster")
-        snapshot = tmp_path / "etcd.db"
-        subprocess.run([toolchain.path("etcdctl"), "--endpoints", f"http://127.0.0.1:{state.etcd_client_port}",
-                        "snapshot", "save", str(snapshot)], check=True, capture_output=True)
+        restored = restore_etcd_snapshot(first, tmp_path)
     finally:
         first.down()
-    restored = tmp_path / "restored-etcd"
-    subprocess.run([toolchain.path("etcdutl"), "snapshot", "restore", str(snapshot), "--data-dir", str(restored),
-                    "--name", "sandbox", "--initial-cluster", "sandbox=http://127.0.0.1:2380",
-                    "--initial-advertise-peer-urls", "http://127.0.0.1:2380"], check=True, capture_output=True)
     second = SandboxCluster(tmp_path / "after", toolchain=toolchain)
     second.up(etcd_data=restored)
     try:
