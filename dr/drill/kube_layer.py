@@ -1,21 +1,26 @@
 """The Kubernetes layer of a sandbox drill, through the real Pulumi engine and pulumi-kubernetes provider.
 
-Each Kubernetes-level step (Helm releases from the chart mirror, manifest objects, restore objects with
-their prechecks, GitOps gates) is one `pulumi up` of its own stack, registered by the same code as the
-real program (`dr.stack.program.register`), against the sandbox cluster whose control plane started on
-the restored etcd. The executor orders the steps exactly as the graph does, runs independent ones side
-by side, retries and journals them; the engine does the work. Each up reports the engine's own event
-times (first resource started, last resource done), so the report can show a restore finishing before
-the app that owns its data starts.
+The whole layer is one `pulumi up` of one stack (Helm releases from the chart mirror, manifest objects,
+restore objects with their prechecks, GitOps gates), registered by the same code as the real program
+(`dr.stack.program.register`), against the sandbox cluster whose control plane started on the restored
+etcd. The engine orders the Kubernetes-level steps among themselves by the graph's edges and runs
+independent ones side by side, as a bare `pulumi up` would. A step that depends on a host-level step (run
+by dr's executor: a host restore, a playbook, a milestone) is registered only once the executor says that
+step finished (`StepGates`): its component's `depends_on` holds an awaitable the engine's program waits
+on, inside this process. The executor still has one task per Kubernetes-level step, which waits for its
+component in the shared run, so the journal, retries (a new up: finished components are unchanged),
+`--resume` and the report keep one record per step. Each record carries the engine's own event times
+(first resource of the component started, last one done), so the report can show a restore finishing
+before the app that owns its data starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,8 @@ from dr.kube.toolchain import KUBERNETES_PROVIDER, Toolchain
 KUBE_CHILD_KINDS = frozenset({"helm-release", "config-group", "kube-object", "restore-precheck", "gitops-hold",
                               "gitops-release"})
 PROJECT = "dr-sandbox"
+STACK = "kubernetes-layer"
+COMPONENT_URN = "dr:recovery:Component::"
 
 
 class KubeLayerError(DrError):
@@ -37,27 +44,165 @@ def is_kube_step(component: ComponentResources) -> bool:
     return bool(component.children) and all(c.kind in KUBE_CHILD_KINDS for c in component.children)
 
 
-def stack_name(component: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", component)
-
-
 def _short_error(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if "error:" in line]
     return (lines[-1].split("error:", 1)[-1].strip() if lines else text.strip().splitlines()[-1:] or [""])[0][:600]
 
 
+def component_of(parent_urn: str) -> str | None:
+    """The recovery-graph component a resource belongs to, from its parent's URN."""
+    head, _, name = parent_urn.rpartition("::")
+    return name if (head + "::").endswith(COMPONENT_URN) else None
+
+
+class StepGates:
+    """What dr's executor has finished, told to the engine's run of the Kubernetes layer.
+
+    `finished(name, ok)` comes from the executor's events (and, on `--resume`, from its journal);
+    `wait(component, names)` is the awaitable a Kubernetes-level component's registration waits on: it
+    returns once every named step finished well, and raises when one failed or the drill stops (the
+    engine then creates nothing of that component)."""
+
+    def __init__(self, poll_s: float = 0.05) -> None:
+        self._finished: dict[str, bool] = {}
+        self._stopped = False
+        self._lock = threading.Lock()
+        self.poll_s = poll_s
+
+    def finished(self, name: str, ok: bool) -> None:
+        with self._lock:
+            self._finished[name] = ok
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+
+    def reopen(self) -> None:
+        with self._lock:
+            self._stopped = False
+
+    def failed(self) -> set[str]:
+        with self._lock:
+            return {name for name, ok in self._finished.items() if not ok}
+
+    def _state(self, names: Sequence[str]) -> tuple[list[str], bool, bool]:
+        with self._lock:
+            failed = [n for n in names if self._finished.get(n) is False]
+            return failed, all(self._finished.get(n) for n in names), self._stopped
+
+    async def wait(self, component: str, names: Sequence[str], settled: Callable[[], bool] = lambda: True) -> None:
+        """Returns once every step of `names` finished well. When one failed, raises, but only once the
+        run has `settled` (every component that can still be created is done): the exception fails the
+        program, and the engine would otherwise stop the independent steps still in flight."""
+        while True:
+            failed, ready, stopped = self._state(names)
+            if failed and (stopped or settled()):
+                raise KubeLayerError(f"{component} is not created: {', '.join(failed)} did not finish")
+            if ready:
+                return None
+            if stopped:
+                raise KubeLayerError(f"{component} is not created: the drill stopped first")
+            await asyncio.sleep(self.poll_s)
+
+
+@dataclasses.dataclass
+class _Component:
+    """What one engine run did for one component (from its events and its resources' URNs)."""
+
+    resources: int = 0
+    first_start: float | None = None
+    last_done: float | None = None
+    done_at: float | None = None
+    changes: dict[str, int] = dataclasses.field(default_factory=dict)
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+class _Run:
+    """One `pulumi up` of the layer, in a thread of its own."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, _Component] = {}
+        self.owners: dict[str, str] = {}  # resource URN -> component
+        self.ended = threading.Event()
+        self.error = ""
+        self.failures: list[str] = []
+        self.began = time.monotonic()
+        self.lock = threading.Condition()
+
+    def component(self, name: str) -> _Component:
+        return self.components.setdefault(name, _Component())
+
+    def done(self, name: str) -> None:
+        with self.lock:
+            entry = self.component(name)
+            entry.done_at = entry.done_at or time.time()
+            self.lock.notify_all()
+
+    def end(self, error: str = "") -> None:
+        with self.lock:
+            self.error = error
+            self.ended.set()
+            self.lock.notify_all()
+
+    def wait(self, name: str) -> _Component | None:
+        """The component once the engine finished it, or None when the run ended without it."""
+        with self.lock:
+            while True:
+                entry = self.components.get(name)
+                if entry is not None and entry.done_at is not None:
+                    return entry
+                if self.ended.is_set():
+                    return None
+                self.lock.wait(timeout=1.0)
+
+    def on_event(self, event: Any) -> None:
+        now = time.time()
+        pre, done, failed = event.resource_pre_event, event.res_outputs_event, event.res_op_failed_event
+        diagnostic = event.diagnostic_event
+        with self.lock:
+            for step, is_start in ((pre, True), (done, False)):
+                if step is None:
+                    continue
+                state = step.metadata.new or step.metadata.old
+                name = component_of(state.parent) if state is not None else None
+                if name is None:
+                    continue
+                entry = self.component(name)
+                self.owners[step.metadata.urn] = name
+                if is_start:
+                    entry.first_start = min(entry.first_start or now, now)
+                else:
+                    entry.last_done = max(entry.last_done or now, now)
+                    op = str(getattr(step.metadata.op, "value", step.metadata.op))
+                    entry.changes[op] = entry.changes.get(op, 0) + 1
+            if failed is not None:
+                self.failures.append(str(failed.metadata.urn))
+            if diagnostic is not None and diagnostic.severity == "error" and diagnostic.message.strip():
+                message = diagnostic.message.strip()
+                self.failures.append(message)
+                owner = self.owners.get(diagnostic.urn or "")  # a URN names types, not its component
+                if owner is not None:
+                    self.component(owner).failures.append(message)
+
+
 class KubeLayer:
-    """Applies Kubernetes-level steps to a running cluster, one engine run per step."""
+    """Applies the Kubernetes-level steps to a running cluster: one engine run for all of them."""
 
     def __init__(self, *, root: Path, resources: ResourcePlan, kubeconfig: Callable[[], str], chart_mirror: str,
                  secrets: Mapping[str, Any], operators: StandInOperators | None = None,
-                 toolchain: Toolchain | None = None, adopt: bool = False) -> None:
+                 toolchain: Toolchain | None = None, adopt: bool = False, gates: StepGates | None = None) -> None:
         self.root, self.resources, self.kubeconfig = root, resources, kubeconfig
         self.adopt = adopt  # the control plane came back from an etcd snapshot (dr:recovery etcd-snapshot)
         self.chart_mirror, self.secrets, self.operators = chart_mirror, dict(secrets), operators
         self.toolchain = toolchain or Toolchain.find()
+        self.gates = gates or StepGates()
         self._by_name = {c.name: c for c in resources.components}
-        self._init_lock = threading.Lock()
+        self._layer = layer_plan(resources)
+        self._kube = {c.name for c in self._layer.components}
+        self._lock = threading.Lock()
+        self._run: _Run | None = None
+        self._thread: threading.Thread | None = None
+        self.runs = 0  # engine runs so far (one, unless a step failed and was retried)
 
     def check_available(self) -> None:
         from dr.kube.toolchain import ENGINE
@@ -66,58 +211,109 @@ class KubeLayer:
         if missing:
             raise KubeLayerError(f"the Kubernetes layer needs {', '.join(missing)}; run `make toolchain`")
 
-    def _single(self, name: str) -> ResourcePlan:
-        component = dataclasses.replace(self._by_name[name], depends_on=(), provides_kubeconfig=False)
-        return dataclasses.replace(self.resources, components=(component,), kubeconfig_from=None)
+    def waits_of(self, name: str) -> tuple[str, ...]:
+        """The steps outside the layer (host-level steps, milestones) this component waits for."""
+        return tuple(d for d in self._by_name[name].depends_on if d not in self._kube)
 
     def apply(self, name: str) -> dict[str, Any]:
-        """`pulumi up` of this step's stack; returns the engine's figures for the report and journal."""
+        """Waits for this step's component in the layer's engine run (starting the run if none is going on,
+        or a new one when the last ended without this component); returns the engine's figures."""
+        if name not in self._kube:
+            raise KubeLayerError(f"{name} is not a Kubernetes-level step")
+        with self._lock:
+            run = self._run
+            if run is None or (run.ended.is_set() and run.components.get(name, _Component()).done_at is None):
+                run = self._start()
+        entry = run.wait(name)
+        if entry is None:
+            with run.lock:
+                detail = next((f for f in run.components.get(name, _Component()).failures), "") or next(
+                    (f for f in run.failures if "urn:" not in f), "") or run.error
+            raise KubeLayerError(f"pulumi up failed: {_short_error(detail) if detail else 'no detail'}")
+        outputs: dict[str, Any] = {
+            "engine": "pulumi up (pulumi-kubernetes)", "resources": entry.resources, "changes": dict(entry.changes),
+            "first_start": entry.first_start, "last_done": entry.last_done or entry.done_at,
+            "engine_s": round((entry.last_done or entry.done_at or 0.0) - (entry.first_start or entry.done_at or 0.0),
+                              3)}
+        if self.operators is not None:
+            outputs["stand_in"] = self.operators.notes_for(self._by_name[name])
+        return outputs
+
+    def _start(self) -> _Run:
         import pulumi
         from pulumi import automation
 
         from dr.stack.engine import Engine
         from dr.stack.program import register
 
-        single = self._single(name)
-        kubeconfig = self.kubeconfig()
+        run = _Run()
+        layer, kubeconfig, gates = self._layer, self.kubeconfig(), self.gates
         secrets, mirror, adopt = self.secrets, self.chart_mirror, self.adopt
 
+        def wait_for(name: str) -> Any:
+            names = self.waits_of(name)
+            return gates.wait(name, names, settled=lambda: self._settled(run)) if names else None
+
+        def on_component(name: str, resources: Sequence[pulumi.Resource]) -> None:
+            run.component(name).resources = len(resources)
+            if pulumi.runtime.is_dry_run():
+                return
+            pulumi.Output.all(*[r.urn for r in resources]).apply(lambda _: run.done(name))
+
         def program() -> None:
-            register(single, hosts={}, secrets=pulumi.Output.secret(secrets),
-                     kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror, adopt=adopt)
+            register(layer, hosts={}, secrets=pulumi.Output.secret(secrets),
+                     kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror, adopt=adopt,
+                     wait_for=wait_for, on_component=on_component)
 
-        with self._init_lock:  # creating stacks writes the shared backend's metadata: one at a time
-            engine = Engine.at(self.root / "engine", self.toolchain)
-            stack = engine.stack(project=PROJECT, stack=stack_name(name), program=program,
-                                 work_dir=self.root / "engine" / "workspaces" / stack_name(name))
-        starts: list[float] = []
-        ends: list[float] = []
-        failures: list[str] = []
+        engine = Engine.at(self.root / "engine", self.toolchain)
+        stack = engine.stack(project=PROJECT, stack=STACK, program=program,
+                             work_dir=self.root / "engine" / "workspaces" / STACK)
 
-        def on_event(event: Any) -> None:
-            now = time.time()
-            pre, done, failed = event.resource_pre_event, event.res_outputs_event, event.res_op_failed_event
-            diagnostic = event.diagnostic_event
-            if pre is not None and not pre.metadata.type.startswith(("pulumi:", "dr:recovery")):
-                starts.append(now)
-            if done is not None and not done.metadata.type.startswith(("pulumi:", "dr:recovery")):
-                ends.append(now)
-            if failed is not None:
-                failures.append(str(failed.metadata.urn))
-            if diagnostic is not None and diagnostic.severity == "error" and diagnostic.message.strip():
-                failures.append(diagnostic.message.strip())
+        def up() -> None:
+            try:
+                stack.up(on_event=run.on_event, color="never", parallel=16)
+                run.end()
+            except automation.errors.CommandError as exc:
+                run.end(_short_error(str(exc)))
+            except Exception as exc:  # whatever ends the run ends every step waiting on it
+                run.end(f"{type(exc).__name__}: {exc}")
 
-        began = time.monotonic()
-        try:
-            result = stack.up(on_event=on_event, color="never", parallel=16)
-        except automation.errors.CommandError as exc:
-            detail = next((f for f in failures if "urn:" not in f), "") or _short_error(str(exc))
-            raise KubeLayerError(f"pulumi up failed: {detail}") from None
-        changes = dict(result.summary.resource_changes or {})
-        outputs: dict[str, Any] = {
-            "engine": "pulumi up (pulumi-kubernetes)", "engine_s": round(time.monotonic() - began, 3),
-            "resources": sum(changes.values()), "changes": changes,
-            "first_start": min(starts) if starts else None, "last_done": max(ends) if ends else None}
-        if self.operators is not None:
-            outputs["stand_in"] = self.operators.notes_for(self._by_name[name])
-        return outputs
+        self.gates.reopen()
+        self._run, self.runs = run, self.runs + 1
+        self._thread = threading.Thread(target=up, name="dr-kubernetes-layer", daemon=True)
+        self._thread.start()
+        return run
+
+    def blocked(self) -> set[str]:
+        """The components that cannot be created: a step outside the layer they wait for failed, or they
+        depend on such a component."""
+        failed = self.gates.failed()
+        blocked: set[str] = set()
+        for component in self._layer.components:  # in recovery order: dependencies first
+            if set(self.waits_of(component.name)) & failed or set(component.depends_on) & blocked:
+                blocked.add(component.name)
+        return blocked
+
+    def _settled(self, run: _Run) -> bool:
+        blocked = self.blocked()
+        with run.lock:
+            return all(run.components.get(name, _Component()).done_at is not None
+                       for name in self._kube - blocked)
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Stop waiting: components still held by a gate are not created, and the run ends."""
+        self.gates.stop()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=timeout_s)
+
+
+def layer_plan(resources: ResourcePlan) -> ResourcePlan:
+    """The Kubernetes-level components, with their edges to each other (edges to host-level steps and
+    milestones become gates)."""
+    kube = [c for c in resources.components if is_kube_step(c)]
+    names = {c.name for c in kube}
+    return dataclasses.replace(resources, kubeconfig_from=None, components=tuple(
+        dataclasses.replace(c, provides_kubeconfig=False, depends_on=tuple(d for d in c.depends_on if d in names))
+        for c in kube))
+

@@ -174,8 +174,16 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                 f"Kubernetes layer through pulumi up: {describe(Toolchain.find())})")
         else:
             started = float((journal.phase("disaster") or {}).get("at", started))
+        for record in journal.load().values():  # a resumed run: what finished before the crash
+            sandbox.step_finished(record)
+
+        def on_event(record: StepRecord) -> None:
+            sandbox.step_finished(record)
+            if progress is not None:
+                progress(record)
+
         records = execute(sandbox.tasks(), journal=journal, concurrency=concurrency, retries=2, backoff_s=1.0,
-                          timeout_s=900, on_event=progress)
+                          timeout_s=900, on_event=on_event)
         fingerprint_at_disaster = (journal.phase("disaster") or {}).get("backups", {})
         checks = (*_sandbox_checks(plan, records, sandbox),
                   _backups_untouched(fingerprint_at_disaster, sandbox.backup_fingerprint()))

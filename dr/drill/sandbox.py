@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from dr.core.plan import Plan
 from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan
 from dr.core.spec import GraphSpec
-from dr.drill.executor import Task
+from dr.drill.executor import FINAL, FINISHED_OK, StepRecord, Task
+from dr.drill.kube_layer import StepGates
 from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
 from dr.hosts.host_steps import run_step
 from dr.kube.sandbox_cluster import SandboxCluster, free_port
@@ -95,6 +96,7 @@ class Sandbox:
         self._operators: StandInOperators | None = None
         self._served = contextlib.ExitStack()  # the chart mirror, served while the drill runs
         self._kube_lock = threading.Lock()
+        self.gates = StepGates()  # what the executor finished, for the Kubernetes layer's engine run
 
     # -- where things live -----------------------------------------------------------------
     def hostfs(self, path: str) -> Path:
@@ -294,9 +296,17 @@ class Sandbox:
             self._kube = KubeLayer(root=self.root, resources=self.resources,
                                    kubeconfig=lambda: cluster.kubeconfig.read_text(encoding="utf-8"),
                                    chart_mirror=mirror, secrets=self._restore_credentials(),
-                                   operators=self._operators, adopt=bool(self.state.etcd_members))
+                                   operators=self._operators, adopt=bool(self.state.etcd_members), gates=self.gates)
             self._kube.check_available()
             return self._kube
+
+    def step_finished(self, record: StepRecord) -> None:
+        """The executor's event: a finished host-level step (or milestone) lets the Kubernetes-level steps
+        that wait for it be created in the layer's engine run."""
+        if record.state in FINISHED_OK:
+            self.gates.finished(record.name, True)
+        elif record.state in FINAL:
+            self.gates.finished(record.name, False)
 
     def _kube_runner(self, name: str):  # type: ignore[no-untyped-def]
         def run(attempt: int) -> dict[str, Any]:
@@ -479,6 +489,8 @@ class Sandbox:
     def cleanup(self) -> None:
         """Stop every process the drill started; keep the reports."""
         self._stop_writers.set()
+        if self._kube is not None:
+            self._kube.close()  # before the chart mirror and the cluster it applies to go away
         if self._operators is not None:
             self._operators.stop()
         self._served.close()

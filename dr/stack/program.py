@@ -17,8 +17,8 @@ The Kubernetes provider takes its kubeconfig from the control-plane step's outpu
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -73,9 +73,16 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
              kubeconfig: pulumi.Input[str] | None = None, kube_context: str | None = None,
              step_provider: HostStepProvider | None = None,
              exports: dict[str, Any] | None = None, adopt: bool = False,
-             chart_mirror: str | None = None, rebuild: str | None = None) -> dict[str, pulumi.ComponentResource]:
+             chart_mirror: str | None = None, rebuild: str | None = None,
+             wait_for: Callable[[str], Awaitable[None] | None] | None = None,
+             on_component: Callable[[str, Sequence[pulumi.Resource]], None] | None = None,
+             ) -> dict[str, pulumi.ComponentResource]:
     """Register every component and child; returns the components by name. `exports` receives the
     kubeconfig the Kubernetes provider uses (a secret), so drills check the cluster they built.
+
+    `wait_for(name)` may return an awaitable the component waits for before anything of it is created
+    (the sandbox drill: a host-level step its own executor runs); `on_component(name, resources)` receives
+    every resource registered under a component.
 
     `rebuild` (dr:rebuild) is an input of every host-level step: a new value runs each of them again. That
     is how a rebuild from scratch keeps its Pulumi state: the state says the hosts were set up, the hosts
@@ -91,21 +98,30 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
         if exports is not None:
             exports["kubeconfig"] = kubeconfig
     for component in resources.components:
-        parent = pulumi.ComponentResource(COMPONENT_TYPE, component.name, None, pulumi.ResourceOptions(
-            depends_on=[registered[d] for d in ordering_dependencies(resources, component.name)]))
+        depends_on: list[pulumi.Input[pulumi.Resource]] = [
+            registered[d] for d in ordering_dependencies(resources, component.name)]
+        waited = wait_for(component.name) if wait_for is not None else None
+        if waited is not None:
+            # Resolves to None: it orders the component and adds no edge.
+            depends_on.append(cast(pulumi.Output[pulumi.Resource], pulumi.Output.from_input(waited)))
+        parent = pulumi.ComponentResource(COMPONENT_TYPE, component.name, None,
+                                          pulumi.ResourceOptions(depends_on=depends_on))
         outputs: dict[str, Any] = {}
         siblings: list[pulumi.Resource] = []
         precheck: list[pulumi.Resource] = []
+        created: list[pulumi.Resource] = []
         for child in component.children:
             # A hold waits for the controller's own children; restore objects wait for their precheck.
             after = siblings if child.kind == "gitops-hold" else precheck
-            resource = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
-                              step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig, after=after,
-                              chart_mirror=chart_mirror, adopt=adopt, rebuild=rebuild)
+            made = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
+                          step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig, after=after,
+                          chart_mirror=chart_mirror, adopt=adopt, rebuild=rebuild)
+            created.extend(made)
+            resource = made[-1] if made else parent
             if child.kind == "restore-precheck":
                 precheck = [resource]
             elif child.kind != "gitops-hold":
-                siblings.append(resource)
+                siblings.extend(made)
             if component.provides_kubeconfig and isinstance(resource, HostStep) and provider is None:
                 provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
                                         cluster_identifier=identity, opts=pulumi.ResourceOptions(parent=parent))
@@ -115,6 +131,8 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
                     exports["kubeconfig"] = resource.kubeconfig
         parent.register_outputs(outputs)
         registered[component.name] = parent
+        if on_component is not None:
+            on_component(component.name, created)
     return registered
 
 
@@ -136,7 +154,8 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
            hosts: Mapping[str, Any], secrets: pulumi.Input[Mapping[str, str]],
            step_provider: HostStepProvider | None, cluster_kubeconfig: pulumi.Input[str] | None = None,
            after: Sequence[pulumi.Resource] = (), chart_mirror: str | None = None,
-           adopt: bool = False, rebuild: str | None = None) -> pulumi.Resource:
+           adopt: bool = False, rebuild: str | None = None) -> list[pulumi.Resource]:
+    """The resources of one child, the one later siblings wait for last."""
     marker = {"rebuild": rebuild} if rebuild else {}
     opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete,
                                   depends_on=list(after))
@@ -150,20 +169,20 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
         wanted = step_secret_names(child.inputs)
         step_secrets = pulumi.Output.from_input(secrets).apply(
             lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
-        return HostStep(child.name, step=component.name,
-                        inputs={**child.inputs, **marker,
-                                "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
-                        hosts_inventory={}, secrets=pulumi.Output.secret(step_secrets), provider=step_provider,
-                        opts=opts)
+        return [HostStep(child.name, step=component.name,
+                         inputs={**child.inputs, **marker,
+                                 "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
+                         hosts_inventory={}, secrets=pulumi.Output.secret(step_secrets), provider=step_provider,
+                         opts=opts)]
     if child.kind in HOST_STEP_KINDS:
         # Only what this step uses: rotating another step's secret or adding an unrelated host must not
         # rerun it (a completed restore would then refuse, its data being back).
         wanted = step_secret_names(child.inputs)
         step_secrets = pulumi.Output.from_input(secrets).apply(
             lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
-        return HostStep(child.name, step=component.name, inputs={**child.inputs, **marker},
-                        hosts_inventory=step_hosts(hosts, child.inputs),
-                        secrets=pulumi.Output.secret(step_secrets), opts=opts, provider=step_provider)
+        return [HostStep(child.name, step=component.name, inputs={**child.inputs, **marker},
+                         hosts_inventory=step_hosts(hosts, child.inputs),
+                         secrets=pulumi.Output.secret(step_secrets), opts=opts, provider=step_provider)]
     if provider is None:
         raise pulumi.RunError(f"component {component.name!r} needs Kubernetes, but no control-plane playbook "
                               "step comes before it and dr:kubeconfig is not set")
@@ -178,20 +197,19 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
                                    adopt=adopt, cluster_kubeconfig=cluster_kubeconfig,
                                    opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)))
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[prepared]))
-        return k8s.helm.v3.Release(
+        return [prepared, k8s.helm.v3.Release(
             child.name, name=inputs["release"], chart=inputs["chart"], version=inputs["version"],
             namespace=inputs["namespace"], create_namespace=True, values=inputs["values"],
             # The chart mirror when the stack names one (dr:chart_mirror): a rebuild must not depend on the
             # chart repositories being reachable.
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=(chart_mirror or "").rstrip("/") or inputs["repo"]),
-            opts=opts)
+            opts=opts)]
     if child.kind == "config-group":
         # One resource per object, not a `yaml/v2:ConfigGroup`: that is a remote component, which the engine
         # refuses to construct while the provider's kubeconfig is still unknown (every first preview).
-        registered = [kube_object(object_name(child.name, obj.manifest), obj.manifest, opts, force=adopt)
-                      for obj in child.objects]
-        return registered[0] if registered else parent
-    return kube_object(child.name, inputs["manifest"], opts, force=adopt)
+        return [kube_object(object_name(child.name, obj.manifest), obj.manifest, opts, force=adopt)
+                for obj in child.objects]
+    return [kube_object(child.name, inputs["manifest"], opts, force=adopt)]
 
 
 def object_name(prefix: str, manifest: Mapping[str, Any]) -> str:
