@@ -18,6 +18,7 @@ import networkx as nx
 
 from dr.core.gitops import gitops_problems
 from dr.core.modes import ReadText, find_leaks, for_mode
+from dr.core.repositories import restic_problem
 from dr.core.spec import (
     Backup,
     Component,
@@ -27,7 +28,6 @@ from dr.core.spec import (
     TalosAction,
     did_you_mean,
     path_problem,
-    restic_repository_problem,
 )
 from dr.errors import Diagnostic, GraphError, UsageError
 
@@ -204,7 +204,7 @@ def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list
                           f"({why}); add it under the component's vars")
         if (isinstance(action, RestoreAction) and action.backup in spec.backups and "repository" in action.vars
                 and spec.backups[action.backup].tool == "restic"):
-            problem = restic_repository_problem(str(action.vars["repository"]))
+            problem = restic_problem(str(action.vars["repository"]))
             if problem:
                 error(spec.line_of("components", name, "restore"), f"component {name!r}: vars.repository: {problem}")
         if isinstance(action, RestoreAction):

@@ -22,6 +22,10 @@ from dr.core.spec import GraphSpec
 PLAYBOOK_SECRETS: Mapping[str, tuple[str, ...]] = {
     "k3s-server.yml": ("k3s_token",), "k3s-agent.yml": ("k3s_token",),
     "volume-restore.yml": ("restic_password",), "pre-maintenance-snapshot.yml": ("restic_password",)}
+# Secret variables a playbook reads when they are set: restic's credentials for an `s3:` repository.
+S3_CREDENTIALS: tuple[str, ...] = ("aws_access_key_id", "aws_secret_access_key")
+OPTIONAL_PLAYBOOK_SECRETS: Mapping[str, tuple[str, ...]] = {
+    "volume-restore.yml": S3_CREDENTIALS, "pre-maintenance-snapshot.yml": S3_CREDENTIALS}
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class PlaybookInvocation:
     @property
     def secrets(self) -> tuple[str, ...]:
         return PLAYBOOK_SECRETS.get(self.playbook, ())
+
+    @property
+    def optional_secrets(self) -> tuple[str, ...]:
+        return OPTIONAL_PLAYBOOK_SECRETS.get(self.playbook, ())
 
     def argv(self, *, inventory: str = "inventory.yml", secrets_file: str = "secrets.yml") -> list[str]:
         """The ansible-playbook command line that does what dr's runner does."""

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from dr.core.durations import parse_duration
+from dr.core.repositories import repository_problem
 from dr.core.yaml_source import LocatedDocument, PathKey, parse_yaml, paused_gc
 from dr.errors import Diagnostic, GraphError
 
@@ -45,27 +46,6 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CRON_ITEM = r"(\*|\?|\d+(-\d+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/\d+)?"
 _CRON_FIELD = re.compile(rf"^{_CRON_ITEM}(,{_CRON_ITEM})*$")
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
-
-
-RESTIC_SCHEMES: tuple[str, ...] = ("sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
-
-
-def restic_repository_problem(repo: str) -> str | None:
-    """Why restic would not read `repo` as the repository it names, or None: restic's own syntax is a
-    local path or a backend prefix like `s3:` (`s3:https://host/bucket/path`), and `s3://bucket/path`,
-    which other tools write, names a *server* called `bucket` to restic."""
-    if repo.startswith(("/", "~")):
-        return None
-    if repo.startswith("s3://"):
-        bucket, _, path = repo.removeprefix("s3://").partition("/")
-        bucket = bucket.split("@")[0]
-        return (f"restic reads {repo!r} as a server named {bucket!r}, not a bucket; write "
-                f"s3:https://<endpoint>/{bucket}{'/' + path if path else ''} (restic's syntax)")
-    scheme, colon, rest = repo.partition(":")
-    if colon and scheme in RESTIC_SCHEMES and rest:
-        return None
-    return (f"{repo!r} is not a restic repository: an absolute path or one of "
-            f"{', '.join(s + ':' for s in RESTIC_SCHEMES)}")
 
 
 def freeze(value: Any) -> Any:
@@ -558,7 +538,7 @@ class _SpecReader:
                 self.error((*where, "tool"), f"{what}: unknown tool {tool!r}{did_you_mean(tool, BACKUP_TOOLS)}; "
                                              f"one of {', '.join(BACKUP_TOOLS)}")
             repo = self.string(spec.get("repo"), (*where, "repo"), f"{what}: 'repo'", required=True)
-            problem = restic_repository_problem(repo) if tool == "restic" and repo else None
+            problem = repository_problem(tool, repo) if tool and repo else None
             if problem:
                 self.error((*where, "repo"), f"{what}: 'repo' {problem}")
             schedule = self.schedule(spec.get("schedule"), (*where, "schedule"), what)

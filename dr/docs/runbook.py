@@ -28,6 +28,7 @@ from dr.core.invocations import (
     talos_commands,
 )
 from dr.core.plan import Plan, Step
+from dr.core.repositories import pgbackrest_options, pgbackrest_problem
 from dr.core.resources import Child, ComponentResources, ResourcePlan
 from dr.core.spec import GraphSpec, Retention
 from dr.docs.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
@@ -41,6 +42,8 @@ CLUSTER_TOKEN = "<NEW_CLUSTER_TOKEN>"
 SECRET_SOURCES = {
     "k3s_token": "the cluster join token (password manager; on a surviving server: /var/lib/rancher/k3s/server/token)",
     "restic_password": "the restic repository password (password manager)",
+    "aws_access_key_id": "the S3 access key restic reads an `s3:` repository with (a read-only key for the bucket)",
+    "aws_secret_access_key": "the secret of that S3 access key",
 }
 
 
@@ -157,8 +160,11 @@ def _secrets(component: ComponentResources) -> list[str]:
         if child.kind == "playbook":
             names += playbook_invocation(child.inputs).secrets
         elif child.kind == "host-restore":
-            names += restore_invocation(child.inputs, hosts={}, chosen=ChosenBackup(SNAPSHOT, SNAPSHOT_PATH),
-                                        cluster_token=CLUSTER_TOKEN).secrets
+            invocation = restore_invocation(child.inputs, hosts={}, chosen=ChosenBackup(SNAPSHOT, SNAPSHOT_PATH),
+                                            cluster_token=CLUSTER_TOKEN)
+            names += invocation.secrets
+            if child.inputs.get("tool") == "restic" and restic_repository(child.inputs).startswith("s3:"):
+                names += invocation.optional_secrets
     return names
 
 
@@ -343,8 +349,17 @@ def _host_restore_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Bloc
         info = run_as(pg.os_user, ["pgbackrest", f"--config={pg.config}", f"--stanza={pg.stanza}", "info"],
                       am_root=True)
         find = [shlex.join(info) + f"   # the newest full/diff/incr set before the target: {BACKUP_SET}"]
-        note = (f"The data directory `{pg.pg_data}` must be empty (move an old one aside, never delete it). The "
-                "server replays WAL up to the target and promotes itself; wait until "
+        repository = str(inputs.get("repo", ""))
+        options = pgbackrest_options(repository) if repository and not pgbackrest_problem(repository) else {}
+        named = ""
+        if options:
+            listed = ", ".join(f"`{key}={value}`" for key, value in options.items())
+            extra = (" with its endpoint, region and key (`repo1-s3-endpoint`, `repo1-s3-region`, "
+                     "`repo1-s3-key`, `repo1-s3-key-secret`: pgBackRest speaks S3 over TLS only)"
+                     if options["repo1-type"] == "s3" else "")
+            named = f"`{pg.config}` on the host must name the repository as {listed}{extra}. "
+        note = (f"{named}The data directory `{pg.pg_data}` must be empty (move an old one aside, never delete it). "
+                "The server replays WAL up to the target and promotes itself; wait until "
                 "`SELECT pg_is_in_recovery()` returns `f`.")
     blocks += [Para(f"Automation: the {tool} driver picks the backup and runs `playbooks/{invocation.playbook}` "
                     "through ansible-runner. By hand, find the backup:"),

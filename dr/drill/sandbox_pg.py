@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,25 +45,27 @@ class PgSandbox:
         return self.base / "pgbackrest.conf"
 
     @classmethod
-    def create(cls, *, parent: Path | None = None) -> PgSandbox:
-        """initdb, WAL archiving to a pgBackRest repository in the same directory, start."""
+    def create(cls, *, parent: Path | None = None, repository: Mapping[str, str] | None = None) -> PgSandbox:
+        """initdb, WAL archiving to a pgBackRest repository, start. The repository is a directory beside
+        the data unless `repository` gives pgBackRest's repo1-* options (an S3 bucket, say)."""
         base = Path(tempfile.mkdtemp(prefix="dr-pg-", dir=parent))
         sandbox = cls(base=base, port=free_port())
         try:
-            sandbox._initialise()
+            sandbox._initialise(repository)
         except BaseException:
             # A crash or Ctrl-C while building must not leak a running server or 55 MB of data directory.
             sandbox.destroy()
             raise
         return sandbox
 
-    def _initialise(self) -> None:
+    def _initialise(self, repository: Mapping[str, str] | None) -> None:
         sandbox, base = self, self.base
         for sub in ("repo", "lock", "log", "spool"):
             (base / sub).mkdir()
+        repo = "".join(f"{key}={value}\n" for key, value in (repository or {"repo1-path": f"{base}/repo"}).items())
         sandbox.config.write_text(
             "[global]\n"
-            f"repo1-path={base}/repo\nrepo1-retention-full=2\nlock-path={base}/lock\nlog-path={base}/log\n"
+            f"{repo}repo1-retention-full=2\nlock-path={base}/lock\nlog-path={base}/log\n"
             f"spool-path={base}/spool\nstart-fast=y\nlog-level-console=warn\n"
             "[main]\n"
             f"pg1-path={sandbox.data}\npg1-port={sandbox.port}\npg1-socket-path={base}\n")

@@ -52,7 +52,7 @@ def _secrets_for(invocation: PlaybookInvocation, secrets: Mapping[str, str], ste
     if missing:
         raise RestoreError(f"step {step!r} needs the secret(s) {', '.join(missing)}; set them in the stack config "
                            "dr:secrets (pulumi config set --secret --path 'dr:secrets.NAME')")
-    return {name: secrets[name] for name in invocation.secrets}
+    return {name: secrets[name] for name in (*invocation.secrets, *invocation.optional_secrets) if name in secrets}
 
 
 def _local_step(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any] | None:

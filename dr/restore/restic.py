@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dr.core.backups import BackupPoint, choose_backup
-from dr.core.invocations import ChosenBackup, restic_repository
+from dr.core.invocations import S3_CREDENTIALS, ChosenBackup, restic_repository
 from dr.core.spec import Retention
 from dr.errors import RestoreError
 
@@ -30,9 +30,10 @@ _READ_ONLY_COMMANDS = frozenset({"snapshots", "stats", "ls", "restore", "cat"})
 class ResticRepository:
     repository: str
     password: str = field(repr=False)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # AWS_* for an s3: repository
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "RESTIC_PASSWORD": self.password}
+        return {**os.environ, **self.credentials, "RESTIC_PASSWORD": self.password}
 
     def run(self, *args: str) -> str:
         """Run restic against this repository and return stdout; RestoreError with its reason otherwise."""
@@ -122,12 +123,17 @@ def choose_snapshot(snapshots: list[ResticSnapshot], target_time: str, *, allow_
     return snapshot
 
 
+def s3_environment(secrets: Mapping[str, str]) -> dict[str, str]:
+    """restic's S3 credentials from the stack's secrets (aws_access_key_id, aws_secret_access_key)."""
+    return {name.upper(): secrets[name] for name in S3_CREDENTIALS if name in secrets}
+
+
 def choose(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> tuple[ChosenBackup, BackupPoint]:
     """Ask the repository which snapshots exist and pick the one for the step's target time."""
     if "restic_password" not in secrets:
         raise RestoreError(f"step {inputs.get('step', 'restore')!r} needs the secret restic_password "
                            "(stack config dr:secrets)")
-    repo = ResticRepository(restic_repository(inputs), secrets["restic_password"])
+    repo = ResticRepository(restic_repository(inputs), secrets["restic_password"], s3_environment(secrets))
     snapshot = choose_snapshot(list_snapshots(repo), str(inputs.get("target_time", "latest")),
                                allow_collapsed=bool(inputs.get("allow_collapsed", False)))
     return ChosenBackup(id=snapshot.point.id, source_path=snapshot.source_path), snapshot.point

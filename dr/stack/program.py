@@ -23,7 +23,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from dr.core.invocations import PLAYBOOK_SECRETS, hosts_inventory, target_hosts
+from dr.core.invocations import OPTIONAL_PLAYBOOK_SECRETS, PLAYBOOK_SECRETS, hosts_inventory, target_hosts
 from dr.core.plan import plan_for
 from dr.core.resources import HOST_STEP_KINDS, Child, ComponentResources, ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
@@ -139,7 +139,8 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
 def step_secret_names(inputs: Mapping[str, Any]) -> frozenset[str]:
     """The secrets the playbook of a host step reads (`dr.core.invocations.PLAYBOOK_SECRETS`)."""
     credentials = inputs.get("precheck", {}).get("secrets", [])
-    return frozenset(PLAYBOOK_SECRETS.get(str(inputs.get("playbook", "")), ())) | frozenset(
+    playbook = str(inputs.get("playbook", ""))
+    return frozenset((*PLAYBOOK_SECRETS.get(playbook, ()), *OPTIONAL_PLAYBOOK_SECRETS.get(playbook, ()))) | frozenset(
         str(name) for name in inputs.get("secrets", [])) | frozenset(
         name for s in credentials for name in (s["name"], f"{s['namespace']}/{s['name']}"))
 
