@@ -392,12 +392,9 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
 
     cluster = load_graph_file(args.graph).cluster
     try:
-        history = History(history_file)
-        try:
+        with History(history_file) as history:
             medians = history.step_medians(cluster)
             drills = len([e for e in history.entries(cluster) if e.success and e.kind != "sandbox"][-RECENT:])
-        finally:
-            history.close()
     except HistoryDamaged as exc:
         print(f"warning: {exc}; the graph's estimates are used", file=sys.stderr)
         return {}, ""
@@ -563,9 +560,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
     history_file = Path(args.state_dir) / "history.sqlite"
     entries = []
     if history_file.is_file():  # read-only: a mistyped --state-dir must not be created
-        history = History(history_file)
-        entries = history.entries()
-        history.close()
+        with History(history_file) as history:
+            entries = history.entries()
     sys.stdout.write(render_trend(entries))
     if entries:
         png = Path(args.png) if args.png else Path(args.state_dir) / "history.png"
@@ -634,11 +630,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     entries = []
     if history_file.is_file():
         try:
-            history = History(history_file)
-            try:
+            with History(history_file) as history:
                 entries = history.entries(spec.cluster)
-            finally:
-                history.close()
         except HistoryDamaged as exc:
             history_problem = str(exc)
     if entries:
@@ -715,6 +708,12 @@ def _run(args: argparse.Namespace) -> int:
     except DrError as exc:
         print(f"dr {args.command}: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+    except BrokenPipeError:
+        # The reader went away (`dr plan | head -1`): not an error. Point stdout at /dev/null so the
+        # interpreter's own flush at exit does not fail again. A BrokenPipeError is an OSError: it comes first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         # A path the user gave that cannot be read or written (a directory, read-only, missing parent).
         where = f" {exc.filename}" if exc.filename else ""
@@ -727,8 +726,6 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         print(f"dr: interrupted{f' by {exc}' if str(exc) else ''}; stopped what it started", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return EXIT_OK
     except Exception as exc:  # a bug in dr: say so in one line, the traceback only on request
         if os.environ.get("DR_DEBUG"):
             raise

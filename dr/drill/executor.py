@@ -169,6 +169,12 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 EventCallback = Callable[[StepRecord], None]
 

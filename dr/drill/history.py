@@ -86,16 +86,19 @@ class History:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def record_drill(path: Path, report: DrillReport, say: Callable[[str], None]) -> bool:
     """Add the drill to the history; a damaged history is said, never the end of a drill without its
     verdict (the report files are written already)."""
     try:
-        history = History(path)
-        try:
+        with History(path) as history:
             history.record(report)
-        finally:
-            history.close()
     except HistoryDamaged as exc:
         say(f"warning: this drill was not added to the history: {exc}")
         return False

@@ -113,6 +113,37 @@ def step_results(plan: Plan, records: Mapping[str, StepRecord], journal: Journal
     return tuple(results)
 
 
+def _run_to_continue(pointed: str | None, *, resume: bool, paths: DrillPaths, say: Callable[[str], None],
+                     abandon: Callable[[str], None]) -> str:
+    """The run id a `--resume` continues, or "" for a new drill; an interrupted drill that is not continued
+    has what it left running stopped (`abandon`) first."""
+    if pointed is None:
+        if resume:
+            say("nothing to resume: no sandbox drill was interrupted; starting a new drill")
+        return ""
+    if not resume:
+        # A drill that crashed earlier may have left etcd members and PostgreSQL running: stop them
+        # before this one starts beside them.
+        say(f"an interrupted drill {pointed} was found; stopping what it left running and starting a new drill "
+            "(use --resume to continue it instead)")
+        abandon(pointed)
+        paths.current.unlink(missing_ok=True)
+        return ""
+    with Journal(paths.journal, pointed) as journal:
+        cleaned, disaster = journal.phase("cleaned"), journal.phase("disaster")
+    if cleaned is not None:
+        say(f"drill {pointed} was stopped and cleaned up after itself (its backups and sandbox are gone), so it "
+            "cannot be resumed; starting a new drill")
+        paths.current.unlink(missing_ok=True)
+        return ""
+    if not disaster:
+        say(f"drill {pointed} stopped before its disaster; starting a new drill")
+        abandon(pointed)
+        return ""
+    say(f"resuming drill {pointed}")
+    return pointed
+
+
 def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path], str], resume: bool = False,
                   concurrency: int = 4, progress: ProgressSink | None = None,
                   say: Callable[[str], None] = print) -> tuple[DrillReport, dict[str, Path]]:
@@ -127,30 +158,8 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     if missing:  # before production is built: not after minutes of host restores
         raise DrError(f"the sandbox drill needs {', '.join(missing)} (the control plane, the Pulumi engine and "
                       "the Kubernetes provider): run `make toolchain`, which `make demo` does")
-    run_id = ""
-    if resume and pointed is None:
-        say("nothing to resume: no sandbox drill was interrupted; starting a new drill")
-    if not resume and pointed is not None:
-        # A drill that crashed earlier may have left etcd members and PostgreSQL running: stop them
-        # before this one starts beside them.
-        abandoned = pointed
-        say(f"an interrupted drill {abandoned} was found; stopping what it left running and starting a new drill "
-            "(use --resume to continue it instead)")
-        _abandon(spec, plan, resources, paths, abandoned)
-        paths.current.unlink(missing_ok=True)
-    if resume and pointed is not None:
-        run_id = pointed
-        if Journal(paths.journal, run_id).phase("cleaned") is not None:
-            say(f"drill {run_id} was stopped and cleaned up after itself (its backups and sandbox are gone), so it "
-                "cannot be resumed; starting a new drill")
-            paths.current.unlink(missing_ok=True)
-            run_id = ""
-        elif not Journal(paths.journal, run_id).phase("disaster"):
-            say(f"drill {run_id} stopped before its disaster; starting a new drill")
-            _abandon(spec, plan, resources, paths, run_id)
-            run_id = ""
-        else:
-            say(f"resuming drill {run_id}")
+    run_id = _run_to_continue(pointed, resume=resume, paths=paths, say=say,
+                              abandon=lambda run: _abandon(spec, plan, resources, paths, run))
     if not run_id:
         run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         paths.state_dir.mkdir(parents=True, exist_ok=True)

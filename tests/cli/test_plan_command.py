@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import EXAMPLE_GRAPH, MINIMAL, REPO
 
@@ -105,3 +107,17 @@ def test_bad_mode_is_a_usage_error(run_cli) -> None:
     with pytest.raises(SystemExit) as caught:
         run_cli("plan", "--mode", "staging")
     assert caught.value.code == 2
+
+
+
+def test_a_reader_that_went_away_is_not_an_error() -> None:
+    """`dr plan | head -1` once head has exited: exit 0 and nothing on stderr (the BrokenPipeError handler
+    was shadowed by the OSError one above it: exit 2, "error:: Broken pipe")."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before dr writes
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / "dr"), "plan", "--graph", str(EXAMPLE_GRAPH)],
+                              cwd=REPO, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")

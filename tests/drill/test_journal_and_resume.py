@@ -197,3 +197,32 @@ def test_a_timed_out_step_has_its_process_group_stopped_and_is_not_retried(tmp_p
         "the shell's child (sleep) outlived the step's timeout"
     time.sleep(0.3)  # would be long enough for a retry to start
     assert len(started) == 1, "the timed-out step was retried behind the executor's back"
+
+
+def open_files(path: Path) -> int:
+    """How many descriptors of this process point at `path`."""
+    import os
+
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+@pytest.mark.parametrize(("phases", "continued"), [((), ""), (("disaster",), "run-1"),
+                                                    (("disaster", "cleaned"), "")])
+def test_deciding_what_to_resume_leaves_no_journal_open(tmp_path: Path, phases: tuple[str, ...],
+                                                        continued: str) -> None:
+    """The resume decision opened the journal twice and never closed it."""
+    from dr.drill.run import DrillPaths, _run_to_continue
+
+    paths = DrillPaths(tmp_path)
+    paths.current.write_text("run-1")
+    with Journal(paths.journal, "run-1") as journal:
+        for phase in phases:
+            journal.phase_done(phase, {"at": 1.0})
+    abandoned: list[str] = []
+    said: list[str] = []
+    chosen = _run_to_continue("run-1", resume=True, paths=paths, say=said.append, abandon=abandoned.append)
+    assert chosen == continued
+    assert abandoned == ([] if phases else ["run-1"])  # stopped before its disaster: what it left is stopped
+    assert open_files(paths.journal) == 0
+    assert said and ("resuming" in said[0]) == bool(continued)
