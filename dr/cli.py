@@ -580,13 +580,22 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _k8s_status_file(path: str) -> dict[str, Any]:
+    try:
+        k8s = json.loads(read_user_text(path))
+    except ValueError:
+        raise UsageError(f"--k8s-status {path}: not valid JSON") from None
+    if not isinstance(k8s, dict):
+        raise UsageError(f"--k8s-status {path}: must be a JSON object with lists pvcs, cnpg, longhorn, velero")
+    return k8s
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     import os
 
     from dr.audit.checks import CHECKS, AuditInput, audit, render_table, to_json, to_prometheus
-    from dr.audit.sources import inventory_from, k8s_status_from_kubectl, read_state
+    from dr.audit.sources import drill_history, inventory_from, k8s_status_from_kubectl, read_state
     from dr.core.durations import parse_duration
-    from dr.drill.history import History
 
     unknown = [c for c in args.ignore if c not in CHECKS]
     if unknown:
@@ -600,16 +609,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     secrets: dict[str, str] = _secrets_file(args.secrets)
     if "RESTIC_PASSWORD" in os.environ:
         secrets.setdefault("restic_password", os.environ["RESTIC_PASSWORD"])
-    if args.k8s_status:
-        try:
-            k8s = json.loads(read_user_text(args.k8s_status))
-        except ValueError:
-            raise UsageError(f"--k8s-status {args.k8s_status}: not valid JSON") from None
-        if not isinstance(k8s, dict):
-            raise UsageError(f"--k8s-status {args.k8s_status}: must be a JSON object with lists pvcs, cnpg, "
-                             "longhorn, velero")
-    else:
-        k8s = k8s_status_from_kubectl()
+    k8s = _k8s_status_file(args.k8s_status) if args.k8s_status else k8s_status_from_kubectl()
     states = {}
     not_checked: dict[str, tuple[str, str]] = {}
     unreachable = "the cluster was not reachable (no kubectl, no cluster in its context, or access refused)"
@@ -622,31 +622,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                                         f"dr cannot read {backup.tool} backups from here")
     if k8s is None:
         not_checked[f"{spec.cluster} PVCs and databases"] = ("coverage", unreachable)
-    from dr.drill.history import HistoryDamaged
-    from dr.drill.report import PROVING_KINDS
-
-    last_ok, recorded, sandbox_only, history_problem = None, 0, 0, ""
-    history_file = Path(args.state_dir) / "history.sqlite"
-    entries = []
-    if history_file.is_file():
-        try:
-            with History(history_file) as history:
-                entries = history.entries(spec.cluster)
-        except HistoryDamaged as exc:
-            history_problem = str(exc)
-    if entries:
-        import datetime as dt
-
-        # Only drills that rebuild this cluster's own path count; a sandbox drill rehearses dr on stand-ins.
-        proving = [e for e in entries if e.kind in PROVING_KINDS]
-        sandbox_only = len(entries) - len(proving)
-        entries, recorded = proving, len(proving)
-        passed = [e.finished_at for e in entries if e.success]
-        last_ok = dt.datetime.fromtimestamp(max(passed), tz=dt.UTC) if passed else None
+    drills = drill_history(Path(args.state_dir) / "history.sqlite", spec.cluster)
     findings = [f for f in audit(AuditInput(spec=spec, states=states, inventory=inventory_from(k8s, args.host_path),
-                                            detection_delay_s=detection, last_successful_drill=last_ok,
-                                            drills_recorded=recorded, drill_max_age_s=max_age,
-                                            sandbox_drills=sandbox_only, history_problem=history_problem,
+                                            detection_delay_s=detection, last_successful_drill=drills.last_passed,
+                                            drills_recorded=drills.proving, drill_max_age_s=max_age,
+                                            sandbox_drills=drills.sandbox_only, history_problem=drills.problem,
                                             not_checked=not_checked))
                 if f.check not in args.ignore]
     sys.stdout.write(to_json(findings) if args.json else render_table(findings))

@@ -99,39 +99,55 @@ def file_problems(spec: GraphSpec, *, playbook_dir: Path = PLAYBOOK_DIR) -> list
     for name, component in spec.components.items():
         action = component.action
         if isinstance(action, PlaybookAction):
-            where = spec.line_of("components", name, "playbook")
-            directories = [*([spec.base_dir / spec.playbooks] if spec.playbooks else []), playbook_dir]
-            shown = " or ".join(str(d) for d in directories)
-            if Path(action.playbook).is_absolute() or not all(_inside(d / action.playbook, d) for d in directories):
-                problems.append(Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
-                                           f"must be a file name inside {shown}"))
-            elif not any((d / action.playbook).is_file() for d in directories):
-                problems.append(Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
-                                           f"does not exist in {shown}"))
+            problems += _playbook_problems(spec, name, action, playbook_dir)
         elif isinstance(action, TalosAction):
-            for key in ("config", "talosconfig"):
-                relative = getattr(action, key)
-                target = spec.base_dir / relative
-                if relative and (Path(relative).is_absolute() or not _inside(target, spec.base_dir)
-                                 or not target.is_file()):
-                    problems.append(Diagnostic(spec.path, spec.line_of("components", name, "talos", key),
-                                               f"component {name!r}: talos {key} {relative!r} must be a file inside "
-                                               f"the graph's directory {spec.base_dir.resolve()}"))
+            problems += _talos_problems(spec, name, action)
         elif isinstance(action, CommandAction) and not (spec.base_dir / action.cwd).is_dir():
             problems.append(Diagnostic(spec.path, spec.line_of("components", name, "command"),
                                        f"component {name!r}: command cwd {action.cwd!r} is not a directory "
                                        f"(relative to {spec.base_dir.resolve()})"))
         elif isinstance(action, ManifestsAction):
-            for i, manifest in enumerate(action.paths):
-                where = spec.line_of("components", name, "manifests", i)
-                target = spec.base_dir / manifest
-                if Path(manifest).is_absolute() or not _inside(target, spec.base_dir):
-                    problems.append(Diagnostic(spec.path, where, f"component {name!r}: manifest {manifest!r} must "
-                                               f"be inside the graph's directory {spec.base_dir.resolve()}"))
-                    continue
-                try:
-                    _read_regular_file(target)
-                except OSError as exc:
-                    problems.append(Diagnostic(spec.path, where, f"component {name!r}: manifest {manifest!r} "
-                                               f"cannot be used: {exc.strerror or exc}"))
+            problems += _manifest_problems(spec, name, action)
+    return problems
+
+
+def _playbook_problems(spec: GraphSpec, name: str, action: PlaybookAction, playbook_dir: Path) -> list[Diagnostic]:
+    where = spec.line_of("components", name, "playbook")
+    directories = [*([spec.base_dir / spec.playbooks] if spec.playbooks else []), playbook_dir]
+    shown = " or ".join(str(d) for d in directories)
+    if Path(action.playbook).is_absolute() or not all(_inside(d / action.playbook, d) for d in directories):
+        return [Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
+                                             f"must be a file name inside {shown}")]
+    if not any((d / action.playbook).is_file() for d in directories):
+        return [Diagnostic(spec.path, where, f"component {name!r}: playbook {action.playbook!r} "
+                                             f"does not exist in {shown}")]
+    return []
+
+
+def _talos_problems(spec: GraphSpec, name: str, action: TalosAction) -> list[Diagnostic]:
+    problems = []
+    for key in ("config", "talosconfig"):
+        relative = getattr(action, key)
+        target = spec.base_dir / relative
+        if relative and (Path(relative).is_absolute() or not _inside(target, spec.base_dir) or not target.is_file()):
+            problems.append(Diagnostic(spec.path, spec.line_of("components", name, "talos", key),
+                                       f"component {name!r}: talos {key} {relative!r} must be a file inside "
+                                       f"the graph's directory {spec.base_dir.resolve()}"))
+    return problems
+
+
+def _manifest_problems(spec: GraphSpec, name: str, action: ManifestsAction) -> list[Diagnostic]:
+    problems = []
+    for i, manifest in enumerate(action.paths):
+        where = spec.line_of("components", name, "manifests", i)
+        target = spec.base_dir / manifest
+        if Path(manifest).is_absolute() or not _inside(target, spec.base_dir):
+            problems.append(Diagnostic(spec.path, where, f"component {name!r}: manifest {manifest!r} must "
+                                       f"be inside the graph's directory {spec.base_dir.resolve()}"))
+            continue
+        try:
+            _read_regular_file(target)
+        except OSError as exc:
+            problems.append(Diagnostic(spec.path, where, f"component {name!r}: manifest {manifest!r} "
+                                       f"cannot be used: {exc.strerror or exc}"))
     return problems

@@ -14,7 +14,8 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +42,44 @@ def _time(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
+@dataclass(frozen=True)
+class DrillHistory:
+    """What the drill history says for the audit: only drills that rebuild the cluster's own path count
+    (a sandbox drill rehearses dr on stand-ins)."""
+
+    last_passed: dt.datetime | None = None
+    proving: int = 0
+    sandbox_only: int = 0
+    problem: str = ""  # the history could not be read: said as a finding, never a pass
+
+
+def drill_history(history_file: Path, cluster: str) -> DrillHistory:
+    from dr.drill.history import History, HistoryDamaged
+    from dr.drill.report import PROVING_KINDS
+
+    if not history_file.is_file():
+        return DrillHistory()
+    try:
+        with History(history_file) as history:
+            entries = history.entries(cluster)
+    except HistoryDamaged as exc:
+        return DrillHistory(problem=str(exc))
+    proving = [e for e in entries if e.kind in PROVING_KINDS]
+    passed = [e.finished_at for e in proving if e.success]
+    return DrillHistory(last_passed=dt.datetime.fromtimestamp(max(passed), tz=dt.UTC) if passed else None,
+                        proving=len(proving), sandbox_only=len(entries) - len(proving))
+
+
 def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
                k8s: Mapping[str, list[dict[str, Any]]] | None) -> BackupState | None:
     """The state of one backup; None when dr cannot look (no access configured)."""
     # The same view of the backup a restore step has, so the audit reads what a restore would read.
     variables = restore_vars(spec, backup.name)
-    inputs = {"repo": backup.repo, "vars": variables}
-    try:
-        if backup.tool == "restic":
-            password = secrets.get("restic_password")
-            if not password:
-                return BackupState(error="no restic password (set RESTIC_PASSWORD or pass --secrets)")
-            repo = restic.ResticRepository(restic_repository(inputs), password)
-            return BackupState(points=tuple(s.point for s in restic.list_snapshots(repo)))
-        if backup.tool == "etcd-snapshot":
-            return BackupState(points=tuple(etcd.list_snapshots(Path(etcd_snapshot_dir(inputs)))))
-        if backup.tool == "pgbackrest":
-            stanza = pgbackrest.stanza_for(inputs)
-            try:
-                points = tuple(pgbackrest.list_backups(stanza))
-            except RestoreError as exc:
-                if "no valid backups" not in str(exc):
-                    raise
-                points = ()
-            return BackupState(points=points, newest_restorable=newest_archived_wal(stanza))
-    except RestoreError as exc:
-        return BackupState(error=str(exc))
+    if backup.tool in HOST_READERS:
+        try:
+            return HOST_READERS[backup.tool]({"repo": backup.repo, "vars": variables}, secrets)
+        except RestoreError as exc:
+            return BackupState(error=str(exc))
     kind_key = {"cnpg-barman": "cnpg", "longhorn": "longhorn", "velero": "velero"}.get(backup.tool)
     if kind_key is None:
         return None
@@ -82,9 +95,35 @@ def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
         return _cnpg_state(k8s.get("cnpg", []), variables)
     if backup.tool == "longhorn":
         return _longhorn_state(k8s.get("longhorn", []), variables)
-    if backup.tool == "velero":
-        return _velero_state(k8s.get("velero", []), backup, variables)
-    return None
+    return _velero_state(k8s.get("velero", []), backup, variables)
+
+
+def _restic_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:
+    password = secrets.get("restic_password")
+    if not password:
+        return BackupState(error="no restic password (set RESTIC_PASSWORD or pass --secrets)")
+    repo = restic.ResticRepository(restic_repository(inputs), password, restic.s3_environment(secrets))
+    return BackupState(points=tuple(s.point for s in restic.list_snapshots(repo)))
+
+
+def _etcd_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:
+    return BackupState(points=tuple(etcd.list_snapshots(Path(etcd_snapshot_dir(inputs)))))
+
+
+def _pgbackrest_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:
+    stanza = pgbackrest.stanza_for(inputs)
+    try:
+        points = tuple(pgbackrest.list_backups(stanza))
+    except RestoreError as exc:
+        if "no valid backups" not in str(exc):
+            raise
+        points = ()
+    return BackupState(points=points, newest_restorable=newest_archived_wal(stanza))
+
+
+# The host-level backups: read where the restore would read them (the repository, the snapshot directory).
+HOST_READERS: Mapping[str, Callable[[Mapping[str, Any], Mapping[str, str]], BackupState]] = {
+    "restic": _restic_state, "etcd-snapshot": _etcd_state, "pgbackrest": _pgbackrest_state}
 
 
 def newest_archived_wal(stanza: pgbackrest.PgBackRestStanza) -> dt.datetime | None:

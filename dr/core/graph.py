@@ -9,7 +9,7 @@ warnings travel with the graph. Nothing here touches the disk: manifest text com
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -177,88 +177,120 @@ REQUIRED_RESTORE_VARS: dict[str, tuple[tuple[str, str], ...]] = {
 PATH_VARS = ("restore_path", "pg_data", "etcd_data_dir", "snapshot_dir")
 
 
+Error = Callable[[int, str], None]
+
+
 def check_references(spec: GraphSpec, read_text: ReadText | None = None) -> list[Diagnostic]:
     """Rules 1, 5 and the names a component or backup refers to; mode-independent."""
     problems: list[Diagnostic] = []
-    names = spec.components
-    host_targets = {"all", *spec.hosts, *(g for h in spec.hosts.values() for g in h.groups)}
 
     def error(line: int, message: str) -> None:
         problems.append(Diagnostic(spec.path, line, message))
 
-    for name, component in names.items():
-        for i, dep in enumerate(component.depends_on):
-            if dep == name:
-                error(spec.line_of("components", name, "depends_on", i),
-                      f"component {name!r} depends on itself: cycle {name} -> {name}")
-            elif dep not in names and not (component.reconciled_by and dep == component.reconciled_by.controller):
-                error(spec.line_of("components", name, "depends_on", i),
-                      f"component {name!r} depends on unknown component {dep!r}{did_you_mean(dep, names)}")
-        action = component.action
-        if isinstance(action, RestoreAction) and action.backup in spec.backups:
-            tool = spec.backups[action.backup].tool
-            for var, why in REQUIRED_RESTORE_VARS.get(tool, ()):
-                if var not in action.vars:
-                    error(spec.line_of("components", name, "restore"),
-                          f"component {name!r} restores {tool} backup {action.backup!r} and needs vars.{var} "
-                          f"({why}); add it under the component's vars")
-        if (isinstance(action, RestoreAction) and action.backup in spec.backups and "repository" in action.vars
-                and spec.backups[action.backup].tool == "restic"):
-            problem = restic_problem(str(action.vars["repository"]))
-            if problem:
-                error(spec.line_of("components", name, "restore"), f"component {name!r}: vars.repository: {problem}")
-        if isinstance(action, RestoreAction):
-            for var in PATH_VARS:
-                value = action.vars.get(var)
-                problem = path_problem(value) if isinstance(value, str) else (
-                    None if value is None else f"must be a path, not {type(value).__name__}")
-                if problem:
-                    error(spec.line_of("components", name, "restore"), f"component {name!r}: vars.{var} {problem}")
-        if isinstance(action, RestoreAction) and action.backup not in spec.backups:
-            hint = did_you_mean(action.backup, spec.backups) or (
-                f"; declared backups: {', '.join(sorted(spec.backups)) or 'none'}")
-            error(spec.line_of("components", name, "restore", "backup"),
-                  f"component {name!r} restores unknown backup {action.backup!r}{hint}")
-        if isinstance(action, TalosAction) and action.recover_from:
-            source = spec.backups.get(action.recover_from)
-            if source is None or source.tool != "etcd-snapshot":
-                error(spec.line_of("components", name, "talos", "recover_from"),
-                      f"component {name!r}: talos recover_from {action.recover_from!r} must name an etcd-snapshot "
-                      f"backup{did_you_mean(action.recover_from, spec.backups)}")
-        if spec.hosts and action is not None and action.kind in ("playbook", "restore"):
-            for i, target in enumerate(action.hosts):
-                if target not in host_targets:
-                    error(spec.line_of("components", name, "hosts", i),
-                          f"component {name!r} runs on {target!r}, which is neither a host nor a group in "
-                          f"'hosts'{did_you_mean(target, sorted(host_targets))}")
-        if isinstance(action, ManifestsAction) and read_text is not None:
-            for i, manifest in enumerate(action.paths):
-                try:
-                    read_text(spec.base_dir / manifest)
-                except OSError:
-                    error(spec.line_of("components", name, "manifests", i),
-                          f"component {name!r}: manifest file {manifest!r} cannot be read "
-                          f"(looked for {Path(spec.base_dir, manifest)}); paths are relative to the graph file")
-        replacement = component.drill.replace_with
-        if replacement is not None:
-            line = spec.line_of("components", name, "drill", "replace_with")
-            if not component.prod_only:
-                error(line, f"component {name!r} has drill.replace_with but is not prod_only; "
-                            "add prod_only: true or remove replace_with")
-            if replacement not in names:
-                error(line, f"component {name!r}: drill.replace_with names unknown component "
-                            f"{replacement!r}{did_you_mean(replacement, names)}")
-            elif not names[replacement].drill_only:
-                error(line, f"component {name!r}: drill.replace_with {replacement!r} must be a drill_only "
-                            "component, or it would also run in prod")
+    host_targets = {"all", *spec.hosts, *(g for h in spec.hosts.values() for g in h.groups)}
+    for name, component in spec.components.items():
+        _check_dependencies(spec, name, component, error)
+        if isinstance(component.action, RestoreAction):
+            _check_restore(spec, name, component.action, error)
+        if isinstance(component.action, TalosAction):
+            _check_talos(spec, name, component.action, error)
+        _check_host_targets(spec, name, component, host_targets, error)
+        if isinstance(component.action, ManifestsAction) and read_text is not None:
+            _check_manifests(spec, name, component.action, read_text, error)
+        _check_replacement(spec, name, component, error)
     for backup in spec.backups.values():
         for i, protected in enumerate(backup.protects):
-            if protected not in names:
+            if protected not in spec.components:
                 error(spec.line_of("backups", backup.name, "protects", i) or spec.line_of("backups", backup.name,
                                                                                          "protects"),
                       f"backup {backup.name!r} protects unknown component {protected!r}"
-                      f"{did_you_mean(protected, names)}")
+                      f"{did_you_mean(protected, spec.components)}")
     return problems
+
+
+def _check_dependencies(spec: GraphSpec, name: str, component: Component, error: Error) -> None:
+    names = spec.components
+    for i, dep in enumerate(component.depends_on):
+        if dep == name:
+            error(spec.line_of("components", name, "depends_on", i),
+                  f"component {name!r} depends on itself: cycle {name} -> {name}")
+        elif dep not in names and not (component.reconciled_by and dep == component.reconciled_by.controller):
+            error(spec.line_of("components", name, "depends_on", i),
+                  f"component {name!r} depends on unknown component {dep!r}{did_you_mean(dep, names)}")
+
+
+def _check_restore(spec: GraphSpec, name: str, action: RestoreAction, error: Error) -> None:
+    line = spec.line_of("components", name, "restore")
+    backup = spec.backups.get(action.backup)
+    if backup is not None:
+        for var, why in REQUIRED_RESTORE_VARS.get(backup.tool, ()):
+            if var not in action.vars:
+                error(line, f"component {name!r} restores {backup.tool} backup {action.backup!r} and needs "
+                            f"vars.{var} ({why}); add it under the component's vars")
+        if "repository" in action.vars and backup.tool == "restic":
+            problem = restic_problem(str(action.vars["repository"]))
+            if problem:
+                error(line, f"component {name!r}: vars.repository: {problem}")
+    for var in PATH_VARS:
+        value = action.vars.get(var)
+        problem = path_problem(value) if isinstance(value, str) else (
+            None if value is None else f"must be a path, not {type(value).__name__}")
+        if problem:
+            error(line, f"component {name!r}: vars.{var} {problem}")
+    if backup is None:
+        hint = did_you_mean(action.backup, spec.backups) or (
+            f"; declared backups: {', '.join(sorted(spec.backups)) or 'none'}")
+        error(spec.line_of("components", name, "restore", "backup"),
+              f"component {name!r} restores unknown backup {action.backup!r}{hint}")
+
+
+def _check_talos(spec: GraphSpec, name: str, action: TalosAction, error: Error) -> None:
+    if not action.recover_from:
+        return
+    source = spec.backups.get(action.recover_from)
+    if source is None or source.tool != "etcd-snapshot":
+        error(spec.line_of("components", name, "talos", "recover_from"),
+              f"component {name!r}: talos recover_from {action.recover_from!r} must name an etcd-snapshot "
+              f"backup{did_you_mean(action.recover_from, spec.backups)}")
+
+
+def _check_host_targets(spec: GraphSpec, name: str, component: Component, host_targets: set[str],
+                        error: Error) -> None:
+    action = component.action
+    if not spec.hosts or action is None or action.kind not in ("playbook", "restore"):
+        return
+    for i, target in enumerate(action.hosts):
+        if target not in host_targets:
+            error(spec.line_of("components", name, "hosts", i),
+                  f"component {name!r} runs on {target!r}, which is neither a host nor a group in "
+                  f"'hosts'{did_you_mean(target, sorted(host_targets))}")
+
+
+def _check_manifests(spec: GraphSpec, name: str, action: ManifestsAction, read_text: ReadText,
+                     error: Error) -> None:
+    for i, manifest in enumerate(action.paths):
+        try:
+            read_text(spec.base_dir / manifest)
+        except OSError:
+            error(spec.line_of("components", name, "manifests", i),
+                  f"component {name!r}: manifest file {manifest!r} cannot be read "
+                  f"(looked for {Path(spec.base_dir, manifest)}); paths are relative to the graph file")
+
+
+def _check_replacement(spec: GraphSpec, name: str, component: Component, error: Error) -> None:
+    replacement, names = component.drill.replace_with, spec.components
+    if replacement is None:
+        return
+    line = spec.line_of("components", name, "drill", "replace_with")
+    if not component.prod_only:
+        error(line, f"component {name!r} has drill.replace_with but is not prod_only; "
+                    "add prod_only: true or remove replace_with")
+    if replacement not in names:
+        error(line, f"component {name!r}: drill.replace_with names unknown component "
+                    f"{replacement!r}{did_you_mean(replacement, names)}")
+    elif not names[replacement].drill_only:
+        error(line, f"component {name!r}: drill.replace_with {replacement!r} must be a drill_only "
+                    "component, or it would also run in prod")
 
 
 def _cycles(spec: GraphSpec, digraph: nx.DiGraph) -> list[Diagnostic]:

@@ -38,52 +38,56 @@ def for_mode(spec: GraphSpec, mode: str) -> tuple[GraphSpec, list[Diagnostic]]:
     """The spec as it is deployed in `mode`, and the problems that mode has (rule 8, first half)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
-    problems: list[Diagnostic] = []
-    components = spec.components
-    if mode == "prod":
-        kept = {n: c for n, c in components.items() if not c.drill_only}
-        for component in kept.values():
-            for dep in component.depends_on:
-                if dep in components and components[dep].drill_only:
-                    problems.append(Diagnostic(
-                        spec.path, spec.line_of("components", component.name, "depends_on"),
-                        f"component {component.name!r} depends on {dep!r}, which is drill_only and does not "
-                        f"exist in prod; depend on the production component that {dep!r} replaces instead"))
-        return spec.with_components(kept), problems
+    return _for_prod(spec) if mode == "prod" else _for_drill(spec)
 
-    kept = {}
-    for name, component in components.items():
-        if component.prod_only:
-            continue
-        kept[name] = _with_drill_overrides(component)
+
+def _for_prod(spec: GraphSpec) -> tuple[GraphSpec, list[Diagnostic]]:
+    components = spec.components
+    kept = {n: c for n, c in components.items() if not c.drill_only}
+    problems = [Diagnostic(spec.path, spec.line_of("components", component.name, "depends_on"),
+                           f"component {component.name!r} depends on {dep!r}, which is drill_only and does not "
+                           f"exist in prod; depend on the production component that {dep!r} replaces instead")
+                for component in kept.values() for dep in component.depends_on
+                if dep in components and components[dep].drill_only]
+    return spec.with_components(kept), problems
+
+
+def _for_drill(spec: GraphSpec) -> tuple[GraphSpec, list[Diagnostic]]:
+    problems: list[Diagnostic] = []
+    kept = {name: _with_drill_overrides(c) for name, c in spec.components.items() if not c.prod_only}
     for name, component in list(kept.items()):
-        depends_on: list[str] = []
-        for dep in component.depends_on:
-            target = components.get(dep)
-            if target is None or not target.prod_only:
-                depends_on.append(dep)
-                continue
-            replacement = target.drill.replace_with
-            if replacement is None:
-                problems.append(Diagnostic(
-                    spec.path, spec.line_of("components", name, "depends_on"),
-                    f"component {name!r} depends on {dep!r}, which is prod_only and has no "
-                    f"drill.replace_with; in drill mode {name!r} would lose it. Give {dep!r} a "
-                    "drill.replace_with (a drill_only component) or mark it not prod_only"))
-                continue
-            if replacement == name:
-                problems.append(Diagnostic(
-                    spec.path, spec.line_of("components", name, "depends_on"),
-                    f"drill_only component {name!r} depends on {dep!r}, the component it replaces in drill mode"))
-                continue
-            if replacement not in depends_on:
-                depends_on.append(replacement)
+        depends_on = _drill_dependencies(spec, name, component, problems)
         if tuple(depends_on) != component.depends_on:
             kept[name] = replace(component, depends_on=tuple(depends_on))
     problems += drill_follow_problems(spec, kept)
     drill_spec = spec.with_components(kept)
     problems += _drill_host_problems(drill_spec)
     return _on_drill_hosts(drill_spec), problems
+
+
+def _drill_dependencies(spec: GraphSpec, name: str, component: Component, problems: list[Diagnostic]) -> list[str]:
+    """A component's dependencies in drill mode: a prod_only one becomes its drill replacement."""
+    depends_on: list[str] = []
+    line = spec.line_of("components", name, "depends_on")
+    for dep in component.depends_on:
+        target = spec.components.get(dep)
+        if target is None or not target.prod_only:
+            depends_on.append(dep)
+            continue
+        replacement = target.drill.replace_with
+        if replacement is None:
+            problems.append(Diagnostic(
+                spec.path, line,
+                f"component {name!r} depends on {dep!r}, which is prod_only and has no "
+                f"drill.replace_with; in drill mode {name!r} would lose it. Give {dep!r} a "
+                "drill.replace_with (a drill_only component) or mark it not prod_only"))
+        elif replacement == name:
+            problems.append(Diagnostic(
+                spec.path, line,
+                f"drill_only component {name!r} depends on {dep!r}, the component it replaces in drill mode"))
+        elif replacement not in depends_on:
+            depends_on.append(replacement)
+    return depends_on
 
 
 def runs_on_hosts(spec: GraphSpec, component: Component) -> bool:

@@ -221,41 +221,52 @@ def restore_needs(manifests: list[Mapping[str, Any]]) -> dict[str, list[dict[str
     secrets: dict[tuple[str, str], set[str]] = {}
     backups: list[dict[str, Any]] = []
     for manifest in manifests:
-        kind, spec = manifest.get("kind"), manifest.get("spec", {})
+        kind, spec = str(manifest.get("kind", "")), manifest.get("spec", {})
         namespace = str(manifest.get("metadata", {}).get("namespace", ""))
-        if kind == "Cluster":
-            stores = [c.get("barmanObjectStore", {}) for c in spec.get("externalClusters", [])]
-            stores.append(spec.get("backup", {}).get("barmanObjectStore", {}))
-            for store in stores:
-                for ref in store.get("s3Credentials", {}).values():
-                    if isinstance(ref, Mapping) and "name" in ref:
-                        secrets.setdefault((namespace, str(ref["name"])), set()).add(str(ref["key"]))
-        elif kind == "ObjectStore":
-            for ref in spec.get("configuration", {}).get("s3Credentials", {}).values():
-                if isinstance(ref, Mapping) and "name" in ref:
-                    secrets.setdefault((namespace, str(ref["name"])), set()).add(str(ref["key"]))
-        elif kind == "ReplicationDestination":
-            repository = spec.get("restic", {}).get("repository")
-            if repository:
-                secrets.setdefault((namespace, str(repository)), set()).update({"RESTIC_REPOSITORY",
-                                                                                 "RESTIC_PASSWORD"})
-        elif kind == "Volume" and "fromBackup" in spec:
-            query = str(spec["fromBackup"]).split("?", 1)[-1]
-            fields = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
-            if "backup" in fields:
-                backups.append({"apiVersion": "longhorn.io/v1beta2", "kind": "Backup", "namespace": namespace,
-                                "name": fields["backup"]})
-        elif kind == "Restore":
-            entry: dict[str, Any] = {"apiVersion": "velero.io/v1", "kind": "Backup", "namespace": namespace}
-            if spec.get("backupName"):
-                entry["name"] = str(spec["backupName"])
-            else:
-                entry["selector"] = f"velero.io/schedule-name={spec.get('scheduleName', '')}"
-                entry["phase"] = "Completed"
-            backups.append(entry)
+        for name, keys in _secrets_read(kind, spec):
+            secrets.setdefault((namespace, name), set()).update(keys)
+        backup = _backup_waited_for(kind, spec, namespace)
+        if backup is not None:
+            backups.append(backup)
     return {"secrets": [{"namespace": ns, "name": name, "keys": sorted(keys)}
                         for (ns, name), keys in sorted(secrets.items())],
             "backups": backups}
+
+
+def _s3_credentials(stores: list[Mapping[str, Any]]) -> list[tuple[str, set[str]]]:
+    return [(str(ref["name"]), {str(ref["key"])}) for store in stores
+            for ref in store.get("s3Credentials", {}).values() if isinstance(ref, Mapping) and "name" in ref]
+
+
+def _secrets_read(kind: str, spec: Mapping[str, Any]) -> list[tuple[str, set[str]]]:
+    """The credential Secrets a restore object reads (name, keys)."""
+    if kind == "Cluster":  # CloudNativePG: the store it recovers from and the one it archives to
+        stores = [c.get("barmanObjectStore", {}) for c in spec.get("externalClusters", [])]
+        return _s3_credentials([*stores, spec.get("backup", {}).get("barmanObjectStore", {})])
+    if kind == "ObjectStore":  # the barman-cloud plugin
+        return _s3_credentials([spec.get("configuration", {})])
+    repository = spec.get("restic", {}).get("repository") if kind == "ReplicationDestination" else None
+    return [(str(repository), {"RESTIC_REPOSITORY", "RESTIC_PASSWORD"})] if repository else []
+
+
+def _backup_waited_for(kind: str, spec: Mapping[str, Any], namespace: str) -> dict[str, Any] | None:
+    """The backup object a restore object needs synced before it is created (Longhorn, Velero)."""
+    if kind == "Volume" and "fromBackup" in spec:
+        query = str(spec["fromBackup"]).split("?", 1)[-1]
+        fields = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        if "backup" in fields:
+            return {"apiVersion": "longhorn.io/v1beta2", "kind": "Backup", "namespace": namespace,
+                    "name": fields["backup"]}
+        return None
+    if kind != "Restore":
+        return None
+    entry: dict[str, Any] = {"apiVersion": "velero.io/v1", "kind": "Backup", "namespace": namespace}
+    if spec.get("backupName"):
+        entry["name"] = str(spec["backupName"])
+    else:
+        entry["selector"] = f"velero.io/schedule-name={spec.get('scheduleName', '')}"
+        entry["phase"] = "Completed"
+    return entry
 
 
 def _gitops_object(step: Step, spec: GraphSpec, read_text: ReadText | None) -> dict[str, Any]:

@@ -686,24 +686,22 @@ class _SpecReader:
                                               "a helm chart takes 'values'", at_key=True)
         if kind == "playbook":
             playbook = self.string(value, at, f"{what}: 'playbook'", required=True)
-            if playbook is None:
-                return None
-            return PlaybookAction(playbook=playbook, hosts=hosts or ("all",), vars=freeze(raw_vars))
-        if kind == "helm":
-            return self.helm(name, value, at)
-        if kind == "command":
-            return self.command(name, value, at)
-        if kind == "talos":
-            return self.talos(name, value, at)
-        if kind == "external":
-            return self.external(name, value, at)
-        if kind == "manifests":
-            paths = self.names(value, at, f"{what}: 'manifests'")
-            if not paths:
-                self.error(at, f"{what}: 'manifests' must name at least one YAML file")
-                return None
-            return ManifestsAction(paths=paths)
-        return self.restore(name, value, at, hosts=hosts, raw_vars=raw_vars)
+            return None if playbook is None else PlaybookAction(playbook=playbook, hosts=hosts or ("all",),
+                                                                vars=freeze(raw_vars))
+        if kind == "restore":
+            return self.restore(name, value, at, hosts=hosts, raw_vars=raw_vars)
+        readers: dict[str, Callable[[str, Any, PathKey], Action | None]] = {
+            "helm": self.helm, "command": self.command, "talos": self.talos, "external": self.external,
+            "manifests": self.manifests}
+        return readers[kind](name, value, at)
+
+    def manifests(self, name: str, value: Any, at: PathKey) -> ManifestsAction | None:
+        what = f"component {name!r}"
+        paths = self.names(value, at, f"{what}: 'manifests'")
+        if not paths:
+            self.error(at, f"{what}: 'manifests' must name at least one YAML file")
+            return None
+        return ManifestsAction(paths=paths)
 
     def command(self, name: str, value: Any, at: PathKey) -> CommandAction | None:
         what = f"component {name!r}: command"

@@ -183,116 +183,137 @@ def execute(tasks: Sequence[Task], *, journal: Journal, concurrency: int = 4, re
             backoff_s: float = 0.5, timeout_s: float | None = None, on_event: EventCallback | None = None,
             sleep: Callable[[float], None] = time.sleep) -> dict[str, StepRecord]:
     """Run `tasks` (in any order; dependencies decide) and return every step's record."""
-    by_name = {t.name: t for t in tasks}
-    records = {t.name: StepRecord(t.name) for t in tasks}
-    for name, previous in journal.load().items():
-        if name in records and previous.state in FINISHED_OK:
-            records[name] = previous  # finished before a crash: never run again
-        elif name in records:
-            records[name].attempts = previous.attempts
+    run = _Scheduler(tasks, journal=journal, concurrency=concurrency, retries=retries, backoff_s=backoff_s,
+                     timeout_s=timeout_s, on_event=on_event, sleep=sleep)
+    return run.run()
 
-    def emit(record: StepRecord) -> None:
-        journal.save(record)
-        if on_event is not None:
-            on_event(record)
 
-    timed_out: set[str] = set()
+class _Scheduler:
+    """One run of `execute`: which steps are ready, running, finished; a thread pool does the work."""
 
-    def attempt_loop(task: Task, first_attempt: int) -> Mapping[str, Any]:
+    def __init__(self, tasks: Sequence[Task], *, journal: Journal, concurrency: int, retries: int, backoff_s: float,
+                 timeout_s: float | None, on_event: EventCallback | None, sleep: Callable[[float], None]) -> None:
+        self.tasks, self.journal, self.concurrency = tasks, journal, max(1, concurrency)
+        self.retries, self.backoff_s, self.timeout_s = retries, backoff_s, timeout_s
+        self.on_event, self.sleep = on_event, sleep
+        self.records = {t.name: StepRecord(t.name) for t in tasks}
+        for name, previous in journal.load().items():
+            if name in self.records and previous.state in FINISHED_OK:
+                self.records[name] = previous  # finished before a crash: never run again
+            elif name in self.records:
+                self.records[name].attempts = previous.attempts
+        self.timed_out: set[str] = set()
+        self.running: dict[Future[Mapping[str, Any]], str] = {}
+
+    def emit(self, record: StepRecord) -> None:
+        self.journal.save(record)
+        if self.on_event is not None:
+            self.on_event(record)
+
+    def run(self) -> dict[str, StepRecord]:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            while True:
+                progressed = self._start_ready(pool)
+                if not self.running:
+                    if progressed:
+                        continue
+                    break
+                done, _ = wait(list(self.running), timeout=0.2 if self.timeout_s else None,
+                               return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._collect(future)
+                if self.timeout_s:
+                    self._enforce_timeout(self.timeout_s)
+        finally:
+            # A timed-out step's thread cannot be joined in time: do not wait for it.
+            pool.shutdown(wait=False, cancel_futures=True)
+        for record in self.records.values():
+            if record.state == StepState.PENDING:  # unreachable: a dependency is missing
+                record.state, record.error = StepState.SKIPPED, "a dependency is not in this run"
+                self.emit(record)
+        return self.records
+
+    def _start_ready(self, pool: ThreadPoolExecutor) -> bool:
+        """Start (or settle) every pending step whose dependencies finished; whether anything changed."""
+        progressed = False
+        for task in self.tasks:
+            record = self.records[task.name]
+            if record.state != StepState.PENDING or task.name in self.running.values():
+                continue
+            deps = [self.records[d] for d in task.depends_on if d in self.records]
+            blocked = [d.name for d in deps if d.state in (StepState.FAILED, StepState.SKIPPED)]
+            if blocked:
+                record.state, record.error = StepState.SKIPPED, f"{', '.join(blocked)} did not finish"
+                self.emit(record)
+                progressed = True
+            elif all(d.state in FINISHED_OK for d in deps) and (task.kind != "run"
+                                                                  or len(self.running) < self.concurrency):
+                self._start(task, record, pool)
+                progressed = True
+        return progressed
+
+    def _start(self, task: Task, record: StepRecord, pool: ThreadPoolExecutor) -> None:
+        record.start()
+        if task.kind == "not-run":
+            record.state, record.finished, record.error = StepState.NOT_RUN, record.started, task.reason
+            record.elapsed_s = 0.0
+        elif task.kind == "rendered":
+            try:
+                record.outputs = dict(task.run(1))
+                record.state = StepState.RENDERED
+            except Exception as exc:
+                record.state, record.error = StepState.FAILED, str(exc)
+            record.finish()
+        else:
+            record.state = StepState.RUNNING
+            self.running[pool.submit(self._attempts, task, record.attempts + 1)] = task.name
+        self.emit(record)
+
+    def _attempts(self, task: Task, first_attempt: int) -> Mapping[str, Any]:
         attempt = first_attempt
         while True:
-            if task.name in timed_out:  # no retry behind the back of a step that already failed
+            if task.name in self.timed_out:  # no retry behind the back of a step that already failed
                 raise TimeoutError(f"{task.name} timed out")
-            journal.attempt(task.name, attempt)
-            records[task.name].attempts = attempt
+            self.journal.attempt(task.name, attempt)
+            self.records[task.name].attempts = attempt
             # Saved before the work starts: after a crash, the resumed attempt counts on from here and
             # knows it is a rerun (the sandbox and host drills then restore with force).
-            journal.save(records[task.name])
+            self.journal.save(self.records[task.name])
             try:
                 with process_groups.step_scope(task.name):
                     return task.run(attempt)
             except Exception as exc:
-                journal.attempt_failed(task.name, attempt, f"{type(exc).__name__}: {exc}")
-                if attempt - first_attempt >= retries:
+                self.journal.attempt_failed(task.name, attempt, f"{type(exc).__name__}: {exc}")
+                if attempt - first_attempt >= self.retries:
                     raise
-                sleep(backoff_s * 2 ** (attempt - first_attempt))
+                self.sleep(self.backoff_s * 2 ** (attempt - first_attempt))
                 attempt += 1
 
-    running: dict[Future[Mapping[str, Any]], str] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-    try:
-        while True:
-            progressed = False
-            for task in tasks:
-                record = records[task.name]
-                if record.state not in (StepState.PENDING,) or task.name in running.values():
-                    continue
-                deps = [records[d] for d in task.depends_on if d in records]
-                blocked = [d.name for d in deps if d.state in (StepState.FAILED, StepState.SKIPPED)]
-                if blocked:
-                    record.state, record.error = StepState.SKIPPED, f"{', '.join(blocked)} did not finish"
-                    emit(record)
-                    progressed = True
-                    continue
-                if any(d.state not in FINISHED_OK for d in deps):
-                    continue
-                if task.kind != "run" or len(running) < concurrency:
-                    record.start()
-                    if task.kind == "not-run":
-                        record.state, record.finished, record.error = StepState.NOT_RUN, record.started, task.reason
-                        record.elapsed_s = 0.0
-                        emit(record)
-                    elif task.kind == "rendered":
-                        try:
-                            record.outputs = dict(task.run(1))
-                            record.state = StepState.RENDERED
-                        except Exception as exc:
-                            record.state, record.error = StepState.FAILED, str(exc)
-                        record.finish()
-                        emit(record)
-                    else:
-                        record.state = StepState.RUNNING
-                        emit(record)
-                        running[pool.submit(attempt_loop, task, record.attempts + 1)] = task.name
-                    progressed = True
-            if not running:
-                if progressed:
-                    continue
-                break
-            done, _ = wait(list(running), timeout=0.2 if timeout_s else None, return_when=FIRST_COMPLETED)
-            for future in done:
-                name = running.pop(future)
-                record = records[name]
-                record.finish()
-                try:
-                    record.outputs = dict(future.result())
-                    record.state = StepState.SUCCEEDED
-                except Exception as exc:
-                    record.state, record.error = StepState.FAILED, f"{type(exc).__name__}: {exc}"
-                emit(record)
-            if timeout_s:
-                now = time.monotonic()
-                for future, name in list(running.items()):
-                    record = records[name]
-                    if record.mono_started is not None and now - record.mono_started > timeout_s:
-                        # The thread cannot be killed, but the processes it started can: their whole
-                        # process groups are stopped, the thread's result is ignored and the step fails.
-                        running.pop(future)
-                        timed_out.add(name)
-                        record.state = StepState.FAILED
-                        record.finish()
-                        stopped = process_groups.stop(name, grace_s=5)
-                        record.error = f"timed out after {timeout_s:g}s" + (
-                            f" (stopped {stopped} process group{'s' if stopped != 1 else ''} it started)"
-                            if stopped else "")
-                        emit(record)
-                        future.cancel()
-    finally:
-        # A timed-out step's thread cannot be joined in time: do not wait for it.
-        pool.shutdown(wait=False, cancel_futures=True)
-    for task_name in by_name:
-        if records[task_name].state == StepState.PENDING:  # unreachable: a dependency is missing
-            records[task_name].state = StepState.SKIPPED
-            records[task_name].error = "a dependency is not in this run"
-            emit(records[task_name])
-    return records
+    def _collect(self, future: Future[Mapping[str, Any]]) -> None:
+        record = self.records[self.running.pop(future)]
+        record.finish()
+        try:
+            record.outputs = dict(future.result())
+            record.state = StepState.SUCCEEDED
+        except Exception as exc:
+            record.state, record.error = StepState.FAILED, f"{type(exc).__name__}: {exc}"
+        self.emit(record)
+
+    def _enforce_timeout(self, timeout_s: float) -> None:
+        now = time.monotonic()
+        for future, name in list(self.running.items()):
+            record = self.records[name]
+            if record.mono_started is None or now - record.mono_started <= timeout_s:
+                continue
+            # The thread cannot be killed, but the processes it started can: their whole process groups
+            # are stopped, the thread's result is ignored and the step fails.
+            self.running.pop(future)
+            self.timed_out.add(name)
+            record.state = StepState.FAILED
+            record.finish()
+            stopped = process_groups.stop(name, grace_s=5)
+            record.error = f"timed out after {timeout_s:g}s" + (
+                f" (stopped {stopped} process group{'s' if stopped != 1 else ''} it started)" if stopped else "")
+            self.emit(record)
+            future.cancel()

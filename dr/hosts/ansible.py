@@ -225,20 +225,9 @@ def _result_from(data: Mapping[str, Any]) -> PlaybookResult:
                           failures=tuple(data["failures"]))
 
 
-def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, extravars: Mapping[str, Any] | None = None,
-                      secrets: Mapping[str, str] | None = None, limit: str | None = None, check: bool = False,
-                      progress: ProgressCallback | None = None, playbook_dir: Path = PLAYBOOK_DIR,
-                      cancelled: Callable[[], bool] = lambda: False) -> PlaybookResult:
-    """Run one playbook through ansible-runner in this process (the worker's side); `cancelled`
-    returning True stops ansible-playbook (the worker sets it on SIGTERM)."""
-    path = playbook_dir / playbook
-    if not path.is_file():
-        raise PlaybookError(f"playbook {playbook!r} not found in {playbook_dir}")
-    binary = _ansible_playbook_binary()
-    if binary is None:
-        raise PlaybookError("ansible-playbook is not installed; run `make venv` (it installs ansible-core) "
-                            "or put ansible-playbook on PATH")
-    failures: list[str] = []
+def _event_handler(playbook: str, failures: list[str],
+                   progress: ProgressCallback | None) -> Callable[[dict[str, Any]], bool]:
+    """ansible-runner's event handler: collects the failures (host, task, message), reports progress."""
 
     def on_event(event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
@@ -256,6 +245,34 @@ def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, ext
             elif kind in ("runner_on_failed", "runner_on_unreachable"):
                 progress(f"{playbook}: {task} FAILED on {host}")
         return True  # keep the event in the artifacts (no_log tasks are censored by Ansible)
+
+    return on_event
+
+
+def _host_counts(stats: Mapping[str, Any]) -> dict[str, HostCounts]:
+    def count(key: str, name: str) -> int:
+        return int(stats.get(key, {}).get(name, 0))
+
+    return {name: HostCounts(ok=count("ok", name), changed=count("changed", name), failed=count("failures", name),
+                             unreachable=count("dark", name), skipped=count("skipped", name))
+            for name in set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped")))}
+
+
+def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, extravars: Mapping[str, Any] | None = None,
+                      secrets: Mapping[str, str] | None = None, limit: str | None = None, check: bool = False,
+                      progress: ProgressCallback | None = None, playbook_dir: Path = PLAYBOOK_DIR,
+                      cancelled: Callable[[], bool] = lambda: False) -> PlaybookResult:
+    """Run one playbook through ansible-runner in this process (the worker's side); `cancelled`
+    returning True stops ansible-playbook (the worker sets it on SIGTERM)."""
+    path = playbook_dir / playbook
+    if not path.is_file():
+        raise PlaybookError(f"playbook {playbook!r} not found in {playbook_dir}")
+    binary = _ansible_playbook_binary()
+    if binary is None:
+        raise PlaybookError("ansible-playbook is not installed; run `make venv` (it installs ansible-core) "
+                            "or put ansible-playbook on PATH")
+    failures: list[str] = []
+    on_event = _event_handler(playbook, failures, progress)
 
     run_root = Path(tempfile.mkdtemp(prefix="dr-ansible-"))
     # One artifacts directory per run: ansible-runner's own rotation deletes the artifacts of runs that
@@ -286,26 +303,20 @@ def run_playbook_here(playbook: str, *, inventory: Inventory, run_dir: Path, ext
         shutil.rmtree(run_root, ignore_errors=True)
         shutil.rmtree(secrets_dir, ignore_errors=True)
         _scrub_command_artifacts(artifacts)
-    stats = runner.stats or {}
-    per_host: dict[str, HostCounts] = {}
-    for name in set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped"))):
-        per_host[name] = HostCounts(ok=stats.get("ok", {}).get(name, 0), changed=stats.get("changed", {}).get(name, 0),
-                                    failed=stats.get("failures", {}).get(name, 0),
-                                    unreachable=stats.get("dark", {}).get(name, 0),
-                                    skipped=stats.get("skipped", {}).get(name, 0))
     result = PlaybookResult(playbook=playbook, rc=runner.rc, status=runner.status,
-                            duration_s=time.monotonic() - started, hosts=per_host, failures=tuple(failures))
+                            duration_s=time.monotonic() - started, hosts=_host_counts(runner.stats or {}),
+                            failures=tuple(failures))
     if runner.rc == 127:
         raise PlaybookError("ansible-playbook could not be started (rc 127); is ansible-core installed in "
                             "the virtualenv? run `make venv`", result)
-    if not per_host:
+    if not result.hosts:
         detail = _ansible_error(runner)
         if runner.rc == 0 or "no hosts" in detail:
             raise PlaybookError(f"{playbook} ran on no host: the inventory has no host matching "
                                 f"{limit or 'all'!r}; check the component's hosts against the graph's hosts", result)
         if detail:
             raise PlaybookError(f"{playbook} could not run: {detail}", result)
-    unreachable = sorted(h for h, c in per_host.items() if c.unreachable)
+    unreachable = sorted(h for h, c in result.hosts.items() if c.unreachable)
     if unreachable:
         raise PlaybookError(f"{playbook}: host(s) unreachable: {', '.join(unreachable)}; check the address "
                             "in the graph's hosts, SSH access and that the machine is up", result)

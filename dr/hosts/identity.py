@@ -59,26 +59,27 @@ def check_drill_hosts(drill_spec: GraphSpec, *, hosts_used: Iterable[str] | None
     production = drill_spec.production_hosts
     prod_addresses: dict[str, str] = {}
     for prod in production.values():
-        for name in (prod.address, prod.hostname):
-            if name:
-                for address in resolver(name) | {name}:
-                    prod_addresses.setdefault(address, prod.name)
+        for name in filter(None, (prod.address, prod.hostname)):
+            for address in resolver(name) | {name}:
+                prod_addresses.setdefault(address, prod.name)
     prod_keys = {p.host_key: p.name for p in production.values() if p.host_key}
     wanted = set(hosts_used) if hosts_used is not None else set(drill_spec.hosts)
     problems = []
-    for drill in drill_spec.hosts.values():
-        if drill.name not in wanted:
-            continue
-        for name in (drill.address, drill.hostname):
-            if not name:
-                continue
-            clash = sorted(a for a in resolver(name) | {name} if a in prod_addresses)
-            if clash:
-                problems.append(f"drill host {drill.name!r} ({name}) resolves to {clash[0]}, the address of "
-                                f"production host {prod_addresses[clash[0]]!r}")
+    for drill in (h for h in drill_spec.hosts.values() if h.name in wanted):
+        problems += _address_clashes(drill, prod_addresses, resolver)
         if prod_keys:
-            for key in sorted(scanner(drill.address, _port(drill)) & set(prod_keys)):
-                problems.append(f"drill host {drill.name!r} ({drill.address}) presents the SSH host key of "
-                                f"production host {prod_keys[key]!r} ({key.split()[0]}): it is that machine")
+            problems += [f"drill host {drill.name!r} ({drill.address}) presents the SSH host key of production "
+                         f"host {prod_keys[key]!r} ({key.split()[0]}): it is that machine"
+                         for key in sorted(scanner(drill.address, _port(drill)) & set(prod_keys))]
     if problems:
         raise DrillRefused("refusing to drill, nothing was run: " + "; ".join(problems))
+
+
+def _address_clashes(drill: Host, prod_addresses: Mapping[str, str], resolver: Resolver) -> list[str]:
+    problems = []
+    for name in filter(None, (drill.address, drill.hostname)):
+        clash = sorted(a for a in resolver(name) | {name} if a in prod_addresses)
+        if clash:
+            problems.append(f"drill host {drill.name!r} ({name}) resolves to {clash[0]}, the address of "
+                            f"production host {prod_addresses[clash[0]]!r}")
+    return problems

@@ -44,11 +44,17 @@ def test_a_setsid_process_a_playbook_left_is_reaped_and_strangers_are_not(tmp_pa
 
 
 def test_a_daemon_that_double_forks_is_reaped_without_a_zombie() -> None:
+    # The parent exits only once the grandchild exists (it says so through a pipe): without that, under
+    # load the scan below could run before the middle child had forked it.
     daemon = ("import os, time\n"
+              "r, w = os.pipe()\n"
               "if os.fork() == 0:\n"
               "    os.setsid()\n"
               "    if os.fork() == 0:\n"
-              "        time.sleep(4444)\n")
+              "        os.write(w, b'x')\n"
+              "        time.sleep(4444)\n"
+              "    os._exit(0)\n"
+              "os.read(r, 1)\n")
     with reaper.marked_run() as token:
         subprocess.run([sys.executable, "-c", daemon], check=True)
         orphans = reaper.marked(token)
