@@ -19,7 +19,7 @@ from dr.core.modes import MODES
 from dr.core.plan import Plan, plan_for
 from dr.core.plan_view import render_plan
 from dr.core.yaml_source import paused_gc
-from dr.errors import DrError, GraphError, UsageError
+from dr.errors import DrError, GraphError, UnknownComponents, UsageError
 from dr.graph_file import load_graph_file, read_text
 from dr.user_files import read_user_text, write_atomic
 
@@ -31,7 +31,10 @@ def plan_graph_file(path: str | Path, *, mode: str = "prod", only: Sequence[str]
                     estimates: Mapping[str, int] | None = None) -> Plan:
     """Load the graph file and plan it in one pass, without garbage-collection pauses between the steps."""
     with paused_gc():
-        return plan_for(load_graph_file(path), mode=mode, only=only, read_text=read_text, estimates=estimates)
+        try:
+            return plan_for(load_graph_file(path), mode=mode, only=only, read_text=read_text, estimates=estimates)
+        except UnknownComponents as exc:
+            raise UsageError(f"--only names {exc}") from None
 
 
 def _graph_option() -> argparse.ArgumentParser:
@@ -407,7 +410,8 @@ def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
 
 def _cmd_preview(args: argparse.Namespace) -> int:
     from dr.core.mode_diff import diff_modes
-    from dr.stack.preview import load_stack_config, render_preview, run_preview, validation_problems, write_objects
+    from dr.stack.preview import render_preview, run_preview, validation_problems, write_objects
+    from dr.stack_config import load_stack_config
 
     if args.diff:
         first, second = (run_preview(stack) for stack in args.diff)
@@ -436,7 +440,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 
 def _cmd_docs(args: argparse.Namespace) -> int:
     from dr.docs.writer import generate, secret_names_from, stale, write
-    from dr.stack.preview import load_stack_config
+    from dr.stack_config import load_stack_config
 
     secret_names: list[str] = []
     if args.stack_config:

@@ -37,6 +37,10 @@ class GraphError(DrError):
         super().__init__("\n".join(str(d) for d in diagnostics))
 
 
+class UnknownComponents(DrError):
+    """Components were asked for by name that the graph does not have (the message gives hints)."""
+
+
 class UsageError(DrError):
     """A command was called wrongly (unknown component in --only, bad option value)."""
 

@@ -29,7 +29,7 @@ from dr.core.spec import (
     did_you_mean,
     path_problem,
 )
-from dr.errors import Diagnostic, GraphError, UsageError
+from dr.errors import Diagnostic, GraphError, UnknownComponents
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class RecoveryGraph:
         unknown = [n for n in wanted if n not in self.spec.components]
         if unknown:
             hints = "; ".join(f"{n!r}{did_you_mean(n, self.spec.components)}" for n in unknown)
-            raise UsageError(f"--only names components that are not in the {self.mode} graph: {hints}")
+            raise UnknownComponents(f"components that are not in the {self.mode} graph: {hints}")
         keep: set[str] = set()
         for name in wanted:
             keep.add(name)

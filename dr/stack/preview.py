@@ -9,20 +9,19 @@ as YAML and validates. Nothing is contacted: no engine, no cluster, no hosts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime.mocks import MockMonitor
 
 from dr.core.resources import ResourcePlan
 from dr.docs.runbook import yaml_text
-from dr.errors import DrError, UsageError
-from dr.stack.validate import validate_object
+from dr.errors import DrError
+from dr.kube.validate import validate_object
+from dr.stack_config import load_stack_config
 
 DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
 
@@ -81,29 +80,6 @@ class CapturingMonitor(MockMonitor):
                 urn=str(getattr(response, "urn", "")), parent_urn=str(request.parent),
                 dependency_urns=tuple(str(d) for d in request.dependencies)))
         return response
-
-
-def load_stack_config(stack: str, *, stacks_dir: Path = Path("stacks")) -> dict[str, str]:
-    path = stacks_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        raise UsageError(f"no stack file {path}; stacks are prod and drill (stacks/Pulumi.<stack>.yaml)")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UsageError(f"{path}:{mark.line + 1 if mark else 0}: not valid YAML") from None
-    if not isinstance(document, Mapping) or not isinstance(document.get("config") or {}, Mapping):
-        raise UsageError(f"{path}: a stack file is a mapping with a 'config' mapping")
-    config: dict[str, str] = {}
-    for key, value in (document.get("config") or {}).items():
-        if isinstance(value, Mapping) and "secure" in value:
-            value = "[secret]"  # encrypted in the stack file; preview never decrypts
-        config[str(key)] = value if isinstance(value, str) else json.dumps(value)
-    if config.get("dr:mode", "prod") not in ("prod", "drill"):
-        raise UsageError(f"{path}: dr:mode must be prod or drill, not {config['dr:mode']!r}")
-    if config.get("dr:recovery", "scratch") not in ("scratch", "etcd-snapshot"):
-        raise UsageError(f"{path}: dr:recovery must be scratch or etcd-snapshot, not {config['dr:recovery']!r}")
-    return config
 
 
 @dataclass(frozen=True)

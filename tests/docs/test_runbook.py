@@ -181,3 +181,17 @@ def test_helm_commands_match_the_releases_pulumi_registers(files: dict[str, str]
         values_block = re.search(r"```yaml\n(.*?)```", section, flags=re.S)
         assert values_block is not None
         assert (yaml.safe_load(values_block.group(1)) or {}) == (inputs.get("values") or {}), release.name
+
+
+def test_writing_docs_never_imports_pulumi() -> None:
+    """`dr docs` read the stack files through dr.stack.preview, which imports Pulumi; writing docs must
+    work where Pulumi is not installed."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    probe = ("import sys\nfrom dr.cli import main\ncode = main(['docs', '--check'])\n"
+             "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_kubernetes')))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr

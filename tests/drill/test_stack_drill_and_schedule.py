@@ -16,7 +16,7 @@ from dr.drill.report import CheckResult, DrillReport, RpoResult, StepResult, to_
 from dr.drill.run import DrillPaths, stack_drill
 from dr.drill.schedule import cronjob, on_calendar, write_schedule
 from dr.graph_file import load_graph_file
-from dr.stack.validate import validate_object
+from dr.kube.validate import validate_object
 from tests.conftest import EXAMPLE_GRAPH
 
 

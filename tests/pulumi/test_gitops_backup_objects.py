@@ -11,7 +11,7 @@ import pytest
 from dr.core.plan import plan_for
 from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, resource_plan
 from dr.core.spec import GraphSpec
-from dr.stack.validate import validate_object
+from dr.kube.validate import validate_object
 
 GRAPH = """\
 cluster: lab

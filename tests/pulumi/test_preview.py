@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dr.stack.validate import validate_object
+from dr.kube.validate import validate_object
 from tests.conftest import REPO
 
 
