@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from dr import reaper
 from dr.core.plan import Plan, plan_for
-from dr.core.resources import ResourcePlan, resource_plan
+from dr.core.resources import RESTORE_DONE, ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepRecord, StepState, execute
@@ -343,10 +343,11 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
     return report, files
 
 
-READY_CONDITIONS = {"Cluster": "condition=Ready", "PersistentVolumeClaim": "jsonpath={.status.phase}=Bound",
-                    "Restore": "jsonpath={.status.phase}=Completed", "Namespace": "jsonpath={.status.phase}=Active",
-                    "PersistentVolume": "jsonpath={.status.phase}=Bound",
-                    "Volume": "jsonpath={.status.restoreRequired}=false"}
+# Every restore object is ready when it is done (the same table the engine waits with: VolSync's was
+# missing here), and the objects around it when they are bound or active.
+READY_CONDITIONS = {**RESTORE_DONE, "PersistentVolumeClaim": "jsonpath={.status.phase}=Bound",
+                    "Namespace": "jsonpath={.status.phase}=Active",
+                    "PersistentVolume": "jsonpath={.status.phase}=Bound"}
 KubectlRunner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
 
 

@@ -277,3 +277,13 @@ def test_a_sandbox_drill_without_the_toolchain_stops_before_building_production(
         sandbox_drill(load_graph_file(EXAMPLE_GRAPH), paths=DrillPaths(tmp_path / "state"), read_text=read_text,
                       say=lambda line: None)
     assert not (tmp_path / "state").exists(), "nothing was built"
+
+
+def test_readiness_waits_for_every_kind_of_restore_the_engine_waits_for() -> None:
+    """One table: a drill's readiness check knows every restore kind the program waits on (VolSync's
+    ReplicationDestination was missing from the drill's own copy)."""
+    from dr.core.resources import RESTORE_DONE
+    from dr.drill.run import READY_CONDITIONS
+
+    assert {kind: READY_CONDITIONS[kind] for kind in RESTORE_DONE} == dict(RESTORE_DONE)
+    assert "ReplicationDestination" in READY_CONDITIONS
