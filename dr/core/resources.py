@@ -363,6 +363,14 @@ def _restore_objects(name: str, backup: Backup, action: RestoreAction, mode: str
     return objects
 
 
+def kubectl_resource(api_version: str, kind: str, *, plural: bool = False) -> str:
+    """How kubectl names a kind unambiguously: `kind.group` (`cluster.postgresql.cnpg.io`), or the kind
+    alone for the core group; `plural` for listing (`backups.velero.io`)."""
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    name = kind.lower() + ("s" if plural else "")
+    return f"{name}.{group}" if group else name
+
+
 VOLSYNC_TRIGGER = "dr-restore"  # VolSync sets status.lastManualSync to this when the restore has run
 
 # When a restore object is done (the pulumi-kubernetes `pulumi.com/waitFor` annotation): its dependents

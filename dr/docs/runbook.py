@@ -29,7 +29,7 @@ from dr.core.invocations import (
 )
 from dr.core.plan import Plan, Step
 from dr.core.repositories import pgbackrest_options, pgbackrest_problem
-from dr.core.resources import Child, ComponentResources, ResourcePlan
+from dr.core.resources import Child, ComponentResources, ResourcePlan, kubectl_resource
 from dr.core.spec import GraphSpec, Retention
 from dr.docs.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
 
@@ -261,7 +261,7 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
         lines = [f"kubectl -n {s['namespace']} get secret {s['name']} -o jsonpath='{{.data}}'  # keys: "
                  f"{', '.join(s['keys'])}" for s in needs.get("secrets", [])]
         for backup in needs.get("backups", []):
-            resource = f"{str(backup['kind']).lower()}s.{str(backup['apiVersion']).split('/')[0]}"
+            resource = kubectl_resource(str(backup["apiVersion"]), str(backup["kind"]), plural=True)
             lines.append(f"kubectl -n {backup['namespace']} get {resource} "
                          + (str(backup["name"]) if backup.get("name") else f"-l {backup['selector']}"))
         return [Para("Before the restore objects: the credentials they read must exist, and the backups they "

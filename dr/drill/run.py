@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from dr import reaper
 from dr.core.plan import Plan, plan_for
-from dr.core.resources import RESTORE_DONE, ResourcePlan, resource_plan
+from dr.core.resources import RESTORE_DONE, ResourcePlan, kubectl_resource, resource_plan
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepRecord, StepState, execute
@@ -363,8 +363,7 @@ def readiness_checks(resources: ResourcePlan, *, kubeconfig: str | None = None,
         condition = READY_CONDITIONS.get(obj.kind)
         if condition is None:
             continue
-        target = f"{obj.manifest['apiVersion'].split('/')[0] if '/' in obj.manifest['apiVersion'] else ''}"
-        resource = f"{obj.kind.lower()}{'.' + target if target else ''}/{obj.name}"
+        resource = f"{kubectl_resource(str(obj.manifest['apiVersion']), obj.kind)}/{obj.name}"
         argv = ["kubectl", *(["--kubeconfig", kubeconfig] if kubeconfig else []), "wait", resource,
                 f"--for={condition}", "--timeout=600s", *(["-n", obj.namespace] if obj.namespace else [])]
         done = run(argv)

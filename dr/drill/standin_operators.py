@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, ComponentResources, ResourcePlan
+from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, ComponentResources, ResourcePlan, kubectl_resource
 
 Kubectl = Callable[..., Any]  # SandboxCluster.kubectl: (*args, input_text=, check=) -> CompletedProcess
 
@@ -122,7 +122,7 @@ class StandInOperators:
             key = (namespace, kind, name)
             if key in self._done:
                 continue
-            resource = f"{kind.lower()}.{api_version.split('/')[0]}" if "/" in api_version else kind.lower()
+            resource = kubectl_resource(api_version, kind)
             done = self.kubectl("get", resource, name, "-n", namespace, "-o", "json", check=False)
             if done.returncode != 0:
                 continue
@@ -142,7 +142,7 @@ class StandInOperators:
 
     def _sync_backup(self, backup: Mapping[str, Any]) -> bool:
         api_version, kind, namespace = str(backup["apiVersion"]), str(backup["kind"]), str(backup["namespace"])
-        resource = f"{kind.lower()}s.{api_version.split('/')[0]}"
+        resource = kubectl_resource(api_version, kind, plural=True)
         if self.kubectl("get", "namespace", namespace, check=False).returncode != 0:
             return False
         if self.kubectl("get", resource, "-n", namespace, check=False).returncode != 0:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import yaml
 
 from dr.core.gitops import held, is_held, is_ready, release_patch
-from dr.core.resources import RESTORE_DONE
+from dr.core.resources import RESTORE_DONE, kubectl_resource
 from dr.errors import DrError
 
 FIELD_MANAGER = "dr"
@@ -42,12 +42,10 @@ class Kubectl(Protocol):
 
 def resource_ref(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     """(kubectl resource name, namespace, display name) of an object: kind.group/name."""
-    api_version = str(obj.get("apiVersion", ""))
-    group = api_version.split("/")[0] if "/" in api_version else ""
     kind = str(obj.get("kind", ""))
     name = str(obj.get("metadata", {}).get("name", ""))
     namespace = str(obj.get("metadata", {}).get("namespace", ""))
-    resource = f"{kind.lower()}.{group}/{name}" if group else f"{kind.lower()}/{name}"
+    resource = f"{kubectl_resource(str(obj.get('apiVersion', '')), kind)}/{name}"
     return resource, namespace, f"{kind} {namespace + '/' if namespace else ''}{name}"
 
 
@@ -197,7 +195,7 @@ def check_restore_needs(kubectl: Kubectl, needs: Mapping[str, Any], *, timeout_s
                         "generic NAME -n NAMESPACE --from-literal=KEY=...): the restore objects read them")
     deadline = clock() + timeout_s
     for backup in needs.get("backups", []):
-        resource = f"{str(backup['kind']).lower()}s.{str(backup['apiVersion']).split('/')[0]}"
+        resource = kubectl_resource(str(backup["apiVersion"]), str(backup["kind"]), plural=True)
         shown = f"{backup['kind']} {backup.get('name') or backup.get('selector')} in {backup['namespace']}"
         while True:
             args = ["get", resource, "-n", str(backup["namespace"]), "-o", "json"]
