@@ -9,7 +9,6 @@ Kubernetes-level steps are "not-run" here (they need the drill cluster: `dr dril
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,8 @@ from dr.core.resources import NOT_RUN_IN_DRILLS
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepState, Task, execute
-from dr.drill.history import record_drill
 from dr.drill.report import DrillReport
-from dr.drill.run import DrillPaths, ProgressSink, planned, step_results, write_reports
+from dr.drill.run import DrillPaths, ProgressSink, new_run_id, planned, publish, step_results
 from dr.hosts.ansible import stop_all_workers
 from dr.hosts.host_steps import run_step
 from dr.hosts.identity import check_drill_hosts
@@ -51,7 +49,7 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
     if resume and not run_id:
         say("nothing to resume: no host drill was interrupted; starting a new one")
     if not run_id:
-        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        run_id = new_run_id()
         paths.state_dir.mkdir(parents=True, exist_ok=True)
         write_owned(current, run_id)
     else:
@@ -86,10 +84,9 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,
                              steps=step_results(plan, records, journal), checks=(), rpo=(),
                              rto_measured_s=round(elapsed(start, done), 3))
-        files = write_reports(report, paths.reports(run_id))
+        files = publish(report, paths, say)
         if report.success or not any(r.state in (StepState.FAILED, StepState.SKIPPED) for r in records.values()):
             current.unlink(missing_ok=True)
-        record_drill(paths.history, report, say)
         return report, files
     finally:
         stop_all_workers()

@@ -72,6 +72,18 @@ def planned(spec: GraphSpec, read_text: Callable[[Path], str]) -> tuple[Plan, Re
     return plan, resource_plan(plan, plan.graph.spec, read_text=read_text)
 
 
+def new_run_id() -> str:
+    """A drill's id: when it started, in UTC (also its directory's name)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def publish(report: DrillReport, paths: DrillPaths, say: Callable[[str], None]) -> dict[str, Path]:
+    """Every drill ends the same way: its reports written beside the others, then added to the history."""
+    files = write_reports(report, paths.reports(report.run_id))
+    record_drill(paths.history, report, say)
+    return files
+
+
 def write_reports(report: DrillReport, directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     files = {"markdown": directory / "report.md", "json": directory / "report.json",
@@ -161,7 +173,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     run_id = _run_to_continue(pointed, resume=resume, paths=paths, say=say,
                               abandon=lambda run: _abandon(spec, plan, resources, paths, run))
     if not run_id:
-        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        run_id = new_run_id()
         paths.state_dir.mkdir(parents=True, exist_ok=True)
         write_owned(paths.current, run_id)
     journal = Journal(paths.journal, run_id)
@@ -210,8 +222,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,
                              steps=step_results(plan, records, journal),
                              checks=checks, rpo=rpo, rto_measured_s=round(rto_measured, 3))
-        files = write_reports(report, paths.reports(run_id))
-        record_drill(paths.history, report, say)
+        files = publish(report, paths, say)
         journal.phase_done("report", {"success": report.success})
         finished = True
         return report, files
@@ -314,7 +325,7 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
                 say: Callable[[str], None] = print) -> tuple[DrillReport, dict[str, Path]]:
     """`up` the drill stack, verify, then `destroy` unless `keep`; report like the sandbox drill."""
     plan, _ = planned(spec, read_text)
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = new_run_id()
     start = Moment.now()
     started = start.wall
     step_results: tuple[StepResult, ...] = ()
@@ -338,9 +349,7 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
                          disaster_at=started, verified_at=(verified if checks else up_done).wall,
                          rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=step_results, checks=tuple(checks),
                          rpo=(), rto_measured_s=round(elapsed(start, verified if checks else up_done), 3))
-    files = write_reports(report, paths.reports(run_id))
-    record_drill(paths.history, report, say)
-    return report, files
+    return report, publish(report, paths, say)
 
 
 # Every restore object is ready when it is done (the same table the engine waits with: VolSync's was
