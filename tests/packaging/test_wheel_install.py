@@ -22,8 +22,13 @@ def test_the_wheel_carries_the_playbooks_and_the_installed_dr_finds_them(tmp_pat
                    check=True, cwd=tmp_path, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("dr-*.whl")
     prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), str(wheel)],
+    # --ignore-installed: without it pip uninstalls the dr this virtualenv has (the checkout, editable)
+    # before installing into the prefix, and `make demo` or the next `make test` finds no `dr` command.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--prefix",
+                    str(prefix), str(wheel)],
                    check=True, capture_output=True)
+    installed = subprocess.run([sys.executable, "-m", "pip", "show", "-q", "dr"], capture_output=True)
+    assert installed.returncode == 0, "installing the wheel elsewhere uninstalled this virtualenv's dr"
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix)}))
     # The installed dr first on the path; its dependencies from this virtualenv.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), sysconfig.get_path("purelib")])}
