@@ -5,8 +5,8 @@
    best any scheduler could do with these steps. Every Kubernetes-level step is a real `pulumi up`
    through the pulumi-kubernetes provider (the engine-backed drill), so this is measured under the
    real engine;
-2. the same drill with one step at a time (`--concurrency 1`): what running the steps one after
-   the other costs;
+2. the same drill with `--concurrency 1`: the executor runs one step at a time (the Kubernetes layer's
+   one `pulumi up` still runs independent Kubernetes-level steps side by side);
 3. the executor's own overhead per step: 300 steps that do nothing, in a chain and fanned out.
 
     .venv/bin/python bench/drill.py [--quick]
