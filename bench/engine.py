@@ -75,7 +75,7 @@ def example_layer(root: Path, rounds: int = 4) -> tuple[float, float]:
     of each says nothing."""
     from dr.charts.sandbox import sandbox_mirror
     from dr.core.charts import chart_pins
-    from dr.drill.executor import FINAL, FINISHED_OK, Journal, StepRecord, Task, execute
+    from dr.drill.executor import Journal, Task, execute
     from dr.drill.kube_layer import KubeLayer, is_kube_step, layer_plan
     from dr.drill.standin_operators import StandInOperators
     from dr.graph_file import load_graph_file
@@ -100,17 +100,13 @@ def example_layer(root: Path, rounds: int = 4) -> tuple[float, float]:
                                        kubeconfig=lambda k=kubeconfig: k,
                                        chart_mirror=mirror, secrets=credentials, operators=operators)
 
-                    def on_event(record: StepRecord, gates: Any = runner.gates) -> None:
-                        if record.state in FINAL:
-                            gates.finished(record.name, record.state in FINISHED_OK)
-
                     tasks = [Task(c.name, c.depends_on,
                                   (lambda attempt, n=c.name, r=runner: r.apply(n)) if is_kube_step(c) else
                                   (lambda attempt: {})) for c in resources.components]
                     try:
                         records = execute(tasks, journal=Journal(root / f"journal-{index}.sqlite", "bench"),
                                           concurrency=4,
-                                          on_event=on_event)
+                                          on_event=runner.gates.observe)
                     finally:
                         runner.close()
                     assert all(r.state.value == "succeeded" for r in records.values()), records

@@ -71,34 +71,25 @@ def pgbackrest_problem(repo: str) -> str | None:
                " (repo1-type and its bucket, with repo1-path)")
     if repo.startswith("/"):
         return None
-    restic = _restic_syntax(repo, written)
-    if restic:
-        return restic
     scheme, bucket, _ = _bucket_and_path(repo)
     if "://" not in repo or scheme not in PGBACKREST_SCHEMES or not bucket:
-        return f"{repo!r} is not a pgBackRest repository: write {written}"
+        return _restic_syntax(repo, written) or f"{repo!r} is not a pgBackRest repository: write {written}"
     return None
 
 
 def barman_problem(repo: str) -> str | None:
     """CloudNativePG's barmanObjectStore.destinationPath (it becomes one in the restore objects)."""
     written = "s3://<bucket>/<path>, gs://<bucket>/<path> or https://<account>.blob.core.windows.net/<container>/<path>"
-    restic = _restic_syntax(repo, written)
-    if restic:
-        return restic
     if not repo.startswith(BARMAN_SCHEMES) or not _bucket_and_path(repo)[1]:
-        return f"{repo!r} is not a barman destinationPath: write {written}"
+        return _restic_syntax(repo, written) or f"{repo!r} is not a barman destinationPath: write {written}"
     return None
 
 
 def longhorn_problem(repo: str) -> str | None:
     """Longhorn's backup target (dr writes backup URLs on it into the restore objects)."""
     written = "s3://<bucket>@<region>/<path>, nfs://<server>:/<path>, cifs://<server>/<share> or azblob://..."
-    restic = _restic_syntax(repo, written)
-    if restic:
-        return restic
     if not repo.startswith(LONGHORN_SCHEMES):
-        return f"{repo!r} is not a Longhorn backup target: write {written}"
+        return _restic_syntax(repo, written) or f"{repo!r} is not a Longhorn backup target: write {written}"
     if repo.startswith("s3://"):
         bucket = _bucket_and_path(repo)[1]
         if "@" not in bucket or not bucket.split("@")[0] or not bucket.split("@")[1]:
@@ -112,11 +103,8 @@ def etcd_snapshot_problem(repo: str) -> str | None:
     if repo.startswith("/"):
         return None
     written = "an absolute path or s3://<bucket>/<path>"
-    restic = _restic_syntax(repo, written)
-    if restic:
-        return restic
     if not repo.startswith("s3://") or not _bucket_and_path(repo)[1]:
-        return f"{repo!r} is not where etcd snapshots can be: write {written}"
+        return _restic_syntax(repo, written) or f"{repo!r} is not where etcd snapshots can be: write {written}"
     return None
 
 

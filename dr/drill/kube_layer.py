@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dr.core.resources import ComponentResources, ResourcePlan
+from dr.drill.executor import FINAL, FINISHED_OK, StepRecord
 from dr.drill.standin_operators import StandInOperators
 from dr.errors import DrError
 from dr.kube.toolchain import KUBERNETES_PROVIDER, Toolchain
@@ -72,6 +73,12 @@ class StepGates:
     def finished(self, name: str, ok: bool) -> None:
         with self._lock:
             self._finished[name] = ok
+
+    def observe(self, record: StepRecord) -> None:
+        """The executor's event: a step that finished well opens its gates, one that failed or was skipped
+        closes them for good."""
+        if record.state in FINAL:
+            self.finished(record.name, record.state in FINISHED_OK)
 
     def stop(self) -> None:
         with self._lock:

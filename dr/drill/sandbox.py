@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from dr.core.plan import Plan
 from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan
 from dr.core.spec import GraphSpec
-from dr.drill.executor import FINAL, FINISHED_OK, StepRecord, Task
+from dr.drill.executor import StepRecord, Task
 from dr.drill.kube_layer import StepGates
 from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
 from dr.hosts.host_steps import run_step
@@ -303,10 +303,7 @@ class Sandbox:
     def step_finished(self, record: StepRecord) -> None:
         """The executor's event: a finished host-level step (or milestone) lets the Kubernetes-level steps
         that wait for it be created in the layer's engine run."""
-        if record.state in FINISHED_OK:
-            self.gates.finished(record.name, True)
-        elif record.state in FINAL:
-            self.gates.finished(record.name, False)
+        self.gates.observe(record)
 
     def _kube_runner(self, name: str):  # type: ignore[no-untyped-def]
         def run(attempt: int) -> dict[str, Any]:

@@ -67,15 +67,9 @@ def run_layer(tmp_path: Path, cluster: SandboxCluster, toolchain: Toolchain, nas
     tasks = [Task(c.name, c.depends_on, (lambda attempt, n=c.name: layer.apply(n)) if is_kube_step(c) else nas)
              for c in resources.components]
 
-    def on_event(record: StepRecord) -> None:
-        if record.state in (StepState.SUCCEEDED, StepState.NOT_RUN):
-            gates.finished(record.name, True)
-        elif record.state in (StepState.FAILED, StepState.SKIPPED):
-            gates.finished(record.name, False)
-
     try:
         records = execute(tasks, journal=Journal(tmp_path / "journal.sqlite", "t"), concurrency=4, retries=0,
-                          on_event=on_event)
+                          on_event=gates.observe)
     finally:
         layer.close()
     return layer, records
