@@ -13,7 +13,7 @@ Velero and VolSync name their repository inside the cluster (a BackupStorageLoca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 RESTIC_SCHEMES: tuple[str, ...] = ("sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone")
 # pgBackRest's repository types (repo1-type) and how each is written here.
@@ -106,15 +106,3 @@ def etcd_snapshot_problem(repo: str) -> str | None:
     if not repo.startswith("s3://") or not _bucket_and_path(repo)[1]:
         return _restic_syntax(repo, written) or f"{repo!r} is not where etcd snapshots can be: write {written}"
     return None
-
-
-CHECKS: Mapping[str, Callable[[str], str | None]] = {
-    "restic": restic_problem, "pgbackrest": pgbackrest_problem, "cnpg-barman": barman_problem,
-    "cnpg-barman-plugin": barman_problem, "longhorn": longhorn_problem, "etcd-snapshot": etcd_snapshot_problem}
-
-
-def repository_problem(tool: str, repo: str) -> str | None:
-    """Why `tool` would not read `repo` as a repository, or None (also for tools whose repository is
-    named inside the cluster: Velero, VolSync)."""
-    check = CHECKS.get(tool)
-    return check(repo) if check is not None else None

@@ -21,16 +21,12 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from dr.core.durations import parse_duration
-from dr.core.repositories import repository_problem
+from dr.core.restore_tools import BACKUP_TOOLS, HOST_LEVEL_TOOLS, repository_problem
 from dr.core.yaml_source import LocatedDocument, PathKey, parse_yaml, paused_gc
 from dr.errors import Diagnostic, GraphError
 
 LAYERS: tuple[str, ...] = ("os", "etcd", "control-plane", "cni", "storage", "addon", "gitops", "data", "app")
 LAYER_INDEX: dict[str, int] = {layer: i for i, layer in enumerate(LAYERS)}
-BACKUP_TOOLS: tuple[str, ...] = ("etcd-snapshot", "restic", "pgbackrest", "cnpg-barman", "cnpg-barman-plugin",
-                                  "longhorn", "velero", "volsync")
-# Tools whose restores run on hosts through Ansible; the others are restored by Kubernetes objects.
-HOST_LEVEL_TOOLS: frozenset[str] = frozenset({"etcd-snapshot", "restic", "pgbackrest"})
 ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore", "command", "talos", "external")
 VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
 COMPONENT_FIELDS: tuple[str, ...] = (

@@ -27,9 +27,10 @@ from dr.core.invocations import (
     run_as,
     talos_commands,
 )
+from dr.core.kube_objects import kubectl_resource
 from dr.core.plan import Plan, Step
 from dr.core.repositories import pgbackrest_options, pgbackrest_problem
-from dr.core.resources import Child, ComponentResources, ResourcePlan, kubectl_resource
+from dr.core.resources import Child, ComponentResources, ResourcePlan
 from dr.core.spec import GraphSpec, Retention
 from dr.docs.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
 

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dr import reaper
+from dr.core.kube_objects import group_kind, kubectl_resource
 from dr.core.plan import Plan, plan_for
-from dr.core.resources import RESTORE_DONE, ResourcePlan, kubectl_resource, resource_plan
+from dr.core.resources import ResourcePlan, resource_plan
+from dr.core.restore_tools import restore_done
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepRecord, StepState, execute
@@ -352,11 +354,16 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
     return report, publish(report, paths, say)
 
 
-# Every restore object is ready when it is done (the same table the engine waits with: VolSync's was
-# missing here), and the objects around it when they are bound or active.
-READY_CONDITIONS = {**RESTORE_DONE, "PersistentVolumeClaim": "jsonpath={.status.phase}=Bound",
-                    "Namespace": "jsonpath={.status.phase}=Active",
-                    "PersistentVolume": "jsonpath={.status.phase}=Bound"}
+# The objects around a restore are ready when they are bound or active.
+OBJECT_READY = {"PersistentVolumeClaim": "jsonpath={.status.phase}=Bound",
+                "Namespace": "jsonpath={.status.phase}=Active", "PersistentVolume": "jsonpath={.status.phase}=Bound"}
+
+
+def ready_condition(manifest: Mapping[str, Any]) -> str | None:
+    """A restore object is ready when it is done (the one table the engine waits with: a copy here once
+    missed VolSync), the objects around it when bound or active."""
+    group, kind = group_kind(manifest)
+    return OBJECT_READY.get(kind) if not group else restore_done(manifest)
 KubectlRunner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
 
 
@@ -369,7 +376,7 @@ def readiness_checks(resources: ResourcePlan, *, kubeconfig: str | None = None,
     """Every restore object dr created is ready (`kubectl wait`): databases up, claims bound, restores done."""
     results = []
     for component, obj in resources.objects():
-        condition = READY_CONDITIONS.get(obj.kind)
+        condition = ready_condition(obj.manifest)
         if condition is None:
             continue
         resource = f"{kubectl_resource(str(obj.manifest['apiVersion']), obj.kind)}/{obj.name}"

@@ -17,27 +17,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, ComponentResources, ResourcePlan, kubectl_resource
+from dr.core.kube_objects import kubectl_resource
+from dr.core.resources import ComponentResources, ResourcePlan
+from dr.core.restore_tools import completion
 
 Kubectl = Callable[..., Any]  # SandboxCluster.kubectl: (*args, input_text=, check=) -> CompletedProcess
 
-# The completion status an operator would write, per restore kind (what RESTORE_DONE waits for).
-_OPERATOR = {"Cluster": "CloudNativePG", "Restore": "Velero", "Volume": "Longhorn", "ReplicationDestination": "VolSync"}
 
-
-def completion_status(kind: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+def completion_status(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The status the restore's operator writes when it is done (each tool's own, `dr.core.restore_tools`)."""
+    found = completion(manifest)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if kind == "Cluster":
-        return {"phase": "Cluster in healthy state", "conditions": [
-            {"type": "Ready", "status": "True", "reason": "SetByDrSandbox", "lastTransitionTime": now,
-             "message": "set by the dr sandbox: no CloudNativePG operator runs here"}]}
-    if kind == "Restore":
-        return {"phase": "Completed", "completionTimestamp": now}
-    if kind == "Volume":
-        return {"restoreRequired": False, "state": "detached"}
-    if kind == "ReplicationDestination":
-        return {"lastManualSync": str(manifest.get("spec", {}).get("trigger", {}).get("manual", VOLSYNC_TRIGGER))}
-    return {}
+    return found.finished_status(manifest, now) if found is not None else {}
 
 
 def synced_backup_name(backup: Mapping[str, Any]) -> str:
@@ -75,7 +66,7 @@ class StandInOperators:
         for component in resources.components:
             for child in component.children:
                 manifest = child.inputs.get("manifest") if child.kind == "kube-object" else None
-                if manifest and str(manifest.get("kind")) in RESTORE_DONE:
+                if manifest and completion(manifest) is not None:
                     meta = manifest.get("metadata", {})
                     restores.append((str(manifest["apiVersion"]), str(manifest["kind"]),
                                      str(meta.get("namespace", "")), str(meta.get("name", ""))))
@@ -127,11 +118,12 @@ class StandInOperators:
             if done.returncode != 0:
                 continue
             live = json.loads(done.stdout)
-            self._patch_status(resource, namespace, name, completion_status(kind, live))
+            self._patch_status(resource, namespace, name, completion_status(live))
             self._done.add(key)
+            found = completion(live)
             self.notes.append(Note(namespace, kind, name,
                                    f"the sandbox set the status of {kind} {namespace}/{name} itself (no "
-                                   f"{_OPERATOR.get(kind, 'operator')} runs here: applied, not restored)"))
+                                   f"{found.operator if found else 'operator'} runs here: applied, not restored)"))
 
     def _patch_status(self, resource: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         body = json.dumps({"status": status})

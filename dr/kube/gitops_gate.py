@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import yaml
 
 from dr.core.gitops import held, is_held, is_ready, release_patch
-from dr.core.resources import RESTORE_DONE, kubectl_resource
+from dr.core.kube_objects import kubectl_resource
+from dr.core.restore_tools import restore_done
 from dr.errors import DrError
 
 FIELD_MANAGER = "dr"
@@ -75,7 +76,7 @@ class GitOpsGate:
 
     def wait_restored(self, restore_objects: Sequence[Mapping[str, Any]], *, timeout_s: float) -> None:
         for obj in restore_objects:
-            condition = RESTORE_DONE.get(str(obj.get("kind")))
+            condition = restore_done(obj)
             if condition is None:
                 continue
             resource, namespace, shown = resource_ref(obj)

@@ -282,8 +282,11 @@ def test_a_sandbox_drill_without_the_toolchain_stops_before_building_production(
 def test_readiness_waits_for_every_kind_of_restore_the_engine_waits_for() -> None:
     """One table: a drill's readiness check knows every restore kind the program waits on (VolSync's
     ReplicationDestination was missing from the drill's own copy)."""
-    from dr.core.resources import RESTORE_DONE
-    from dr.drill.run import READY_CONDITIONS
+    from dr.core.restore_tools import COMPLETIONS, restore_done
+    from dr.drill.run import ready_condition
 
-    assert {kind: READY_CONDITIONS[kind] for kind in RESTORE_DONE} == dict(RESTORE_DONE)
-    assert "ReplicationDestination" in READY_CONDITIONS
+    for group, kind in COMPLETIONS:
+        manifest = {"apiVersion": f"{group}/v1", "kind": kind, "spec": {}}
+        assert ready_condition(manifest) == restore_done(manifest) is not None, (group, kind)
+    assert ("volsync.backube", "ReplicationDestination") in COMPLETIONS
+    assert ready_condition({"apiVersion": "v1", "kind": "PersistentVolumeClaim"}) == "jsonpath={.status.phase}=Bound"

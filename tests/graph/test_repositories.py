@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dr.core.repositories import pgbackrest_options, repository_problem
+from dr.core.repositories import pgbackrest_options
+from dr.core.restore_tools import repository_problem
 from dr.core.spec import GraphSpec
 from dr.errors import GraphError
 

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from dr.core.plan import plan_for
-from dr.core.resources import RESTORE_DONE, VOLSYNC_TRIGGER, resource_plan
+from dr.core.resources import resource_plan
+from dr.core.restore_tools import restore_done
+from dr.core.restore_tools.volsync import TRIGGER as VOLSYNC_TRIGGER
 from dr.core.spec import GraphSpec
 from dr.kube.validate import validate_object
 
@@ -61,7 +63,7 @@ def test_volsync_and_cnpg_restore_objects_are_accepted_by_the_real_crds() -> Non
     populator = found["ReplicationDestination/media"]
     assert populator["spec"]["restic"]["copyMethod"] == "Snapshot" and "PersistentVolumeClaim/media" not in found
     annotations = populator["metadata"]["annotations"]
-    assert annotations["pulumi.com/waitFor"] == RESTORE_DONE["ReplicationDestination"] == \
+    assert annotations["pulumi.com/waitFor"] == restore_done(populator) == \
         "jsonpath={.status.lastManualSync}=dr-restore"
     store = found["Cluster/db-restore"]["spec"]["externalClusters"][0]["barmanObjectStore"]
     assert store["endpointURL"] == "https://s3.lab.example:9000"

@@ -54,16 +54,19 @@ def test_diff_shows_the_drill_swaps(run_cli) -> None:
 
 
 def test_invalid_object_is_reported_and_exits_1(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dr.core.resources
+    import dataclasses
 
-    original = dr.core.resources._velero_restore
+    from dr.core.kube_objects import KubeObject
+    from dr.core.restore_tools import TOOLS
 
-    def broken(*args, **kwargs):  # a field Velero 1.14's Restore does not have, and one of the wrong type
-        obj = original(*args, **kwargs)
+    original = TOOLS["velero"].objects
+
+    def broken(request):  # a field Velero 1.14's Restore does not have, and one of the wrong type
+        [obj] = original(request)
         spec = {**obj.manifest["spec"], "restorePVCs": True, "includedNamespaces": "grafana"}
-        return dr.core.resources.KubeObject(manifest={**obj.manifest, "spec": spec}, data_bearing=True)
+        return [KubeObject(manifest={**obj.manifest, "spec": spec}, data_bearing=True)]
 
-    monkeypatch.setattr(dr.core.resources, "_velero_restore", broken)
+    monkeypatch.setitem(TOOLS, "velero", dataclasses.replace(TOOLS["velero"], objects=broken))
     result = run_cli("preview", "--stack", "prod")
     assert result.code == 1
     assert "invalid: grafana-restore: Restore velero/grafana-restore" in result.err

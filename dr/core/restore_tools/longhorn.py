@@ -1,0 +1,80 @@
+"""Longhorn: a Volume restored from a backup on the backup target, bound to the app's claim."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from dr.core.kube_objects import KubeObject, labels, need
+from dr.core.repositories import longhorn_problem
+from dr.core.restore_tools.base import Completion, RestoreRequest, RestoreTool, always
+
+if TYPE_CHECKING:
+    from dr.core.spec import Backup
+
+GROUP = "longhorn.io"
+
+
+def backup_url(backup: Backup, volume: str, backup_name: str) -> str:
+    return f"{backup.repo}?backup={backup_name}&volume={volume}"
+
+
+def _size_bytes(size: str) -> str:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    for suffix, factor in units.items():
+        if size.endswith(suffix):
+            return str(int(size[: -len(suffix)]) * factor)
+    return str(int(size))
+
+
+def objects(request: RestoreRequest) -> list[KubeObject]:
+    name, values, namespace = request.component, request.values, request.namespace
+    pvc = need(values, "pvc", name, "the PersistentVolumeClaim the app mounts")
+    size = str(need(values, "size", name, "the size of the restored volume, like 20Gi"))
+    backup_volume = values.get("backup_volume", pvc)
+    # Longhorn restores one named backup; which one is newest is only known to the backup target.
+    backup_name = need(values, "backup_name", name,
+                       "the Longhorn backup to restore; list them with `kubectl -n longhorn-system get "
+                       f"backups.longhorn.io -l backup-volume={backup_volume}` or in the Longhorn UI")
+    volume = f"{name}-vol"
+    restored = {"apiVersion": f"{GROUP}/v1beta2", "kind": "Volume",
+                "metadata": {"name": volume, "namespace": values.get("longhorn_namespace", "longhorn-system"),
+                             "labels": labels(name)},
+                "spec": {"fromBackup": backup_url(request.backup, backup_volume, backup_name),
+                         "size": _size_bytes(size), "numberOfReplicas": int(values.get("replicas", 3)),
+                         "frontend": "blockdev", "accessMode": "rwo"}}
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+          "metadata": {"name": volume, "labels": labels(name)},
+          "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "longhorn-static",
+                   "csi": {"driver": "driver.longhorn.io", "volumeHandle": volume, "fsType": "ext4"},
+                   "claimRef": {"namespace": namespace, "name": pvc}}}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": pvc, "namespace": namespace, "labels": labels(name)},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+                      "storageClassName": "longhorn-static", "volumeName": volume}}
+    return [KubeObject(manifest=restored, data_bearing=True, restore_sources=(("spec", "fromBackup"),)),
+            KubeObject(manifest=pv, data_bearing=True), KubeObject(manifest=claim, data_bearing=True)]
+
+
+def backup_waited_for(kind: str, spec: Mapping[str, Any], namespace: str) -> dict[str, Any] | None:
+    """Longhorn's webhook rejects a `fromBackup` volume until the backup target has synced the backup."""
+    if kind != "Volume" or "fromBackup" not in spec:
+        return None
+    query = str(spec["fromBackup"]).split("?", 1)[-1]
+    fields = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    if "backup" not in fields:
+        return None
+    return {"apiVersion": f"{GROUP}/v1beta2", "kind": "Backup", "namespace": namespace, "name": fields["backup"]}
+
+
+def _restored(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
+    return {"restoreRequired": False, "state": "detached"}
+
+
+TOOL = RestoreTool(
+    name="longhorn", summary="Longhorn: a Volume restored from the backup target, with its PV and claim",
+    repository_problem=longhorn_problem, objects=objects, backup_waited_for=backup_waited_for,
+    kinds=frozenset({(GROUP, "Volume")}),
+    completions={(GROUP, "Volume"): Completion("Longhorn", always("jsonpath={.status.restoreRequired}=false"),
+                                               _restored)})
