@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from dr.audit.checks import BackupState, ClusterInventory
-from dr.core.backups import BackupPoint
 from dr.core.invocations import etcd_snapshot_dir, restic_repository
+from dr.core.restore_tools import TOOLS
 from dr.core.spec import Backup, GraphSpec, RestoreAction
 from dr.errors import RestoreError
 from dr.restore import etcd, pgbackrest, restic
@@ -34,12 +34,6 @@ def restore_vars(spec: GraphSpec, backup: str) -> dict[str, Any]:
         if isinstance(component.action, RestoreAction) and component.action.backup == backup:
             return {"component": component.name, **dict(component.action.vars)}
     return {}
-
-
-def _time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -80,22 +74,23 @@ def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
             return HOST_READERS[backup.tool]({"repo": backup.repo, "vars": variables}, secrets)
         except RestoreError as exc:
             return BackupState(error=str(exc))
-    kind_key = {"cnpg-barman": "cnpg", "longhorn": "longhorn", "velero": "velero"}.get(backup.tool)
-    if kind_key is None:
+    cluster_backups = TOOLS[backup.tool].cluster_backups if backup.tool in TOOLS else None
+    if cluster_backups is None:
         return None
     if k8s is None:
         # Not a pass: the audit could not look, and says so as a finding.
         return BackupState(error="no access to the cluster, so its backup objects could not be read; run where "
                                  "kubectl reaches the cluster or pass --k8s-status FILE")
     unavailable: Any = k8s.get("_unavailable", [])
-    if kind_key in unavailable:
-        return BackupState(error=f"the cluster does not list its {kind_key} backup objects (is the operator and its "
+    key = cluster_backups.key
+    if key in unavailable:
+        return BackupState(error=f"the cluster does not list its {key} backup objects (is the operator and its "
                                  "CRD installed, and may this user read them?)")
-    if backup.tool == "cnpg-barman":
-        return _cnpg_state(k8s.get("cnpg", []), variables)
-    if backup.tool == "longhorn":
-        return _longhorn_state(k8s.get("longhorn", []), variables)
-    return _velero_state(k8s.get("velero", []), backup, variables)
+    try:
+        found = cluster_backups.read(k8s.get(key, []), backup, variables)
+    except LookupError as exc:
+        return BackupState(error=str(exc))
+    return BackupState(points=found.points, newest_restorable=found.newest_restorable)
 
 
 def _restic_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:
@@ -134,59 +129,12 @@ def newest_archived_wal(stanza: pgbackrest.PgBackRestStanza) -> dt.datetime | No
     return dt.datetime.fromtimestamp(max(times), tz=dt.UTC) if times else None
 
 
-def _cnpg_state(clusters: list[dict[str, Any]], variables: Mapping[str, Any]) -> BackupState:
-    name, namespace = variables.get("component"), variables.get("namespace")
-    for cluster in clusters:
-        meta = cluster.get("metadata", {})
-        if meta.get("name") == name and (namespace is None or meta.get("namespace") == namespace):
-            status = cluster.get("status", {})
-            last = _time(status.get("lastSuccessfulBackup"))
-            points = (BackupPoint(id="lastSuccessfulBackup", time=last, size_bytes=0, file_count=0),) if last else ()
-            archiving = next((c for c in status.get("conditions", []) if c.get("type") == "ContinuousArchiving"),
-                             None)
-            if archiving is not None and archiving.get("status") == "True":
-                # Archiving works: the newest recoverable point is now, not the last base backup.
-                return BackupState(points=points, newest_restorable=dt.datetime.now(dt.UTC))
-            return BackupState(points=points, newest_restorable=last)
-    return BackupState(error=f"no CloudNativePG Cluster {namespace}/{name} in the cluster")
-
-
-def _longhorn_state(backups: list[dict[str, Any]], variables: Mapping[str, Any]) -> BackupState:
-    volume = variables.get("backup_volume", variables.get("pvc"))
-    points = []
-    for item in backups:
-        labels = item.get("metadata", {}).get("labels", {})
-        status = item.get("status", {})
-        if (labels.get("backup-volume") == volume or status.get("volumeName") == volume) and \
-                status.get("state") == "Completed":
-            created = _time(status.get("backupCreatedAt"))
-            if created:
-                points.append(BackupPoint(id=item["metadata"]["name"], time=created,
-                                          size_bytes=int(status.get("size", 0) or 0), file_count=0))
-    return BackupState(points=tuple(points))
-
-
-def _velero_state(backups: list[dict[str, Any]], backup: Backup, variables: Mapping[str, Any]) -> BackupState:
-    schedule = variables.get("schedule_name", backup.name)
-    points = []
-    for item in backups:
-        labels = item.get("metadata", {}).get("labels", {})
-        status = item.get("status", {})
-        if labels.get("velero.io/schedule-name") == schedule and status.get("phase") == "Completed":
-            finished = _time(status.get("completionTimestamp"))
-            if finished:
-                points.append(BackupPoint(id=item["metadata"]["name"], time=finished,
-                                          size_bytes=int(status.get("progress", {}).get("totalItems", 0)),
-                                          file_count=int(status.get("progress", {}).get("itemsBackedUp", 0))))
-    return BackupState(points=tuple(points))
-
-
 def k8s_status_from_kubectl() -> dict[str, list[dict[str, Any]]] | None:
     """The status objects the audit reads, from the current kube context; None without kubectl or access."""
     if shutil.which("kubectl") is None:
         return None
-    kinds = {"pvcs": "persistentvolumeclaims", "cnpg": "clusters.postgresql.cnpg.io",
-             "longhorn": "backups.longhorn.io", "velero": "backups.velero.io"}
+    kinds = {"pvcs": "persistentvolumeclaims", **{t.cluster_backups.key: t.cluster_backups.resource
+                                                  for t in TOOLS.values() if t.cluster_backups is not None}}
     found: dict[str, list[dict[str, Any]]] = {}
     for key, resource in kinds.items():
         done = subprocess.run(["kubectl", "get", resource, "-A", "-o", "json"], capture_output=True, text=True,

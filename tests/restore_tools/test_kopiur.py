@@ -158,3 +158,39 @@ def test_a_repository_backend_is_checked_as_kopiur_reads_it(bucket: str, endpoin
 def test_kopiur_is_one_registry_entry() -> None:
     tool = TOOLS["kopiur"]
     assert not tool.host_level and ("kopiur.home-operations.com", "Restore") in tool.kinds
+
+
+def snapshot(name: str, ended_h_ago: float, *, policy: str = "app-data", namespace: str = "apps",
+             phase: str = "Succeeded", failed_files: int = 0) -> dict[str, Any]:
+    import datetime as dt
+
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(hours=ended_h_ago)
+    return {"apiVersion": "kopiur.home-operations.com/v1alpha1", "kind": "Snapshot",
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"policyRef": {"name": policy}},
+            "status": {"phase": phase, "timing": {"endTime": ended.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                       "snapshot": {"kopiaSnapshotID": f"k{name}"},
+                       "stats": {"sizeBytes": 4096, "filesNew": 3, "filesUnchanged": 7, "filesFailed": failed_files}}}
+
+
+def test_the_audit_reads_kopiur_snapshots_of_the_policy_a_restore_reads() -> None:
+    """The audit sees kopiur backups (it saw none before kopiur was a tool): succeeded, complete Snapshots
+    of the restore's SnapshotPolicy in its namespace; an incomplete one is no restore point, and a policy
+    whose newest good snapshot is older than the RPO is a finding."""
+    from dr.audit.checks import AuditInput, audit
+    from dr.audit.sources import read_state
+
+    spec = GraphSpec.from_yaml(GRAPH, path="g.yaml")
+    backup = spec.backups["app-data"]
+    listed = [snapshot("a", 5), snapshot("b", 1, failed_files=2), snapshot("c", 0.5, phase="Failed"),
+              snapshot("d", 0.2, policy="other"), snapshot("e", 0.1, namespace="elsewhere")]
+    state = read_state(spec, backup, secrets={}, k8s={"pvcs": [], "kopiur": listed})
+    assert state is not None and not state.error
+    assert [p.id for p in state.points] == ["ka"] and state.points[0].file_count == 10
+    findings = audit(AuditInput(spec=spec, states={"app-data": state}))
+    assert any(f.check == "freshness" and f.subject == "app-data" for f in findings), findings
+    fresh = read_state(spec, backup, secrets={}, k8s={"pvcs": [], "kopiur": [snapshot("f", 0.5)]})
+    assert fresh is not None
+    findings = audit(AuditInput(spec=spec, states={"app-data": fresh}))
+    assert not any(f.check == "freshness" and f.subject == "app-data" for f in findings), findings
+    blind = read_state(spec, backup, secrets={}, k8s={"pvcs": [], "kopiur": [], "_unavailable": ["kopiur"]})
+    assert blind is not None and "does not list its kopiur backup objects" in (blind.error or "")

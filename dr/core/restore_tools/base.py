@@ -7,10 +7,12 @@ the others through Kubernetes objects that dr creates and waits for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dr.core.backups import BackupPoint
 from dr.core.kube_objects import KubeObject
 
 if TYPE_CHECKING:
@@ -18,6 +20,29 @@ if TYPE_CHECKING:
 
 GroupKind = tuple[str, str]  # (API group, kind): two tools both name a kind `Restore`
 SecretsRead = list[tuple[str, set[str]]]  # (Secret name, the keys read)
+
+
+@dataclass(frozen=True)
+class BackupsFound:
+    """What a tool's backup objects in the cluster say: its restore points, and the newest moment it can
+    restore to when that is later than the newest point (continuous WAL archiving)."""
+
+    points: tuple[BackupPoint, ...] = ()
+    newest_restorable: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClusterBackups:
+    """Where the audit finds a tool's backups in the cluster: the objects it lists (`kubectl get -A`),
+    under which key of the `--k8s-status` file, and how it reads them (LookupError: not there)."""
+
+    key: str
+    resource: str  # plural.group, as kubectl lists them
+    read: Callable[[Sequence[Mapping[str, Any]], Backup, Mapping[str, Any]], BackupsFound]
+
+
+def parse_time(text: Any) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
 
 
 @dataclass(frozen=True)
@@ -75,5 +100,6 @@ class RestoreTool:
     secrets_read: Callable[[str, Mapping[str, Any]], SecretsRead] = _reads_no_secret
     backup_waited_for: Callable[[str, Mapping[str, Any], str], dict[str, Any] | None] = _waits_for_no_backup
     kinds: frozenset[GroupKind] = frozenset()  # the kinds its restore objects have
+    cluster_backups: ClusterBackups | None = None  # Kubernetes tools the audit can read in the cluster
     # Checks of the cluster's own objects this tool reads (a repository's backend), wherever dr sees one.
     object_checks: Mapping[GroupKind, Callable[[Mapping[str, Any]], list[str]]] = field(default_factory=dict)

@@ -4,12 +4,26 @@ the barman-cloud plugin (`cnpg-barman-plugin`, CloudNativePG 1.26+)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from typing import Any
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from dr.core.backups import BackupPoint
 from dr.core.kube_objects import KubeObject, MissingInput, endpoint, labels, need
 from dr.core.repositories import barman_problem
-from dr.core.restore_tools.base import Completion, RestoreRequest, RestoreTool, SecretsRead, always
+from dr.core.restore_tools.base import (
+    BackupsFound,
+    ClusterBackups,
+    Completion,
+    RestoreRequest,
+    RestoreTool,
+    SecretsRead,
+    always,
+    parse_time,
+)
+
+if TYPE_CHECKING:
+    from dr.core.spec import Backup
 
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 GROUP = "postgresql.cnpg.io"
@@ -146,13 +160,31 @@ def _ready(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
          "message": "set by the dr sandbox: no CloudNativePG operator runs here"}]}
 
 
+def read_backups(clusters: Sequence[Mapping[str, Any]], backup: Backup, variables: Mapping[str, Any]) -> BackupsFound:
+    """The Cluster's `lastSuccessfulBackup`; with WAL archiving working, it restores up to now."""
+    name, namespace = variables.get("component"), variables.get("namespace")
+    for cluster in clusters:
+        meta = cluster.get("metadata", {})
+        if meta.get("name") == name and (namespace is None or meta.get("namespace") == namespace):
+            status = cluster.get("status", {})
+            last = parse_time(status.get("lastSuccessfulBackup"))
+            points = (BackupPoint(id="lastSuccessfulBackup", time=last, size_bytes=0, file_count=0),) if last else ()
+            archiving = next((c for c in status.get("conditions", []) if c.get("type") == "ContinuousArchiving"),
+                             None)
+            if archiving is not None and archiving.get("status") == "True":
+                return BackupsFound(points=points, newest_restorable=dt.datetime.now(dt.UTC))
+            return BackupsFound(points=points, newest_restorable=last)
+    raise LookupError(f"no CloudNativePG Cluster {namespace}/{name} in the cluster")
+
+
 # Recovered and serving.
 COMPLETIONS = {(GROUP, "Cluster"): Completion("CloudNativePG", always("condition=Ready"), _ready)}
 
 BARMAN = RestoreTool(
     name="cnpg-barman", summary="CloudNativePG's in-tree barman object store: a Cluster recovered from it",
     repository_problem=barman_problem, objects=in_tree_objects, completions=COMPLETIONS,
-    secrets_read=secrets_read, kinds=frozenset({(GROUP, "Cluster")}))
+    secrets_read=secrets_read, kinds=frozenset({(GROUP, "Cluster")}),
+    cluster_backups=ClusterBackups("cnpg", f"clusters.{GROUP}", read_backups))
 BARMAN_PLUGIN_TOOL = RestoreTool(
     name="cnpg-barman-plugin", summary="CloudNativePG's barman-cloud plugin: ObjectStores and a Cluster",
     repository_problem=barman_problem, objects=plugin_objects, completions=COMPLETIONS,

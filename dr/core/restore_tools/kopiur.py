@@ -17,11 +17,15 @@ explicit restore must never provision an empty volume instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from dr.core.backups import BackupPoint
 from dr.core.kube_objects import KubeObject, MissingInput, labels, need
-from dr.core.restore_tools.base import Completion, RestoreRequest, RestoreTool
+from dr.core.restore_tools.base import BackupsFound, ClusterBackups, Completion, RestoreRequest, RestoreTool, parse_time
+
+if TYPE_CHECKING:
+    from dr.core.spec import Backup
 
 GROUP = "kopiur.home-operations.com"
 API_VERSION = f"{GROUP}/v1alpha1"
@@ -90,6 +94,25 @@ def objects(request: RestoreRequest) -> list[KubeObject]:
     return [KubeObject(manifest=manifest, data_bearing=True)]
 
 
+def read_backups(snapshots: Sequence[Mapping[str, Any]], backup: Backup, variables: Mapping[str, Any]) -> BackupsFound:
+    """The succeeded Snapshots of the SnapshotPolicy the restore reads (in the restore's namespace). A
+    snapshot that could not read some files (`stats.filesFailed`) is incomplete: not a restore point."""
+    policy, namespace = str(variables.get("policy", variables.get("pvc", ""))), variables.get("namespace")
+    points = []
+    for item in snapshots:
+        ref, status = item.get("spec", {}).get("policyRef") or {}, item.get("status", {})
+        meta = item.get("metadata", {})
+        if ref.get("name") != policy or (namespace is not None and meta.get("namespace") != namespace):
+            continue
+        stats = status.get("stats", {})
+        finished = parse_time(status.get("timing", {}).get("endTime"))
+        if status.get("phase") == "Succeeded" and finished and not stats.get("filesFailed"):
+            files = sum(int(stats.get(k, 0) or 0) for k in ("filesNew", "filesModified", "filesUnchanged"))
+            points.append(BackupPoint(id=str(status.get("snapshot", {}).get("kopiaSnapshotID") or meta.get("name")),
+                                      time=finished, size_bytes=int(stats.get("sizeBytes", 0) or 0), file_count=files))
+    return BackupsFound(points=tuple(points))
+
+
 def _condition(manifest: Mapping[str, Any]) -> str | None:
     passive = "populator" in manifest.get("spec", {}).get("target", {})
     return None if passive else "jsonpath={.status.phase}=Completed"
@@ -121,4 +144,5 @@ TOOL = RestoreTool(
     name="kopiur", summary="kopiur (kopia): a Restore of a SnapshotPolicy's snapshot into a new claim or a populator",
     repository_problem=repository_problem, objects=objects, kinds=frozenset({(GROUP, "Restore")}),
     completions={(GROUP, "Restore"): Completion("kopiur", _condition, _completed)},
+    cluster_backups=ClusterBackups("kopiur", f"snapshots.{GROUP}", read_backups),
     object_checks={(GROUP, "Repository"): backend_problems, (GROUP, "ClusterRepository"): backend_problems})

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dr.core.backups import BackupPoint
 from dr.core.kube_objects import KubeObject, labels, need
 from dr.core.repositories import longhorn_problem
-from dr.core.restore_tools.base import Completion, RestoreRequest, RestoreTool, always
+from dr.core.restore_tools.base import (
+    BackupsFound,
+    ClusterBackups,
+    Completion,
+    RestoreRequest,
+    RestoreTool,
+    always,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     from dr.core.spec import Backup
@@ -68,6 +77,22 @@ def backup_waited_for(kind: str, spec: Mapping[str, Any], namespace: str) -> dic
     return {"apiVersion": f"{GROUP}/v1beta2", "kind": "Backup", "namespace": namespace, "name": fields["backup"]}
 
 
+def read_backups(backups: Sequence[Mapping[str, Any]], backup: Backup, variables: Mapping[str, Any]) -> BackupsFound:
+    """The completed Longhorn Backups of the volume the app mounts."""
+    volume = variables.get("backup_volume", variables.get("pvc"))
+    points = []
+    for item in backups:
+        found_labels = item.get("metadata", {}).get("labels", {})
+        status = item.get("status", {})
+        if (found_labels.get("backup-volume") == volume or status.get("volumeName") == volume) and \
+                status.get("state") == "Completed":
+            created = parse_time(status.get("backupCreatedAt"))
+            if created:
+                points.append(BackupPoint(id=item["metadata"]["name"], time=created,
+                                          size_bytes=int(status.get("size", 0) or 0), file_count=0))
+    return BackupsFound(points=tuple(points))
+
+
 def _restored(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
     return {"restoreRequired": False, "state": "detached"}
 
@@ -75,6 +100,6 @@ def _restored(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
 TOOL = RestoreTool(
     name="longhorn", summary="Longhorn: a Volume restored from the backup target, with its PV and claim",
     repository_problem=longhorn_problem, objects=objects, backup_waited_for=backup_waited_for,
-    kinds=frozenset({(GROUP, "Volume")}),
+    kinds=frozenset({(GROUP, "Volume")}), cluster_backups=ClusterBackups("longhorn", f"backups.{GROUP}", read_backups),
     completions={(GROUP, "Volume"): Completion("Longhorn", always("jsonpath={.status.restoreRequired}=false"),
                                                _restored)})

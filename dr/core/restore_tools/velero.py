@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from dr.core.backups import BackupPoint
 from dr.core.kube_objects import KubeObject, labels
-from dr.core.restore_tools.base import Completion, RestoreRequest, RestoreTool, always
+from dr.core.restore_tools.base import (
+    BackupsFound,
+    ClusterBackups,
+    Completion,
+    RestoreRequest,
+    RestoreTool,
+    always,
+    parse_time,
+)
+
+if TYPE_CHECKING:
+    from dr.core.spec import Backup
 
 GROUP = "velero.io"
 
@@ -41,6 +53,22 @@ def backup_waited_for(kind: str, spec: Mapping[str, Any], namespace: str) -> dic
     return entry
 
 
+def read_backups(backups: Sequence[Mapping[str, Any]], backup: Backup, variables: Mapping[str, Any]) -> BackupsFound:
+    """The completed Backups of the schedule a restore would read."""
+    schedule = variables.get("schedule_name", backup.name)
+    points = []
+    for item in backups:
+        status = item.get("status", {})
+        if item.get("metadata", {}).get("labels", {}).get("velero.io/schedule-name") == schedule and \
+                status.get("phase") == "Completed":
+            finished = parse_time(status.get("completionTimestamp"))
+            if finished:
+                points.append(BackupPoint(id=item["metadata"]["name"], time=finished,
+                                          size_bytes=int(status.get("progress", {}).get("totalItems", 0)),
+                                          file_count=int(status.get("progress", {}).get("itemsBackedUp", 0))))
+    return BackupsFound(points=tuple(points))
+
+
 def _completed(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
     return {"phase": "Completed", "completionTimestamp": now}
 
@@ -48,5 +76,6 @@ def _completed(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
 TOOL = RestoreTool(
     name="velero", summary="Velero: a Restore of the namespace from a backup or a schedule's newest",
     objects=objects, backup_waited_for=backup_waited_for, kinds=frozenset({(GROUP, "Restore")}),
+    cluster_backups=ClusterBackups("velero", f"backups.{GROUP}", read_backups),
     completions={(GROUP, "Restore"): Completion("Velero", always("jsonpath={.status.phase}=Completed"),
                                                 _completed)})
