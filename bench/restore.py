@@ -64,8 +64,8 @@ def bench_restic(work: Path, tree_mb: int) -> None:
         shutil.rmtree(staging)
 
     def through_ansible() -> None:
-        run_step({"step": "bench", "tool": "restic", "repo": repo.repository, "hosts": ["all"],
-                  "vars": {"restore_path": str(work / "playbook")}},
+        run_step({"step": "bench", "step_kind": "host-restore", "tool": "restic", "repo": repo.repository,
+                  "hosts": ["all"], "vars": {"restore_path": str(work / "playbook")}},
                  hosts={}, secrets={"restic_password": repo.password})
 
     t_direct = timed(direct)
@@ -90,7 +90,8 @@ def bench_postgres(wal_mb: int) -> None:
         stanza.run("check")
         pg.stop()
         shutil.rmtree(pg.data)
-        step = {"step": "bench", "tool": "pgbackrest", "repo": str(pg.base / "repo"), "hosts": ["all"],
+        step = {"step": "bench", "step_kind": "host-restore", "tool": "pgbackrest", "repo": str(pg.base / "repo"),
+                "hosts": ["all"],
                 "vars": {"pgbackrest_config": str(pg.config), "pg_data": str(pg.data), "pg_port": pg.port,
                          "pg_socket_dir": str(pg.base)}}
         seconds = timed(lambda: run_step(step, hosts={}, secrets={}))

@@ -56,6 +56,14 @@ class Child:
     objects: tuple[KubeObject, ...] = ()
 
 
+STEP_KIND = "step_kind"  # the key of a host-level step's inputs that says which kind of step runs them
+
+
+def step_inputs(child: Child) -> dict[str, Any]:
+    """What a host-level step runs from: its inputs and, explicitly, its kind (`dr.hosts.host_steps.RUNNERS`)."""
+    return {**child.inputs, STEP_KIND: child.kind}
+
+
 @dataclass(frozen=True)
 class ComponentResources:
     name: str

@@ -15,7 +15,7 @@ from typing import Any
 
 from dr import reaper
 from dr.core.invocations import hosts_inventory, target_hosts
-from dr.core.resources import NOT_RUN_IN_DRILLS
+from dr.core.resources import NOT_RUN_IN_DRILLS, step_inputs
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepState, Task, execute
@@ -71,7 +71,7 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
         def run(attempt: int) -> Mapping[str, Any]:
             # A rerun after a failed or interrupted attempt moves what that attempt left aside.
             force = True if attempt > 1 or name in interrupted else None
-            return runner(dict(child.inputs), hosts=hosts, secrets=secrets, force=force)
+            return runner(step_inputs(child), hosts=hosts, secrets=secrets, force=force)
         return Task(name, depends_on, run)
 
     start = Moment.now()

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dr.core.plan import Plan
-from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan
+from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan, step_inputs
 from dr.core.spec import GraphSpec
 from dr.drill.executor import StepRecord, Task
 from dr.drill.kube_layer import StepGates
@@ -236,7 +236,7 @@ class Sandbox:
             elif not children:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="run"))
             elif host:
-                inputs = host[0].inputs
+                inputs = step_inputs(host[0])
                 if host[0].kind == "playbook" and inputs["playbook"] not in SANDBOX_PLAYBOOKS:
                     reason = NOT_RUN_STAND_INS.get(str(inputs["playbook"]),
                                                    f"{inputs['playbook']} needs real hosts; the sandbox cannot run it")

@@ -16,6 +16,7 @@ from typing import Any
 
 from dr.core.backups import BackupPoint
 from dr.core.invocations import ChosenBackup, PlaybookInvocation, playbook_invocation, restore_invocation
+from dr.core.resources import STEP_KIND
 from dr.core.spec import Host
 from dr.errors import RestoreError
 from dr.graph_file import PLAYBOOK_DIR
@@ -55,49 +56,39 @@ def _secrets_for(invocation: PlaybookInvocation, secrets: Mapping[str, str], ste
     return {name: secrets[name] for name in (*invocation.secrets, *invocation.optional_secrets) if name in secrets}
 
 
-def _local_step(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any] | None:
-    """Steps that run on this machine, not through Ansible: commands, Talos, external checks, GitOps gates."""
-    if "gitops" in inputs or "precheck" in inputs:
-        from dr.kube.gitops_gate import run_gate_step
-
-        return run_gate_step(inputs, secrets)
-    if "command" in inputs:
-        return commands.run_command_step(inputs, secrets)
-    if "nodes" in inputs and "config" in inputs:
-        return commands.run_talos_step(inputs)
-    if "check" in inputs:
-        return commands.run_external_step(inputs)
-    return None
-
-
 def new_cluster_token() -> str:
     """A fresh etcd cluster token: a restored cluster must never share the old one's."""
     return f"dr-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
 
 
-def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, str],
-             progress: ProgressCallback | None = None, force: bool | None = None) -> dict[str, Any]:
-    """Run the step described by `inputs`; return outputs (never secrets, except a kubeconfig).
+def _gate_step(inputs: Mapping[str, Any], secrets: Mapping[str, str], **_: Any) -> dict[str, Any]:
+    from dr.kube.gitops_gate import run_gate_step
 
-    This is the one path of a host-level step, for `pulumi up`, the drill executor and the tests.
-    `force` (a rerun after a crash) restores over data the interrupted attempt left; None takes
-    the step's own `vars.force`.
-    """
-    started = time.monotonic()
+    return run_gate_step(inputs, secrets)
+
+
+def _playbook_step(inputs: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, str],
+                   progress: ProgressCallback | None, **_: Any) -> dict[str, Any]:
+    return _run_playbook(playbook_invocation(inputs), inputs, hosts, secrets, progress)
+
+
+def _restore_step(inputs: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, str],
+                  progress: ProgressCallback | None, force: bool | None) -> dict[str, Any]:
+    """Choose the backup through the tool's driver, restore it through its playbook, verify."""
+    chosen, point = choose(inputs, secrets)
+    # A step that names its cluster token keeps it, so rerunning it finds its own restore.
+    token = str(inputs.get("vars", {}).get("cluster_token") or new_cluster_token())
+    invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=token, force=force)
+    outputs = _run_playbook(invocation, inputs, hosts, secrets, progress)
+    if inputs.get("tool") == "restic" and not hosts:
+        # On this machine the restored tree can be measured against the snapshot.
+        restic.verify(point, Path(str(invocation.extravars["restore_path"])))
+    return {**outputs, "restored": point.id, "restored_time": point.time.isoformat()}
+
+
+def _run_playbook(invocation: PlaybookInvocation, inputs: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]],
+                  secrets: Mapping[str, str], progress: ProgressCallback | None) -> dict[str, Any]:
     step = str(inputs.get("step", inputs.get("playbook", "step")))
-    outputs: dict[str, Any] = {}
-    local = _local_step(inputs, secrets)
-    if local is not None:
-        return {**local, "duration_s": round(time.monotonic() - started, 3)}
-    if "tool" not in inputs:
-        invocation = playbook_invocation(inputs)
-    else:
-        chosen, point = choose(inputs, secrets)
-        # A step that names its cluster token keeps it, so rerunning it finds its own restore.
-        token = str(inputs.get("vars", {}).get("cluster_token") or new_cluster_token())
-        invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=token,
-                                        force=force)
-        outputs.update({"restored": point.id, "restored_time": point.time.isoformat()})
     own = Path(str(inputs["playbook_dir"])) if inputs.get("playbook_dir") else None
     # The user's own playbook directory first (a graph's `playbooks:`), then dr's.
     directory = own if own is not None and (own / invocation.playbook).is_file() else PLAYBOOK_DIR
@@ -105,12 +96,43 @@ def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]
                           secrets=_secrets_for(invocation, secrets, step),
                           limit=invocation.limit if hosts else None,  # no graph hosts: this machine
                           progress=progress, playbook_dir=directory)
-    outputs["changed"] = result.changed
-    if inputs.get("tool") == "restic" and not hosts:
-        # On this machine the restored tree can be measured against the snapshot.
-        restic.verify(point, Path(str(invocation.extravars["restore_path"])))
+    outputs: dict[str, Any] = {"changed": result.changed}
     kubeconfig_path = invocation.extravars.get("k3s_kubeconfig_dest")
     if kubeconfig_path and Path(str(kubeconfig_path)).expanduser().is_file():
         outputs["kubeconfig"] = Path(str(kubeconfig_path)).expanduser().read_text(encoding="utf-8")
-    outputs["duration_s"] = round(time.monotonic() - started, 3)
     return outputs
+
+
+StepKindRunner = Callable[..., dict[str, Any]]  # (inputs, hosts=, secrets=, progress=, force=) -> outputs
+
+# What runs each kind of host-level step (the child kinds of `dr.core.resources`): on hosts through
+# Ansible, or on this machine. The kind travels with the step (`step_kind`); nothing is guessed from keys.
+RUNNERS: Mapping[str, StepKindRunner] = {
+    "playbook": _playbook_step,
+    "host-restore": _restore_step,
+    "command": lambda inputs, secrets, **_: commands.run_command_step(inputs, secrets),
+    "talos": lambda inputs, **_: commands.run_talos_step(inputs),
+    "external": lambda inputs, **_: commands.run_external_step(inputs),
+    "gitops-hold": _gate_step,
+    "gitops-release": _gate_step,
+    "restore-precheck": _gate_step,
+}
+
+
+def run_step(inputs: Mapping[str, Any], *, hosts: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, str],
+             progress: ProgressCallback | None = None, force: bool | None = None) -> dict[str, Any]:
+    """Run the step described by `inputs` (`dr.core.resources.step_inputs`: they say their kind); return
+    outputs (never secrets, except a kubeconfig).
+
+    This is the one path of a host-level step, for `pulumi up`, the drill executor and the tests.
+    `force` (a rerun after a crash) restores over data the interrupted attempt left; None takes
+    the step's own `vars.force`.
+    """
+    started = time.monotonic()
+    kind = str(inputs.get(STEP_KIND, ""))
+    runner = RUNNERS.get(kind)
+    if runner is None:
+        raise ValueError(f"step {inputs.get('step', '?')!r}: no runner for a step of kind {kind!r} "
+                         f"(one of {', '.join(RUNNERS)})")
+    outputs = runner(inputs, hosts=hosts, secrets=secrets, progress=progress, force=force)
+    return {**outputs, "duration_s": round(time.monotonic() - started, 3)}

@@ -26,6 +26,7 @@ import yaml
 
 from dr.core.gitops import held, is_held, is_ready, release_patch
 from dr.core.kube_objects import kubectl_resource
+from dr.core.resources import STEP_KIND
 from dr.core.restore_tools import restore_done
 from dr.errors import DrError
 
@@ -128,13 +129,13 @@ def run_gate_step(inputs: Mapping[str, Any], stack_secrets: Mapping[str, Any] | 
     secret input): a restore's precheck, a gate's `hold`, or its `release` (wait for the restore objects,
     resume, wait for Ready)."""
     with cluster_kubectl(inputs) as kubectl:
-        if "precheck" in inputs:
+        if inputs[STEP_KIND] == "restore-precheck":
             created = check_restore_needs(kubectl, inputs["precheck"], timeout_s=float(inputs.get("timeout_s", 600)),
                                           stack_secrets=stack_secrets or {})
             return {"changed": len(created), "created_secrets": created}
         gate = GitOpsGate(kubectl)
         manifest = inputs["manifest"]
-        if inputs["gitops"] == "hold":
+        if inputs[STEP_KIND] == "gitops-hold":
             gate.hold(manifest)
             return {"changed": 1}
         gate.wait_restored(list(inputs.get("restores", [])), timeout_s=float(inputs.get("restore_timeout_s", 3600)))

@@ -16,7 +16,10 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from dr.core.resources import STEP_KIND
+
 StepRunner = Callable[..., dict[str, Any]]
+NOT_COMPARED = ("__provider", STEP_KIND)
 
 
 def _default_runner(inputs: Mapping[str, Any], *, hosts: Mapping[str, Any], secrets: Mapping[str, str]
@@ -45,8 +48,10 @@ class HostStepProvider(ResourceProvider):
         return CreateResult(id_=f"{props.get('step', 'step')}-{digest[:12]}", outs={**props, **outputs})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # The step's kind says what runs it, not what it does: a stack written before steps carried it
+        # must not rerun every step (a completed restore would refuse to run again).
         changed = sorted(k for k in set(olds) | set(news)
-                         if k not in ("__provider",) and k in news and olds.get(k) != news.get(k))
+                         if k not in NOT_COMPARED and k in news and olds.get(k) != news.get(k))
         return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

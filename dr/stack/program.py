@@ -25,7 +25,7 @@ import pulumi_kubernetes as k8s
 
 from dr.core.invocations import OPTIONAL_PLAYBOOK_SECRETS, PLAYBOOK_SECRETS, hosts_inventory, target_hosts
 from dr.core.plan import plan_for
-from dr.core.resources import HOST_STEP_KINDS, Child, ComponentResources, ResourcePlan, resource_plan
+from dr.core.resources import HOST_STEP_KINDS, Child, ComponentResources, ResourcePlan, resource_plan, step_inputs
 from dr.core.spec import GraphSpec
 from dr.errors import GraphError
 from dr.graph_file import load_graph_file, read_text
@@ -171,7 +171,7 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
         step_secrets = pulumi.Output.from_input(secrets).apply(
             lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
         return [HostStep(child.name, step=component.name,
-                         inputs={**child.inputs, **marker,
+                         inputs={**step_inputs(child), **marker,
                                  "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
                          hosts_inventory={}, secrets=pulumi.Output.secret(step_secrets), provider=step_provider,
                          opts=opts)]
@@ -181,7 +181,7 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
         wanted = step_secret_names(child.inputs)
         step_secrets = pulumi.Output.from_input(secrets).apply(
             lambda all_secrets: {k: v for k, v in (all_secrets or {}).items() if k in wanted})
-        return [HostStep(child.name, step=component.name, inputs={**child.inputs, **marker},
+        return [HostStep(child.name, step=component.name, inputs={**step_inputs(child), **marker},
                          hosts_inventory=step_hosts(hosts, child.inputs),
                          secrets=pulumi.Output.secret(step_secrets), opts=opts, provider=step_provider)]
     if provider is None:

@@ -14,7 +14,7 @@ import yaml
 import dr.hosts.host_steps
 from dr.core.invocations import ChosenBackup, PlaybookInvocation
 from dr.core.plan import plan_for
-from dr.core.resources import resource_plan
+from dr.core.resources import resource_plan, step_inputs
 from dr.docs.runbook import BACKUP_SET, CLUSTER_TOKEN, SNAPSHOT, SNAPSHOT_FILE, SNAPSHOT_PATH, hosts_inventory
 from dr.docs.writer import generate
 from dr.graph_file import load_graph_file
@@ -155,7 +155,7 @@ def test_playbook_commands_in_the_runbook_are_what_the_automation_runs(files: di
                                                   and spec.backups[c.action.backup].host_level))]
     assert len(host_children) == len(steps) > 0
     for child in host_children:
-        dr.hosts.host_steps.run_step(child.inputs, hosts=hosts_inventory(spec), secrets=secrets)
+        dr.hosts.host_steps.run_step(step_inputs(child), hosts=hosts_inventory(spec), secrets=secrets)
     assert len(captured) == len(host_children)
     for invocation in captured:
         assert invocation.command_line() in files["recovery-order.md"], invocation.playbook

@@ -15,7 +15,7 @@ import pytest
 
 from dr.core.invocations import talos_commands
 from dr.core.plan import plan_for
-from dr.core.resources import resource_plan
+from dr.core.resources import resource_plan, step_inputs
 from dr.core.spec import GraphSpec
 from dr.errors import DrError, GraphError
 from dr.hosts.host_steps import run_step
@@ -28,7 +28,7 @@ def child_inputs(text: str, component: str, base: Path) -> dict[str, Any]:
     assert plan.graph is not None
     resources = resource_plan(plan, plan.graph.spec)
     (child,) = next(c for c in resources.components if c.name == component).children
-    return dict(child.inputs)
+    return step_inputs(child)
 
 
 def test_a_command_step_gets_its_secrets_as_environment_and_masks_them_on_failure(tmp_path: Path) -> None:
@@ -131,15 +131,15 @@ def test_an_external_dependency_is_checked_and_never_created(tmp_path: Path) -> 
     listener.listen()
     port = listener.getsockname()[1]
     try:
-        assert run_step({"step": "nas", "check": f"tcp://127.0.0.1:{port}"}, hosts={}, secrets={}) \
-            ["changed"] == 0
+        external = {"step": "nas", "step_kind": "external", "check": f"tcp://127.0.0.1:{port}"}
+        assert run_step(external, hosts={}, secrets={})["changed"] == 0
     finally:
         listener.close()
     with pytest.raises(DrError, match="cannot connect.*dr does not create external things"):
-        run_step({"step": "nas", "check": f"tcp://127.0.0.1:{port}"}, hosts={}, secrets={})
+        run_step(external, hosts={}, secrets={})
     missing = tmp_path / "mnt" / "nas"
     with pytest.raises(DrError, match="not present"):
-        run_step({"step": "nas", "check": str(missing)}, hosts={}, secrets={})
+        run_step({"step": "nas", "step_kind": "external", "check": str(missing)}, hosts={}, secrets={})
     assert not missing.exists()
 
 
@@ -172,3 +172,23 @@ def test_a_playbook_from_the_users_own_directory_runs_for_real(tmp_path: Path) -
     graph.write_text(graph.read_text().replace("bootstrap-nas.yml", "missing.yml"))
     with pytest.raises(GraphError, match="playbook 'missing.yml' does not exist in .*my-playbooks or "):
         load_graph_file(graph)
+
+
+def test_a_step_runs_by_the_kind_it_carries_never_by_its_keys(tmp_path: Path) -> None:
+    """The kind travels with the step: a command whose inputs also hold a `check` runs as a command, and
+    inputs without a kind are refused by name instead of being guessed."""
+    marker = tmp_path / "ran"
+    command = {"step": "cmd", "step_kind": "command", "command": ["touch", str(marker)], "cwd": str(tmp_path),
+               "secrets": [], "env": {}, "check": "tcp://127.0.0.1:1"}
+    run_step(command, hosts={}, secrets={})
+    assert marker.exists()
+    with pytest.raises(ValueError, match="no runner for a step of kind ''.*playbook, host-restore"):
+        run_step({k: v for k, v in command.items() if k != "step_kind"}, hosts={}, secrets={})
+
+
+def test_a_stack_written_before_steps_carried_their_kind_does_not_rerun_them() -> None:
+    from dr.stack.host_step import HostStepProvider
+
+    olds = {"step": "etcd", "tool": "etcd-snapshot", "repo": "/srv/etcd", "__provider": "x"}
+    assert not HostStepProvider().diff("id", olds, {**olds, "step_kind": "host-restore"}).changes
+    assert HostStepProvider().diff("id", olds, {**olds, "repo": "/srv/other"}).changes

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from dr.core.plan import plan_for
-from dr.core.resources import resource_plan
+from dr.core.resources import resource_plan, step_inputs
 from dr.core.spec import GraphSpec
 from dr.kube.sandbox_cluster import SandboxCluster
 from dr.kube.toolchain import Toolchain
@@ -60,7 +60,7 @@ def gate_children(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     by_name = {c.name: c for c in resources.components}
     (hold,) = [c for c in by_name["flux"].children if c.kind == "gitops-hold"]
     (release,) = [c for c in by_name["gitea"].children if c.kind == "gitops-release"]
-    return dict(hold.inputs), dict(release.inputs)
+    return step_inputs(hold), step_inputs(release)
 
 
 def live(cluster: SandboxCluster, resource: str, namespace: str) -> dict[str, Any]:

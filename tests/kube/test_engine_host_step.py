@@ -51,7 +51,8 @@ def test_up_runs_the_playbook_second_up_changes_nothing_destroy_keeps_host_data(
     def program() -> None:
         config = pulumi.Config("dr")
         step = HostStep("volume-restore", step="volume-restore",
-                        inputs={"tool": "restic", "repo": repo.repository, "target_time": "latest",
+                        inputs={"step_kind": "host-restore", "tool": "restic", "repo": repo.repository,
+                                "target_time": "latest",
                                 "hosts": ["all"], "vars": {"restore_path": str(target)}},
                         hosts_inventory={}, secrets=config.require_secret_object("secrets"))
         pulumi.export("restored", step.restored)
@@ -99,7 +100,7 @@ def test_a_stack_created_when_the_provider_lived_at_its_old_path_still_refreshes
 
     def program() -> None:
         HostStep("volume-restore", step="volume-restore",
-                 inputs={"tool": "restic", "repo": repo.repository, "hosts": ["all"],
+                 inputs={"step_kind": "host-restore", "tool": "restic", "repo": repo.repository, "hosts": ["all"],
                          "vars": {"restore_path": str(tmp_path / "restored")}},
                  hosts_inventory={}, secrets=pulumi.Config("dr").require_secret_object("secrets"))
 

@@ -32,7 +32,7 @@ CANARY = "canary-s3-secret-0c4f"
 
 
 def step(cluster: SandboxCluster, manifests: list[dict[str, object]], timeout_s: int) -> dict[str, object]:
-    return {"step": "gitea-restore", "precheck": restore_needs(manifests), "timeout_s": timeout_s,
+    return {"step": "gitea-restore", "step_kind": "restore-precheck", "precheck": restore_needs(manifests), "timeout_s": timeout_s,
             "cluster_kubeconfig": cluster.kubeconfig.read_text()}
 
 

@@ -106,7 +106,7 @@ def members(tmp_path: Path) -> list[etcd.EtcdMember]:
 def restore_step(snapshots: Path, cluster: list[etcd.EtcdMember], *, token: str = "t",
                  min_keys: int = 1) -> dict[str, object]:
     """The restore as the product runs it: a host-restore step of the resource plan."""
-    inputs = {"step": "etcd", "tool": "etcd-snapshot", "repo": str(snapshots), "target_time": "latest",
+    inputs = {"step": "etcd", "step_kind": "host-restore", "tool": "etcd-snapshot", "repo": str(snapshots), "target_time": "latest",
               "hosts": ["all"], "vars": {"etcd_members": [asdict(m) for m in cluster], "cluster_token": token,
                                          "min_keys": min_keys}}
     return run_step(inputs, hosts={}, secrets={})

@@ -31,7 +31,7 @@ def pg() -> Iterator[PgSandbox]:
 
 def restore_step(pg: PgSandbox, target_time: str) -> dict[str, object]:
     """The restore as the product runs it: a host-restore step of the resource plan."""
-    inputs = {"step": "postgres-restore", "tool": "pgbackrest", "repo": str(pg.base / "repo"),
+    inputs = {"step": "postgres-restore", "step_kind": "host-restore", "tool": "pgbackrest", "repo": str(pg.base / "repo"),
               "target_time": target_time, "hosts": ["all"],
               "vars": {"pgbackrest_config": str(pg.config), "pg_data": str(pg.data), "pg_port": pg.port,
                        "pg_socket_dir": str(pg.base)}}

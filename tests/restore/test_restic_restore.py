@@ -69,7 +69,7 @@ def backup(repo: restic.ResticRepository, source: Path) -> None:
 def restore_step(repo: restic.ResticRepository, target: Path, *, force: bool = False, allow_collapsed: bool = False,
                  hosts: dict[str, dict[str, object]] | None = None) -> dict[str, object]:
     """The restore as the product runs it: a host-restore step of the resource plan."""
-    inputs = {"step": "volume-restore", "tool": "restic", "repo": repo.repository, "target_time": "latest",
+    inputs = {"step": "volume-restore", "step_kind": "host-restore", "tool": "restic", "repo": repo.repository, "target_time": "latest",
               "allow_collapsed": allow_collapsed, "hosts": sorted(hosts or {}) or ["all"],
               "vars": {"restore_path": str(target), "force": force}}
     return run_step(inputs, hosts=hosts or {}, secrets={"restic_password": repo.password})

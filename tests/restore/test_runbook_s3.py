@@ -231,7 +231,7 @@ def test_a_restore_step_reads_an_s3_repository_with_the_credentials_from_the_sta
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RESTIC_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
     target = tmp_path / "restored" / "registry"
-    inputs = {"step": "registry-images-restore", "tool": "restic", "repo": repo, "target_time": "latest",
+    inputs = {"step": "registry-images-restore", "step_kind": "host-restore", "tool": "restic", "repo": repo, "target_time": "latest",
               "hosts": ["all"], "vars": {"restore_path": str(target)}}
 
     with pytest.raises(RestoreError, match="access denied"):  # the driver finds no keys anywhere
