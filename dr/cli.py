@@ -479,8 +479,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
-    from dr.drill.progress import LiveProgress, is_terminal
-    from dr.drill.run import DrillPaths, plain_progress, sandbox_drill
+    from dr.drill.progress import LiveProgress, is_terminal, plain_progress
+    from dr.drill.run import DrillPaths, sandbox_drill
 
     paths = DrillPaths(state_dir)
     if args.hosts:
@@ -490,7 +490,9 @@ def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
                                    resume=args.resume, concurrency=args.concurrency, progress=plain_progress(),
                                    say=lambda line: print(line, file=sys.stderr))
     elif args.stack:
-        from dr.drill.run import EngineStack, drill_cluster_readiness, http_checks, planned, stack_drill
+        from dr.drill.checks import drill_cluster_readiness, http_checks
+        from dr.drill.engine_stack import EngineStack
+        from dr.drill.run import planned, stack_drill
         from dr.hosts.identity import check_drill_hosts
 
         plan, resources = planned(spec, read_text)
@@ -516,8 +518,8 @@ def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
         else:
             report, files = sandbox_drill(spec, paths=paths, read_text=read_text, resume=args.resume,
                                           concurrency=args.concurrency, progress=plain_progress(), say=say)
+    from dr.core.drill_report import verdict
     from dr.core.durations import format_duration
-    from dr.drill.report import verdict
 
     print(verdict(report))
     print(f"  RTO {format_duration(report.rto_s)} "

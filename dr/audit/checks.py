@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from dr.core.backups import BackupPoint, collapse_reason
+from dr.core.drill_report import prometheus_label
 from dr.core.durations import format_duration
 from dr.core.graph import unprotected_stateful
 from dr.core.spec import GraphSpec, Retention
-from dr.drill.report import prometheus_label
 
 CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
 # "unchecked": a check that could not run (no access, a damaged history) is reported, never a pass.

@@ -48,8 +48,8 @@ class DrillHistory:
 
 
 def drill_history(history_file: Path, cluster: str) -> DrillHistory:
+    from dr.core.drill_report import PROVING_KINDS
     from dr.drill.history import History, HistoryDamaged
-    from dr.drill.report import PROVING_KINDS
 
     if not history_file.is_file():
         return DrillHistory()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dr.drill.report import DrillReport
+from dr.core.drill_report import DrillReport
 from dr.errors import DrError
 
 RECENT = 5

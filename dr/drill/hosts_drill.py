@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from dr import reaper
+from dr.core.drill_report import DrillReport
 from dr.core.invocations import hosts_inventory, target_hosts
 from dr.core.resources import NOT_RUN_IN_DRILLS, step_inputs
 from dr.core.spec import GraphSpec
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepState, Task, execute
-from dr.drill.report import DrillReport
 from dr.drill.run import DrillPaths, ProgressSink, new_run_id, planned, publish, step_results
 from dr.hosts.ansible import stop_all_workers
 from dr.hosts.host_steps import run_step

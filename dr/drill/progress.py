@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -53,3 +54,13 @@ def is_terminal(stream: Any = None) -> bool:
     """Whether `stream` (default: the current sys.stderr, looked up at the call) is a terminal."""
     stream = sys.stderr if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def plain_progress(stream: Any = None) -> Callable[[StepRecord], None]:
+    """One line per step state to `stream` (default: sys.stderr as it is when a line is printed)."""
+    def show(record: StepRecord) -> None:
+        extra = f" ({record.duration_s:.1f}s)" if record.finished else ""
+        detail = f": {record.error}" if record.error and record.state != StepState.NOT_RUN else ""
+        print(f"{time.strftime('%H:%M:%S')} {record.name:<26} {record.state.value}{extra}{detail}",
+              file=sys.stderr if stream is None else stream, flush=True)
+    return show

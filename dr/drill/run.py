@@ -10,9 +10,6 @@ tested without a cluster. Both write their reports and add to the history.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,15 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dr import reaper
-from dr.core.kube_objects import group_kind, kubectl_resource
-from dr.core.plan import Plan, plan_for
-from dr.core.resources import ResourcePlan, resource_plan
-from dr.core.restore_tools import restore_done
-from dr.core.spec import GraphSpec
-from dr.drill.clock import Moment, elapsed
-from dr.drill.executor import Journal, StepRecord, StepState, execute
-from dr.drill.history import record_drill
-from dr.drill.report import (
+from dr.core.drill_report import (
     CheckResult,
     DrillReport,
     RpoResult,
@@ -38,6 +27,12 @@ from dr.drill.report import (
     to_markdown,
     to_prometheus,
 )
+from dr.core.plan import Plan, plan_for
+from dr.core.resources import ResourcePlan, resource_plan
+from dr.core.spec import GraphSpec
+from dr.drill.clock import Moment, elapsed
+from dr.drill.executor import Journal, StepRecord, StepState, execute
+from dr.drill.history import record_drill
 from dr.errors import DrError
 from dr.hosts.ansible import stop_all_workers
 from dr.owned_paths import check_run_id, owned_path, read_run_id, remove_owned_tree, write_owned
@@ -293,32 +288,6 @@ class DrillStack(Protocol):
     def destroy(self, on_output: Callable[[str], None]) -> None: ...
 
 
-class EngineStack:
-    """A stack of the user's Pulumi project (its `Pulumi.yaml`, stack files and backend) run through dr's
-    one engine wrapper (`dr.stack.engine.Engine`) with the program inline: the Go Python language host is
-    not needed."""
-
-    def __init__(self, stack_name: str = "drill", project_dir: Path = Path("."),
-                 say: Callable[[str], None] = lambda _: None) -> None:
-        import yaml
-
-        from dr.stack.engine import Engine
-        from dr.stack.program import run
-
-        engine = Engine.for_project(project_dir)
-        say(engine.describe())
-        project = yaml.safe_load((engine.project_dir or project_dir).joinpath("Pulumi.yaml").read_text())["name"]
-        self._stack = engine.stack(project=str(project), stack=stack_name, program=run)  # created when new
-
-    def up(self, on_output: Callable[[str], None]) -> Mapping[str, Any]:
-        self._stack.refresh(on_output=on_output, color="never")  # the test cluster may have changed
-        result = self._stack.up(on_output=on_output, color="never")
-        return {key: value.value for key, value in result.outputs.items()}
-
-    def destroy(self, on_output: Callable[[str], None]) -> None:
-        self._stack.destroy(on_output=on_output, color="never")
-
-
 Verifier = Callable[[Plan, Mapping[str, Any]], list[CheckResult]]
 
 
@@ -352,87 +321,3 @@ def stack_drill(spec: GraphSpec, *, stack: DrillStack, verify: Verifier, paths: 
                          rto_target_s=spec.rto_s or plan.predicted_rto_s, steps=step_results, checks=tuple(checks),
                          rpo=(), rto_measured_s=round(elapsed(start, verified if checks else up_done), 3))
     return report, publish(report, paths, say)
-
-
-# The objects around a restore are ready when they are bound or active.
-OBJECT_READY = {"PersistentVolumeClaim": "jsonpath={.status.phase}=Bound",
-                "Namespace": "jsonpath={.status.phase}=Active", "PersistentVolume": "jsonpath={.status.phase}=Bound"}
-
-
-def ready_condition(manifest: Mapping[str, Any]) -> str | None:
-    """A restore object is ready when it is done (the one table the engine waits with: a copy here once
-    missed VolSync), the objects around it when bound or active."""
-    group, kind = group_kind(manifest)
-    return OBJECT_READY.get(kind) if not group else restore_done(manifest)
-KubectlRunner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
-
-
-def _kubectl(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
-
-
-def readiness_checks(resources: ResourcePlan, *, kubeconfig: str | None = None,
-                     run: KubectlRunner = _kubectl) -> list[CheckResult]:
-    """Every restore object dr created is ready (`kubectl wait`): databases up, claims bound, restores done."""
-    results = []
-    for component, obj in resources.objects():
-        condition = ready_condition(obj.manifest)
-        if condition is None:
-            continue
-        resource = f"{kubectl_resource(str(obj.manifest['apiVersion']), obj.kind)}/{obj.name}"
-        argv = ["kubectl", *(["--kubeconfig", kubeconfig] if kubeconfig else []), "wait", resource,
-                f"--for={condition}", "--timeout=600s", *(["-n", obj.namespace] if obj.namespace else [])]
-        done = run(argv)
-        detail = (done.stdout or done.stderr).strip().splitlines()
-        results.append(CheckResult(component, f"ready {obj.kind}", done.returncode == 0,
-                                   detail[-1] if detail else f"kubectl exit {done.returncode}"))
-    return results
-
-
-def drill_cluster_readiness(resources: ResourcePlan, outputs: Mapping[str, Any], state_dir: Path,
-                            run: KubectlRunner = _kubectl) -> list[CheckResult]:
-    """Readiness checks against the drill cluster itself, never whatever cluster kubectl points at."""
-    kubeconfig = outputs.get("kubeconfig")
-    if not kubeconfig:
-        return [CheckResult("readiness", "kubeconfig", False,
-                            "the stack exported no kubeconfig of the drill cluster; refusing to check readiness "
-                            "against whatever cluster kubectl points at (it may be production)")]
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / "drill-kubeconfig"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(str(kubeconfig))
-    try:
-        return readiness_checks(resources, kubeconfig=str(path), run=run)
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def http_checks(plan: Plan, outputs: Mapping[str, Any]) -> list[CheckResult]:
-    """The graph's http checks against the test cluster (run where the URLs resolve, e.g. in-cluster)."""
-    import urllib.request
-
-    results = []
-    for step in plan.steps:
-        for check in step.component.verify:
-            if check.kind != "http":
-                continue
-            url, expected = str(check.spec["http"]), int(check.spec.get("status", 200))
-            try:
-                with urllib.request.urlopen(url, timeout=10) as response:
-                    status = response.status
-            except OSError as exc:
-                results.append(CheckResult(step.name, "http", False, f"{url}: {exc}"))
-                continue
-            results.append(CheckResult(step.name, "http", status == expected, f"{url} answered {status}"))
-    return results
-
-
-def plain_progress(stream: Any = None) -> ProgressSink:
-    """One line per step state to `stream` (default: sys.stderr as it is when a line is printed)."""
-    def show(record: StepRecord) -> None:
-        extra = f" ({record.duration_s:.1f}s)" if record.finished else ""
-        detail = f": {record.error}" if record.error and record.state != StepState.NOT_RUN else ""
-        print(f"{time.strftime('%H:%M:%S')} {record.name:<26} {record.state.value}{extra}{detail}",
-              file=sys.stderr if stream is None else stream, flush=True)
-    return show

@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from dr.core.drill_report import CheckResult, DrillReport, StepResult, to_prometheus, verdict
 from dr.drill.history import History
-from dr.drill.report import CheckResult, DrillReport, StepResult, to_prometheus, verdict
 from tests.audit.test_sources import FIXTURE
 from tests.conftest import EXAMPLE_GRAPH
 

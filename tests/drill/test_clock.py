@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from dr.core.drill_report import CheckResult
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, Task, execute
-from dr.drill.report import CheckResult
 from dr.drill.run import DrillPaths, stack_drill
 from dr.graph_file import load_graph_file, read_text
 from tests.conftest import EXAMPLE_GRAPH

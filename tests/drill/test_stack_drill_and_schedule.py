@@ -11,8 +11,8 @@ from xml.etree import ElementTree as ET
 import pytest
 import yaml
 
+from dr.core.drill_report import CheckResult, DrillReport, RpoResult, StepResult, to_junit, to_markdown, to_prometheus
 from dr.drill.history import History
-from dr.drill.report import CheckResult, DrillReport, RpoResult, StepResult, to_junit, to_markdown, to_prometheus
 from dr.drill.run import DrillPaths, stack_drill
 from dr.drill.schedule import cronjob, on_calendar, write_schedule
 from dr.graph_file import load_graph_file
@@ -146,7 +146,8 @@ def test_report_formats_agree_on_a_failed_drill() -> None:
 def test_readiness_checks_wait_for_every_restore_object_through_kubectl() -> None:
     import subprocess
 
-    from dr.drill.run import planned, readiness_checks
+    from dr.drill.checks import readiness_checks
+    from dr.drill.run import planned
 
     _, resources = planned(load_graph_file(EXAMPLE_GRAPH), read)
     calls: list[list[str]] = []
@@ -214,7 +215,8 @@ def test_systemd_unit_quotes_the_workdir_and_refuses_injected_directives() -> No
 def test_readiness_is_checked_on_the_drill_cluster_only(tmp_path: Path) -> None:
     import subprocess
 
-    from dr.drill.run import drill_cluster_readiness, planned
+    from dr.drill.checks import drill_cluster_readiness
+    from dr.drill.run import planned
 
     _, resources = planned(load_graph_file(EXAMPLE_GRAPH), read)
     seen: list[list[str]] = []
@@ -235,7 +237,7 @@ def test_readiness_is_checked_on_the_drill_cluster_only(tmp_path: Path) -> None:
 
 def test_a_stack_drill_without_pulumi_or_a_backend_is_a_clear_error(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from dr.drill.run import EngineStack
+    from dr.drill.engine_stack import EngineStack
     from dr.errors import DrError
     from dr.kube.toolchain import Toolchain
 
@@ -251,7 +253,7 @@ def test_a_stack_drill_without_pulumi_or_a_backend_is_a_clear_error(tmp_path: Pa
 def test_a_graph_without_an_rto_target_is_not_failed_for_missing_it() -> None:
     """A graph with no `rto:` and no estimates plans a target of 0 s; the first stack drill of a real
     project failed for "RTO 11s (target 0s)"."""
-    from dr.drill.report import DrillReport, StepResult, to_junit, to_markdown
+    from dr.core.drill_report import DrillReport, StepResult, to_junit, to_markdown
 
     report = DrillReport(run_id="r", cluster="lab", kind="stack", started_at=0.0, disaster_at=0.0,
                          verified_at=11.0, rto_target_s=0, steps=(StepResult("a", "app", "succeeded", 1, 1.0),),
@@ -283,7 +285,7 @@ def test_readiness_waits_for_every_kind_of_restore_the_engine_waits_for() -> Non
     """One table: a drill's readiness check knows every restore kind the program waits on (VolSync's
     ReplicationDestination was missing from the drill's own copy)."""
     from dr.core.restore_tools import COMPLETIONS, restore_done
-    from dr.drill.run import ready_condition
+    from dr.drill.checks import ready_condition
 
     for group, kind in COMPLETIONS:
         manifest = {"apiVersion": f"{group}/v1", "kind": kind, "spec": {}}
