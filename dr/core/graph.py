@@ -27,8 +27,8 @@ from dr.core.spec import (
     RestoreAction,
     TalosAction,
     did_you_mean,
-    path_problem,
 )
+from dr.core.spec_reader import path_problem
 from dr.errors import Diagnostic, GraphError, UnknownComponents
 
 
