@@ -9,12 +9,13 @@ Pure: data in, document blocks out (`dr.docs.docmodel` renders them).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from dr.core.durations import format_duration
+from dr.core.gitops import held
 from dr.core.invocations import (
     ChosenBackup,
     etcd_snapshot_dir,
@@ -197,7 +198,7 @@ def _step(number: int, step: Step, spec: GraphSpec, component: ComponentResource
         blocks.append(Para(f"Restores backup `{backup.name}` ({backup.tool}, `{backup.repo}`), "
                            f"target {'the newest backup' if target == 'latest' else target}."))
     for child in component.children:
-        blocks += _child_blocks(step, child, spec)
+        blocks += CHILD_TEXT[child.kind](step, child, spec)
     owner = c.reconciled_by
     if owner is not None:
         resource = f"{owner.kind.lower()}.{GITOPS_GROUPS[owner.kind]}/{owner.name}"
@@ -224,67 +225,83 @@ def _step(number: int, step: Step, spec: GraphSpec, component: ComponentResource
     return blocks
 
 
-def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+def _playbook_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     inputs = child.inputs
-    if child.kind == "playbook":
-        invocation = playbook_invocation(inputs)
-        where = _relative(str(inputs["playbook_dir"]), spec) + "/" if inputs.get("playbook_dir") else "playbooks/"
-        blocks: list[Block] = [
-            Para(f"Automation: runs `{where}{invocation.playbook}` through ansible-runner. By hand:"),
-            Code(invocation.command_line() + "\n", "sh")]
-        if invocation.playbook == "k3s-server.yml":
-            blocks += [Para("If the servers use k3s's embedded etcd instead of the external one, restore it "
-                            "with the snapshot (once, on the first server), then start k3s:"),
-                       Code("k3s server --cluster-reset --cluster-reset-restore-path=" + SNAPSHOT_FILE + "\n"
-                            "systemctl start k3s\n", "sh")]
-        return blocks
-    if child.kind == "host-restore":
-        return _host_restore_blocks(step, child, spec)
-    if child.kind == "command":
-        env = [f"{k}={shlex.quote(str(v))}" for k, v in dict(inputs.get("env", {})).items()]
-        env += [f"DR_SECRET_{str(n).upper().replace('-', '_')}=<the {n} secret>" for n in inputs.get("secrets", [])]
-        return [Para(f"Automation: runs this command on the machine running dr, in `{_relative(inputs['cwd'], spec)}`"
-                     + (" (its secrets as environment variables)." if inputs.get("secrets") else ".") + " By hand:"),
-                Code(f"cd {shlex.quote(_relative(inputs['cwd'], spec))}\n"
-                     + (" ".join(env) + " " if env else "") + shlex.join(inputs["command"]) + "\n", "sh")]
-    if child.kind == "talos":
-        snapshot = SNAPSHOT_FILE if inputs.get("recover_from") else ""
-        calls = talos_commands({**inputs, "config": _relative(inputs["config"], spec),
-                                "talosconfig": _relative(inputs["talosconfig"], spec) if inputs["talosconfig"] else ""},
-                               snapshot=snapshot, kubeconfig="kubeconfig")
-        lead = ("Automation: runs talosctl from the machine running dr (Talos has no SSH): apply the machine "
-                "configuration to every node, bootstrap etcd"
-                + (f" from the newest snapshot of `{inputs['recover_from']}`" if snapshot else "")
-                + ", then fetch the kubeconfig. By hand:")
-        return [Para(lead), Code("".join(shlex.join(c) + "\n" for c in calls), "sh")]
-    if child.kind == "restore-precheck":
-        needs = inputs["precheck"]
-        lines = [f"kubectl -n {s['namespace']} get secret {s['name']} -o jsonpath='{{.data}}'  # keys: "
-                 f"{', '.join(s['keys'])}" for s in needs.get("secrets", [])]
-        for backup in needs.get("backups", []):
-            resource = kubectl_resource(str(backup["apiVersion"]), str(backup["kind"]), plural=True)
-            lines.append(f"kubectl -n {backup['namespace']} get {resource} "
-                         + (str(backup["name"]) if backup.get("name") else f"-l {backup['selector']}"))
-        return [Para("Before the restore objects: the credentials they read must exist, and the backups they "
-                     "restore from must have been synced from the backup target (dr waits for them; Longhorn "
-                     "and Velero refuse a restore that comes too early, for good). By hand:"),
-                Code("\n".join(lines) + "\n", "sh")]
-    if child.kind == "external":
-        return [Para(f"Outside the cluster: dr checks `{inputs['check']}` is there and never creates it. If the "
-                     "check fails, bring it back first (a NAS, a bucket, a DNS provider).")]
-    if child.kind == "helm-release":
-        values_file = f"values/{step.name}.yaml"
-        argv = ["helm", "upgrade", "--install", inputs["release"], inputs["chart"], "--repo", inputs["repo"],
-                "--version", inputs["version"], "--namespace", inputs["namespace"], "--create-namespace",
-                "-f", values_file, "--wait"]
-        return [Para(f"Automation: a Helm release (`{inputs['chart']}` {inputs['version']}) through Pulumi. "
-                     f"By hand, save the values as `{values_file}`:"),
-                Code(yaml_text(inputs["values"]) if inputs["values"] else "{}\n", "yaml"),
-                Code(shlex.join(argv) + "\n", "sh")]
-    if child.kind == "config-group":
-        files = [_relative(f, spec) for f in inputs["files"]]
-        return [Para("Automation: applies the manifests through Pulumi. By hand:"),
-                Code("".join(f"kubectl apply -f {shlex.quote(f)}\n" for f in files), "sh")]
+    invocation = playbook_invocation(inputs)
+    where = _relative(str(inputs["playbook_dir"]), spec) + "/" if inputs.get("playbook_dir") else "playbooks/"
+    blocks: list[Block] = [
+        Para(f"Automation: runs `{where}{invocation.playbook}` through ansible-runner. By hand:"),
+        Code(invocation.command_line() + "\n", "sh")]
+    if invocation.playbook == "k3s-server.yml":
+        blocks += [Para("If the servers use k3s's embedded etcd instead of the external one, restore it "
+                        "with the snapshot (once, on the first server), then start k3s:"),
+                   Code("k3s server --cluster-reset --cluster-reset-restore-path=" + SNAPSHOT_FILE + "\n"
+                        "systemctl start k3s\n", "sh")]
+    return blocks
+
+
+def _command_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    inputs = child.inputs
+    env = [f"{k}={shlex.quote(str(v))}" for k, v in dict(inputs.get("env", {})).items()]
+    env += [f"DR_SECRET_{str(n).upper().replace('-', '_')}=<the {n} secret>" for n in inputs.get("secrets", [])]
+    return [Para(f"Automation: runs this command on the machine running dr, in `{_relative(inputs['cwd'], spec)}`"
+                 + (" (its secrets as environment variables)." if inputs.get("secrets") else ".") + " By hand:"),
+            Code(f"cd {shlex.quote(_relative(inputs['cwd'], spec))}\n"
+                 + (" ".join(env) + " " if env else "") + shlex.join(inputs["command"]) + "\n", "sh")]
+
+
+def _talos_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    inputs = child.inputs
+    snapshot = SNAPSHOT_FILE if inputs.get("recover_from") else ""
+    calls = talos_commands({**inputs, "config": _relative(inputs["config"], spec),
+                            "talosconfig": _relative(inputs["talosconfig"], spec) if inputs["talosconfig"] else ""},
+                           snapshot=snapshot, kubeconfig="kubeconfig")
+    lead = ("Automation: runs talosctl from the machine running dr (Talos has no SSH): apply the machine "
+            "configuration to every node, bootstrap etcd"
+            + (f" from the newest snapshot of `{inputs['recover_from']}`" if snapshot else "")
+            + ", then fetch the kubeconfig. By hand:")
+    return [Para(lead), Code("".join(shlex.join(c) + "\n" for c in calls), "sh")]
+
+
+def _precheck_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    needs = child.inputs["precheck"]
+    lines = [f"kubectl -n {s['namespace']} get secret {s['name']} -o jsonpath='{{.data}}'  # keys: "
+             f"{', '.join(s['keys'])}" for s in needs.get("secrets", [])]
+    for backup in needs.get("backups", []):
+        resource = kubectl_resource(str(backup["apiVersion"]), str(backup["kind"]), plural=True)
+        lines.append(f"kubectl -n {backup['namespace']} get {resource} "
+                     + (str(backup["name"]) if backup.get("name") else f"-l {backup['selector']}"))
+    return [Para("Before the restore objects: the credentials they read must exist, and the backups they "
+                 "restore from must have been synced from the backup target (dr waits for them; Longhorn "
+                 "and Velero refuse a restore that comes too early, for good). By hand:"),
+            Code("\n".join(lines) + "\n", "sh")]
+
+
+def _external_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    return [Para(f"Outside the cluster: dr checks `{child.inputs['check']}` is there and never creates it. If the "
+                 "check fails, bring it back first (a NAS, a bucket, a DNS provider).")]
+
+
+def _helm_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    inputs = child.inputs
+    values_file = f"values/{step.name}.yaml"
+    argv = ["helm", "upgrade", "--install", inputs["release"], inputs["chart"], "--repo", inputs["repo"],
+            "--version", inputs["version"], "--namespace", inputs["namespace"], "--create-namespace",
+            "-f", values_file, "--wait"]
+    return [Para(f"Automation: a Helm release (`{inputs['chart']}` {inputs['version']}) through Pulumi. "
+                 f"By hand, save the values as `{values_file}`:"),
+            Code(yaml_text(inputs["values"]) if inputs["values"] else "{}\n", "yaml"),
+            Code(shlex.join(argv) + "\n", "sh")]
+
+
+def _manifests_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    files = [_relative(f, spec) for f in child.inputs["files"]]
+    return [Para("Automation: applies the manifests through Pulumi. By hand:"),
+            Code("".join(f"kubectl apply -f {shlex.quote(f)}\n" for f in files), "sh")]
+
+
+def _kube_object_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    inputs = child.inputs
     manifest = inputs["manifest"]
     protected = ("protected against deletion (`protect`) and kept on delete" if child.protect
                  else "kept on delete" if child.retain_on_delete else "")
@@ -303,6 +320,35 @@ def _child_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
                            f"After this recovery, set `server_name: {new}` in the graph so the "
                            "next recovery reads the new timeline."))
     return object_blocks
+
+
+
+
+def _hold_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    """The gate's hold, under the controller's step: the object goes in held, never as GitOps wrote it."""
+    obj = held(child.inputs["manifest"])
+    meta = obj.get("metadata", {})
+    file_name = f"hold/{meta.get('name', step.name)}-{str(obj.get('kind', '')).lower()}.yaml"
+    how = "suspended" if obj.get("kind") != "Application" else "without automated sync"
+    return [Para(f"Automation: as soon as {step.name} is installed, puts {obj.get('kind')} "
+                 f"`{meta.get('namespace', '')}/{meta.get('name', '')}` in place {how}, so it cannot deploy onto "
+                 "empty storage before the restores it waits for (its own step resumes it). By hand, save as "
+                 f"`{file_name}` and apply:"),
+            Code(yaml_text(obj), "yaml"),
+            Code(f"kubectl apply --server-side -f {file_name}\n", "sh")]
+
+
+def _release_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
+    return []  # the step's own paragraph (`reconciled_by`) says how to resume and wait
+
+
+# What the runbook says for each kind of child (`dr.core.resources`), from the same inputs the automation runs.
+CHILD_TEXT: Mapping[str, Callable[[Step, Child, GraphSpec], list[Block]]] = {
+    "playbook": _playbook_blocks, "host-restore": lambda step, child, spec: _host_restore_blocks(step, child, spec),
+    "command": _command_blocks, "talos": _talos_blocks, "restore-precheck": _precheck_blocks,
+    "external": _external_blocks, "helm-release": _helm_blocks, "config-group": _manifests_blocks,
+    "kube-object": _kube_object_blocks, "gitops-hold": _hold_blocks, "gitops-release": _release_blocks,
+}
 
 
 def _relative(path: str, spec: GraphSpec) -> str:
