@@ -273,8 +273,7 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     import yaml
 
-    from dr.core.graph import RecoveryGraph
-    from dr.core.spec import GraphSpec
+    from dr.gitops_import.checks import refusals
     from dr.gitops_import.infer import dns_name, infer_argo, infer_flux
     from dr.gitops_import.repository import read_repository
     from dr.gitops_import.write import render, review_items
@@ -310,14 +309,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             draft.components[name].body["reconciled_by"]["manifest"] = f"gitops/{name}.yaml"
     text = render(draft, source=str(args.path))
     where = str(out) if out is not None else "<imported graph>"
-    refused: list[str] = []
-    warnings = 0
-    for mode in ("prod", "drill"):
-        try:
-            graph = RecoveryGraph.build(GraphSpec.from_yaml(text, path=where), mode=mode, read_text=read_text)
-            warnings = max(warnings, len(graph.warnings))
-        except GraphError as exc:
-            refused += [f"{mode}: {d}" for d in exc.diagnostics]
+    refused, warnings = refusals(text, where=where, read_text=read_text)
     if out is not None:
         out.write_text(text, encoding="utf-8")
         print(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups, "
@@ -328,11 +320,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
     print(f"{len(items)} decisions marked `# REVIEW:` are yours to make; {warnings} warnings from `dr plan`.",
           file=sys.stderr)
     if refused:
-        print("dr's rules refuse it until these are fixed:", file=sys.stderr)
+        print(f"not accepted: `dr plan`, `dr docs` or `dr preview` would refuse it until these "
+              f"{len(refused)} are fixed:", file=sys.stderr)
         for line in refused:
             print(f"  {line}", file=sys.stderr)
-    else:
-        print("dr's rules accept it in prod and drill mode (after your review, run `dr plan`).", file=sys.stderr)
+        return EXIT_PROBLEM
+    print("accepted: dr plan, docs and preview accept it in prod and drill mode (after your review, run "
+          "`dr plan`).", file=sys.stderr)
     return EXIT_OK
 
 

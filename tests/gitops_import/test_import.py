@@ -26,11 +26,20 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-def imported(tool: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict[str, Any], str]:
+def imported(tool: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *, accepted: bool = True
+             ) -> tuple[Path, dict[str, Any], str]:
     out = tmp_path / f"{tool}.yaml"
     code, _, err = run(["import", tool, str(FIXTURES / f"{tool}-homelab"), "--out", str(out)], capsys)
-    assert code == 0, err
+    assert code == (0 if accepted else 1), err
     return out, yaml.safe_load(out.read_text()), err
+
+
+def refused(path: Path) -> list[str]:
+    """What plan, docs and preview still refuse in a graph (the check import runs)."""
+    from dr.gitops_import.checks import refusals
+    from dr.graph_file import read_text
+
+    return refusals(path.read_text(), where=str(path), read_text=read_text)[0]
 
 
 def review(path: Path, extra: dict[str, dict[str, Any]] | None = None) -> None:
@@ -50,9 +59,12 @@ def plan(path: Path, capsys: pytest.CaptureFixture[str], mode: str = "prod") -> 
 
 def test_flux_repository_becomes_a_graph_gated_on_its_restores(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    out, graph, err = imported("flux", tmp_path, capsys)
+    out, graph, err = imported("flux", tmp_path, capsys, accepted=False)
     components, backups = graph["components"], graph["backups"]
-    assert "dr's rules accept it in prod and drill mode" in err
+    # Import runs what `dr docs` runs too: it used to say "accepted" here while `dr docs` refused the graph.
+    assert "not accepted: `dr plan`, `dr docs` or `dr preview` would refuse it until these 3 are fixed" in err
+    assert re.search(r"prod: .*flux.yaml:\d+: component 'home-assistant-config-restore': vars.size is required", err)
+    assert re.search(r"drill: .*component 'gitea-db-restore': vars.wal_archive is required", err)
     gitea = components["gitea"]
     assert gitea["reconciled_by"] == {"kind": "Kustomization", "name": "gitea", "namespace": "flux-system",
                                       "controller": "flux", "source": "ssh://git@github.com/example-lab/home-ops",
@@ -81,7 +93,8 @@ def test_flux_repository_becomes_a_graph_gated_on_its_restores(tmp_path: Path,
     assert f"{REVIEW} action: how Flux is installed" in text
     assert "the size of PVC home-assistant-config is not in the repository" in text
 
-    review(out)
+    review(out, {"gitea-db-restore": {"drill": {"values": {"wal_archive": "s3://lab-drill/cnpg/gitea"}}}})
+    assert refused(out) == []
     code, planned, err = plan(out, capsys)
     assert code == 0, err
     order = [name for wave in planned["waves"] for name in wave]
@@ -180,6 +193,6 @@ def test_a_link_to_a_file_outside_the_repository_is_never_read_in(tmp_path: Path
     (repo / "planted.yaml").symlink_to(outside / "planted.yaml")
     out = tmp_path / "flux.yaml"
     code, _, err = run(["import", "flux", str(repo), "--out", str(out)], capsys)
-    assert code == 0, err
+    assert code == 1 and "not accepted" in err, err
     assert "canary-7f3a" not in out.read_text()
     assert "planted.yaml: skipped, a link to a file outside the repository" in err
