@@ -200,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "checked by dr's rules and what they still refuse is printed. Nothing is installed.")
     importer.add_argument("tool", choices=("flux", "argo"), help="the GitOps controller the repository is for")
     importer.add_argument("path", metavar="PATH", help="the root of the repository checkout")
-    importer.add_argument("--cluster", metavar="NAME", help="the cluster's name (default: the directory's name)")
+    importer.add_argument("--cluster", metavar="NAME",
+                          help="Flux: the cluster to import when the repository holds several (clusters/NAME); "
+                               "also the graph's cluster name (default: the cluster's directory, or the "
+                               "repository's)")
     importer.add_argument("--out", metavar="FILE", help="write the graph to FILE (default: print it)")
     importer.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     importer.set_defaults(handler=_cmd_import, subparser=importer)
@@ -271,63 +274,11 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    import yaml
+    from dr.gitops_import.command import run_import
 
-    from dr.gitops_import.checks import refusals
-    from dr.gitops_import.infer import dns_name, infer_argo, infer_flux
-    from dr.gitops_import.repository import read_repository
-    from dr.gitops_import.write import render, review_items
-
-    root = Path(args.path)
-    out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not args.force:
-        raise UsageError(f"--out {out} exists; pass --force to overwrite it")
-    docs, skipped = read_repository(root)
-    for line in skipped:
-        print(f"import: {line}", file=sys.stderr)
-    groups = {"flux": ("kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"), "argo": ("argoproj.io",)}[args.tool]
-    if not any(d.group in groups for d in docs):
-        other = "argo" if args.tool == "flux" else "flux"
-        wanted = "Flux Kustomization or HelmRelease" if args.tool == "flux" else "Argo CD Application"
-        raise UsageError(f"{root}: no {wanted} found; "
-                         f"is it a repository for the other controller (`dr import {other}`)?")
-    cluster = args.cluster or dns_name(root.resolve().name)
-    draft = (infer_flux if args.tool == "flux" else infer_argo)(docs, cluster)
-    if out is not None:
-        # The gate creates each GitOps object held before GitOps does: it needs the object's YAML,
-        # written beside the graph (gitops/<component>.yaml).
-        objects_dir = out.parent / "gitops"
-        targets = {name: objects_dir / f"{name}.yaml" for name, entry in draft.components.items()
-                   if entry.gitops_object is not None}
-        existing = [str(t) for t in targets.values() if t.exists()]
-        if existing and not args.force:
-            raise UsageError(f"{existing[0]} exists; pass --force to overwrite it")
-        for name, target in targets.items():
-            objects_dir.mkdir(parents=True, exist_ok=True)
-            target.write_text(yaml.safe_dump(dict(draft.components[name].gitops_object or {}), sort_keys=False),
-                              encoding="utf-8")
-            draft.components[name].body["reconciled_by"]["manifest"] = f"gitops/{name}.yaml"
-    text = render(draft, source=str(args.path))
-    where = str(out) if out is not None else "<imported graph>"
-    refused, warnings = refusals(text, where=where, read_text=read_text)
-    if out is not None:
-        out.write_text(text, encoding="utf-8")
-        print(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups, "
-              f"{len(targets)} GitOps objects under {objects_dir}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    items = review_items(text)
-    print(f"{len(items)} decisions marked `# REVIEW:` are yours to make; {warnings} warnings from `dr plan`.",
-          file=sys.stderr)
-    if refused:
-        print(f"not accepted: `dr plan`, `dr docs` or `dr preview` would refuse it until these "
-              f"{len(refused)} are fixed:", file=sys.stderr)
-        for line in refused:
-            print(f"  {line}", file=sys.stderr)
-        return EXIT_PROBLEM
-    print("accepted: dr plan, docs and preview accept it in prod and drill mode (after your review, run "
-          "`dr plan`).", file=sys.stderr)
-    return EXIT_OK
+    accepted = run_import(args.tool, args.path, cluster=args.cluster, out=Path(args.out) if args.out else None,
+                          force=args.force)
+    return EXIT_OK if accepted else EXIT_PROBLEM
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:

@@ -22,6 +22,26 @@ from typing import Any
 from dr.core.spec import LAYER_INDEX
 
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+KOPIUR = "kopiur.home-operations.com"
+# The charts that install each tool's operator, and the tools that restore into a claim (after the storage).
+OPERATOR_CHARTS: Mapping[str, tuple[str, ...]] = {
+    "volsync": ("volsync",), "cnpg-barman": ("cloudnative-pg", "cnpg"),
+    "cnpg-barman-plugin": ("cloudnative-pg", "cnpg"), "velero": ("velero",), "longhorn": ("longhorn",),
+    "kopiur": ("kopiur",)}
+PVC_TOOLS = frozenset({"volsync", "kopiur"})
+KOPIUR_RETENTION = {"keepLatest": "last", "keepHourly": "hourly", "keepDaily": "daily", "keepWeekly": "weekly",
+                    "keepMonthly": "monthly", "keepAnnual": "yearly"}
+# What import reads as backups; any other object of a backup operator, or named like one, is listed.
+MODELLED = frozenset({
+    ("volsync.backube", "ReplicationSource"), ("volsync.backube", "ReplicationDestination"),
+    ("postgresql.cnpg.io", "Cluster"), ("postgresql.cnpg.io", "ScheduledBackup"),
+    ("barmancloud.cnpg.io", "ObjectStore"),
+    ("velero.io", "Schedule"), ("longhorn.io", "RecurringJob"),
+    (KOPIUR, "SnapshotPolicy"), (KOPIUR, "SnapshotSchedule"), (KOPIUR, "Restore"), (KOPIUR, "Repository"),
+    (KOPIUR, "ClusterRepository"), (KOPIUR, "Maintenance")})
+BACKUP_GROUPS = frozenset({"k8up.io", "stash.appscode.com", "cr.kanister.io", "snapshot.storage.k8s.io", KOPIUR,
+                           "velero.io", "volsync.backube", "longhorn.io", "barmancloud.cnpg.io"})
+BACKUP_WORDS = re.compile(r"Backup|Snapshot|Replication")
 _LAYER_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cni", ("cilium", "calico", "flannel", "multus", "kube-router")),
     ("storage", ("longhorn", "rook", "ceph", "openebs", "nfs", "democratic-csi", "local-path", "csi-")),
@@ -44,7 +64,9 @@ class Doc:
 
     @property
     def group(self) -> str:
-        return str(self.obj.get("apiVersion", "")).split("/")[0]
+        """The API group: "" for the core group (`v1`)."""
+        api_version = str(self.obj.get("apiVersion", ""))
+        return api_version.split("/")[0] if "/" in api_version else ""
 
     @property
     def name(self) -> str:
@@ -70,6 +92,7 @@ class Entry:
     namespace: str = ""
     path: str = ""  # the repository path the GitOps object syncs (what it owns)
     gitops_object: Mapping[str, Any] | None = None  # the object itself, for the gate
+    charts: tuple[str, ...] = ()  # the Helm charts it installs (how an operator is recognised)
 
 
 @dataclass
@@ -142,23 +165,48 @@ class _Inference:
     def add_restore(self, backup: str, restore_vars: dict[str, Any], owners: list[str], estimate_note: str,
                     *, name: str = "") -> None:
         name = name or dns_name(f"{backup}-restore")
+        base, number = name, 2
+        while name in self.draft.components:  # never overwrite a component of the same name
+            name, number = dns_name(f"{base}-{number}"), number + 1
+        tool = str(self.draft.backups[backup].body["tool"])
+        # The restore runs once the operator that performs it is back, and the storage it writes into;
+        # an operator never waits for the restores that wait for it.
+        operators, review = self.operators_of(tool)
+        storage = [n for n, e in self.draft.components.items() if e.body.get("layer") == "storage"
+                   and tool in PVC_TOOLS and n not in operators]
         self.draft.components[name] = Entry(
-            body={"layer": "data", "depends_on": [], "restore": {"backup": backup}, "vars": restore_vars},
-            review=[f"estimate: how long {estimate_note} takes to restore"])
+            body={"layer": "data", "depends_on": [*operators, *storage], "restore": {"backup": backup},
+                  "vars": restore_vars},
+            review=[f"estimate: how long {estimate_note} takes to restore", *review])
         for owner in owners:
-            self.draft.components[owner].body.setdefault("depends_on", []).append(name)
-            deps = self.draft.components[owner].body["depends_on"]
-            self.draft.components[owner].body["depends_on"] = list(dict.fromkeys(deps))
-        # The restore runs once the operator that performs it is back.
-        operator = {"volsync": "volsync", "cnpg-barman": "cnpg", "cnpg-barman-plugin": "cnpg", "velero": "velero",
-                    "longhorn": "longhorn"}[self.draft.backups[backup].body["tool"]]
-        for candidate, entry in self.draft.components.items():
-            if candidate != name and entry.body.get("layer") in ("addon", "storage") and operator in candidate:
-                self.draft.components[name].body["depends_on"].append(candidate)
+            if owner in operators or owner in storage:
+                continue
+            deps = self.draft.components[owner].body.setdefault("depends_on", [])
+            self.draft.components[owner].body["depends_on"] = list(dict.fromkeys([*deps, name]))
 
-    def backup(self, name: str, body: dict[str, Any], review: list[str]) -> str:
+    def operators_of(self, tool: str) -> tuple[list[str], list[str]]:
+        """The components that install a tool's operator: by the chart they install; by name only when no
+        chart says so (then marked for review)."""
+        charts = OPERATOR_CHARTS[tool]
+        by_chart = [n for n, e in self.draft.components.items() if set(e.charts) & set(charts)]
+        if by_chart:
+            return by_chart, []
+        by_name = [n for n, e in self.draft.components.items()
+                   if e.body.get("layer") in ("addon", "storage") and any(c in n for c in charts)]
+        if by_name:
+            return by_name, [f"depends_on: {', '.join(by_name)} guessed by name as the {tool} operator"]
+        return [], [f"depends_on: no component installs the {tool} operator (chart {' or '.join(charts)}); add it"]
+
+    def backup(self, name: str, body: dict[str, Any], review: list[str], *, namespace: str = "") -> str:
+        """Add a backup; a name already taken (the same name in another namespace) is qualified with the
+        namespace, then numbered: nothing is ever overwritten."""
         key = dns_name(name)
-        self.draft.backups[key] = Entry(body=body, review=review)
+        if key in self.draft.backups and namespace:
+            key = dns_name(f"{namespace}-{name}")
+        base, number = key, 2
+        while key in self.draft.backups:
+            key, number = dns_name(f"{base}-{number}"), number + 1
+        self.draft.backups[key] = Entry(body=body, review=review, namespace=namespace)
         return key
 
     def volsync(self) -> None:
@@ -240,6 +288,9 @@ class _Inference:
                 continue
             template = doc.spec.get("template", {})
             namespaces = [str(n) for n in template.get("includedNamespaces", []) or []]
+            excluded = {str(n) for n in template.get("excludedNamespaces", []) or []}
+            if not namespaces or "*" in namespaces:  # every namespace (Velero's default), minus the excluded
+                namespaces = sorted({e.namespace for e in self.draft.components.values() if e.namespace} - excluded)
             owners = sorted({n for n, e in self.draft.components.items() if e.namespace in namespaces
                              and e.body.get("layer") != "data"})
             ttl = str(template.get("ttl", ""))
@@ -267,11 +318,75 @@ class _Inference:
                     [f"protects: the components whose volumes are in groups {list(doc.spec.get('groups', []))}",
                      "restore: add a restore component per volume (vars pvc, size, backup_name)"])
 
+    def kopiur(self) -> None:
+        """kopiur: one backup per SnapshotPolicy (its SnapshotSchedule's cron, its GFS retention), restored
+        by a kopiur Restore of the policy's snapshot: as a volume populator when the app's claim names a
+        kopiur Restore in its dataSourceRef, else into a claim kopiur creates."""
+        schedules = {(d.namespace, str(d.spec.get("policyRef", {}).get("name", ""))): d for d in self.docs
+                     if d.is_(KOPIUR, "SnapshotSchedule")}
+        claims = {(d.namespace, d.name): d for d in self.docs if d.is_("", "PersistentVolumeClaim")}
+        for doc in self.docs:
+            if not doc.is_(KOPIUR, "SnapshotPolicy"):
+                continue
+            ref = doc.spec.get("repository", {}) if isinstance(doc.spec.get("repository"), Mapping) else {}
+            repo = (f"kopiur:ClusterRepository/{ref.get('name', '')}" if ref.get("kind") == "ClusterRepository"
+                    else f"kopiur:Repository/{ref.get('namespace') or doc.namespace}/{ref.get('name', '')}")
+            scheduled = schedules.get((doc.namespace, doc.name))
+            cron = str(scheduled.spec.get("schedule", {}).get("cron", "")) if scheduled else ""
+            review = ["rpo: guessed as twice the backup interval"]
+            if "H" in cron.split():
+                review.append(f"schedule: kopiur spreads `H` fields (Jenkins style: {cron!r}); dr reads 0 there")
+                cron = " ".join("0" if f == "H" else f for f in cron.split())
+            if not cron:
+                review.append("schedule: no SnapshotSchedule names this SnapshotPolicy")
+            retention = {graph_key: int(value) for key, graph_key in KOPIUR_RETENTION.items()
+                         if isinstance(value := doc.spec.get("retention", {}).get(key), int)}
+            pvcs = [str(s["pvc"]["name"]) for s in doc.spec.get("sources", []) or []
+                    if isinstance(s, Mapping) and isinstance(s.get("pvc"), Mapping)]
+            if len(pvcs) != 1:
+                review.append("restore: the policy does not name exactly one PVC (a selector or NFS source); "
+                              "add one restore component per volume")
+            owners = self.owners_of(doc)
+            key = self.backup(doc.name, {"tool": "kopiur", "protects": owners, "repo": repo,
+                                         "schedule": cron or "0 3 * * *", "retention": retention or {"daily": 7},
+                                         "rpo": _rpo_for(cron)}, review, namespace=doc.namespace)
+            if not pvcs:
+                continue
+            claim = claims.get((doc.namespace, pvcs[0]))
+            source = claim.spec.get("dataSourceRef") if claim else None
+            source = source if isinstance(source, Mapping) else {}
+            populated = (source.get("apiGroup"), source.get("kind")) == (KOPIUR, "Restore")
+            restore_vars: dict[str, Any] = {"namespace": doc.namespace, "pvc": pvcs[0], "policy": doc.name,
+                                            "target": "populator" if populated else "pvc"}
+            if populated:
+                restore_vars["restore_name"] = str(source.get("name", pvcs[0]))
+            size = claim.spec.get("resources", {}).get("requests", {}).get("storage") if claim else None
+            if size:
+                restore_vars["size"] = str(size)
+            elif not populated:
+                self.draft.review.append(f"{doc.path}: the size of PVC {pvcs[0]} is not in the repository; set "
+                                         f"vars.size on {key}-restore")
+            self.add_restore(key, restore_vars, owners, f"PVC {pvcs[0]}", name=dns_name(f"{key}-restore"))
+
+    def unmodelled(self) -> None:
+        """Every backup-like object dr does not model, by kind and count: never dropped silently."""
+        counts: dict[str, int] = {}
+        for doc in self.docs:
+            if (doc.group, doc.kind) in MODELLED or not (doc.group in BACKUP_GROUPS or BACKUP_WORDS.search(doc.kind)):
+                continue
+            label = f"{doc.kind} ({doc.group or 'core'})"
+            counts[label] = counts.get(label, 0) + 1
+        self.draft.review += [f"not modelled by dr: {count} {label} object{'s' if count > 1 else ''}; protect what "
+                              "they hold with a backup dr knows, or record them yourself"
+                              for label, count in sorted(counts.items())]
+
     def data(self) -> None:
         self.volsync()
         self.cnpg()
         self.velero()
         self.longhorn()
+        self.kopiur()
+        self.unmodelled()
 
 
 def _component(draft: Draft, name: str, *, layer: str, kind: str, obj: Doc, source: str, path: str,
@@ -301,7 +416,8 @@ def _component(draft: Draft, name: str, *, layer: str, kind: str, obj: Doc, sour
         review.append("prod_only: does this touch production (DNS, certificates, tunnels)? If so mark it "
                       "prod_only with a drill replacement")
     draft.components[name] = Entry(body=body, review=review, namespace=namespace, path=path,
-                                   gitops_object=obj.obj if "reconciled_by" in body else None)
+                                   gitops_object=obj.obj if "reconciled_by" in body else None,
+                                   charts=tuple(c["chart"] for c in charts))
 
 
 def _bootstrap(layer: str) -> bool:

@@ -1,0 +1,92 @@
+"""`dr import`: read a repository, infer a draft graph, write it with its GitOps objects, and check it
+with every rule plan, docs and preview run (the edge of import; inference is pure)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from dr.errors import UsageError
+from dr.gitops_import.checks import refusals
+from dr.gitops_import.infer import Draft, dns_name, infer_argo, infer_flux
+from dr.gitops_import.kustomize import resolve
+from dr.gitops_import.repository import read_repository
+from dr.gitops_import.write import render, review_items
+from dr.graph_file import read_text
+
+GROUPS = {"flux": ("kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"), "argo": ("argoproj.io",)}
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def read_draft(tool: str, root: Path, cluster: str | None) -> Draft:
+    docs, skipped = read_repository(root)
+    for line in skipped:
+        say(f"import: {line}")
+    if not any(d.group in GROUPS[tool] for d in docs):
+        other = "argo" if tool == "flux" else "flux"
+        wanted = "Flux Kustomization or HelmRelease" if tool == "flux" else "Argo CD Application"
+        raise UsageError(f"{root}: no {wanted} found; is it a repository for the other controller "
+                         f"(`dr import {other}`)?")
+    notes: list[str] = []
+    found_cluster = ""
+    if tool == "flux":  # what one cluster applies: namespaces, substitutions, shared objects per app
+        resolved = resolve(docs, cluster)
+        docs, found_cluster, notes = resolved.docs, resolved.cluster, resolved.notes
+        for note in notes:
+            say(f"import: {note}")
+    name = dns_name(cluster or found_cluster or root.resolve().name)
+    draft = infer_flux(docs, name) if tool == "flux" else infer_argo(docs, name)
+    draft.review += notes
+    return draft
+
+
+def write_gitops_objects(draft: Draft, out: Path, *, force: bool) -> int:
+    """The gate creates each GitOps object held before GitOps does: it needs the object's YAML, written
+    beside the graph (gitops/<component>.yaml)."""
+    objects_dir = out.parent / "gitops"
+    targets = {name: objects_dir / f"{name}.yaml" for name, entry in draft.components.items()
+               if entry.gitops_object is not None}
+    existing = [str(t) for t in targets.values() if t.exists()]
+    if existing and not force:
+        raise UsageError(f"{existing[0]} exists; pass --force to overwrite it")
+    for name, target in targets.items():
+        objects_dir.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(dict(draft.components[name].gitops_object or {}), sort_keys=False),
+                          encoding="utf-8")
+        draft.components[name].body["reconciled_by"]["manifest"] = f"gitops/{name}.yaml"
+    return len(targets)
+
+
+def run_import(tool: str, path: str, *, cluster: str | None, out: Path | None, force: bool) -> bool:
+    """Import; True when plan, docs and preview accept the graph written."""
+    if out is not None and out.exists() and not force:
+        raise UsageError(f"--out {out} exists; pass --force to overwrite it")
+    draft = read_draft(tool, Path(path), cluster)
+    objects = write_gitops_objects(draft, out, force=force) if out is not None else 0
+    text = render(draft, source=path)
+    refused, warnings = refusals(text, where=str(out) if out is not None else "<imported graph>",
+                                 read_text=read_text)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        say(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups, {objects} GitOps "
+            f"objects under {out.parent / 'gitops'}")
+    else:
+        sys.stdout.write(text)
+    say(f"{len(review_items(text))} decisions marked `# REVIEW:` are yours to make; {warnings} warnings from "
+        "`dr plan`.")
+    if refused:
+        say(f"not accepted: `dr plan`, `dr docs` or `dr preview` would refuse it until these {len(refused)} are "
+            "fixed:")
+        for line in refused:
+            say(f"  {line}")
+        return False
+    say("accepted: dr plan, docs and preview accept it in prod and drill mode (after your review, run `dr plan`).")
+    return True
+
+
+
