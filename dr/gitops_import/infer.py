@@ -46,7 +46,7 @@ _LAYER_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cni", ("cilium", "calico", "flannel", "multus", "kube-router")),
     ("storage", ("longhorn", "rook", "ceph", "openebs", "nfs", "democratic-csi", "local-path", "csi-")),
     ("gitops", ("flux", "argocd", "argo-cd")),
-    ("addon", ("cert-manager", "external-dns", "ingress", "traefik", "metallb", "velero", "volsync", "cnpg",
+    ("addon", ("cert-manager", "external-dns", "ingress", "traefik", "metallb", "velero", "volsync", "kopiur", "cnpg",
                "cloudnative-pg", "postgres-operator", "sealed-secrets", "external-secrets", "snapshot-controller",
                "prometheus", "monitoring", "reloader", "cloudflared")),
 )

@@ -27,6 +27,7 @@ from dr.errors import UsageError
 from dr.gitops_import.infer import Doc
 
 KUSTOMIZE = "kustomize.config.k8s.io"
+KUSTOMIZE_KINDS = ("Kustomization", "Component")  # kustomization.yaml files: how to build, never applied
 FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 # Flux's post-build substitution: ${var}, ${var:=default} and ${var:-default}.
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[=-]([^}]*))?\}")
@@ -37,6 +38,10 @@ class Resolved:
     cluster: str  # the name of the cluster directory whose entry point was followed ("" if none)
     docs: list[Doc]
     notes: list[str] = field(default_factory=list)
+
+
+def is_kustomize_file(doc: Doc) -> bool:
+    return doc.group == KUSTOMIZE and doc.kind in KUSTOMIZE_KINDS
 
 
 def _join(directory: str, relative: str) -> str:
@@ -72,7 +77,7 @@ def substitute(value: Any, variables: Mapping[str, str]) -> Any:
 class _Repository:
     def __init__(self, docs: list[Doc]) -> None:
         self.docs = docs
-        self.kustomizations = {posixpath.dirname(d.path): d for d in docs if d.is_(KUSTOMIZE, "Kustomization")}
+        self.kustomizations = {posixpath.dirname(d.path): d for d in docs if is_kustomize_file(d)}
 
     def build(self, path: str, namespace: str | None = None, seen: frozenset[str] = frozenset()
               ) -> list[tuple[int, str | None]]:
@@ -82,7 +87,7 @@ class _Repository:
         kustomization = self.kustomizations.get(path)
         if kustomization is None:  # Flux generates one holding every manifest under the path
             return [(i, namespace) for i, d in enumerate(self.docs) if _under(d.path, path)
-                    and not d.is_(KUSTOMIZE, "Kustomization")]
+                    and not is_kustomize_file(d)]
         own = kustomization.obj.get("namespace")
         namespace = namespace or (own if isinstance(own, str) and own else None)  # the outer one wins
         built: list[tuple[int, str | None]] = []
@@ -179,7 +184,7 @@ def resolve(docs: list[Doc], cluster: str | None = None) -> Resolved:
                          "no Kustomization substitutes")
             continue
         result.append(doc)
-    unreached = [d for i, d in enumerate(docs) if i not in reached and not d.is_(KUSTOMIZE, "Kustomization")]
+    unreached = [d for i, d in enumerate(docs) if i not in reached and not is_kustomize_file(d)]
     if unreached:
         where = sorted({d.path.split("/")[0] for d in unreached})
         notes.append(f"{len(unreached)} objects that no Kustomization of cluster {name!r} applies were left out "

@@ -15,6 +15,21 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 SKIPPED_DIRS = {".git", "node_modules", ".terraform", "vendor"}
 
 
+class _GoYamlLoader(yaml.SafeLoader):
+    """PyYAML refuses an anchor defined twice; Go's YAML (what Flux and kubectl read with) takes the
+    later definition, and so does import."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if not isinstance(event, yaml.AliasEvent) and event.anchor is not None:
+            self.anchors.pop(event.anchor, None)
+        return super().compose_node(parent, index)
+
+
+def load_all(text: str) -> list[object]:
+    return list(yaml.load_all(text, Loader=_GoYamlLoader))
+
+
 def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
     """(objects, problems): files that are not valid YAML or too big are skipped and named, never fatal;
     Helm templates and Kustomize patches without apiVersion/kind are not objects and are ignored."""
@@ -43,10 +58,17 @@ def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
                 problems.append(f"{relative}: skipped (not a regular file, or over {MAX_FILE_BYTES} bytes)")
                 continue
             try:
-                loaded = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-            except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                problems.append(f"{relative}: skipped, not YAML ({type(exc).__name__}); a Helm template or "
-                                "SOPS file is expected to be")
+                text = path.read_text(encoding="utf-8")
+                loaded = load_all(text)
+            except UnicodeDecodeError:
+                problems.append(f"{relative}: skipped, not UTF-8 text")
+                continue
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" at line {mark.line + 1}" if mark is not None else ""
+                why = "a Helm template, which only Helm renders" if "{{" in text else \
+                    f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
+                problems.append(f"{relative}: skipped, not valid YAML ({why})")
                 continue
             docs += [Doc(relative, obj) for obj in loaded if isinstance(obj, dict)
                      and isinstance(obj.get("kind"), str) and isinstance(obj.get("apiVersion"), str)]
