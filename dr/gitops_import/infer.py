@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from dr.core.spec import LAYER_INDEX
+import yaml
+
+from dr.core.spec import LAYER_INDEX, deep_merge
 
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 KOPIUR = "kopiur.home-operations.com"
@@ -390,7 +392,7 @@ class _Inference:
 
 
 def _component(draft: Draft, name: str, *, layer: str, kind: str, obj: Doc, source: str, path: str,
-               namespace: str, charts: list[dict[str, str]], depends_on: list[str], controller: str) -> None:
+               namespace: str, charts: list[dict[str, Any]], depends_on: list[str], controller: str) -> None:
     body: dict[str, Any] = {"layer": layer, "depends_on": depends_on}
     review = ["estimate: how long it takes to come back"]
     chart_text = ", ".join(f"{c['chart']} {c['version']} from {c['repo']}" for c in charts)
@@ -401,6 +403,8 @@ def _component(draft: Draft, name: str, *, layer: str, kind: str, obj: Doc, sour
             chart = charts[0]
             body["helm"] = {"chart": chart["chart"], "repo": chart["repo"], "version": chart["version"],
                             "namespace": chart["namespace"] or namespace or "kube-system"}
+            if chart.get("values"):  # the same values GitOps installs it with (kube-proxy replacement, IPAM...)
+                body["helm"]["values"] = chart["values"]
         review.append(f"bootstrap: {kind} {obj.name} adopts this after bootstrap; dr installs it first"
                       + ("" if charts else " (give it a helm action or a playbook)"))
     else:
@@ -441,68 +445,124 @@ def _finish(draft: Draft, controller: str, controller_name: str) -> None:
         entry.body["depends_on"] = deps
 
 
-def infer_flux(docs: Iterable[Doc], cluster: str) -> Draft:
-    docs = list(docs)
-    draft = Draft(tool="flux", cluster=cluster)
-    git = {(d.namespace, d.name): str(d.spec.get("url", "")) for d in docs
-           if d.is_("source.toolkit.fluxcd.io", "GitRepository")}
-    helm_repos = {(d.namespace, d.name): str(d.spec.get("url", "")) for d in docs
-                  if d.is_("source.toolkit.fluxcd.io", "HelmRepository")}
-    oci = {(d.namespace, d.name): d for d in docs if d.is_("source.toolkit.fluxcd.io", "OCIRepository")}
-    kustomizations = [d for d in docs if d.is_("kustomize.toolkit.fluxcd.io", "Kustomization")]
-    releases = [d for d in docs if d.is_("helm.toolkit.fluxcd.io", "HelmRelease")]
-    holders = {k.name: _clean_path(str(k.spec.get("path", ""))) for k in kustomizations}
-    roots = {k.name for k in kustomizations
-             if any(_under(o.path, holders[k.name]) for o in kustomizations if o is not k)}
+def component_names(objects: Iterable[Doc], reserved: Iterable[str] = ()) -> dict[tuple[str, str, str], str]:
+    """A component name for each GitOps object: its own name, qualified where two objects would share one
+    (by kind, then by namespace) or where it is taken (the controller's); never one for two objects."""
+    taken = set(reserved)
+    groups: dict[str, list[Doc]] = {}
+    for doc in objects:
+        groups.setdefault(dns_name(doc.name), []).append(doc)
+    names: dict[tuple[str, str, str], str] = {}
+    for base, group in groups.items():
+        kinds = {d.kind for d in group}
+        for doc in group:
+            parts = []
+            if base in taken or len(kinds) > 1:
+                parts.append(doc.kind.lower())
+            if sum(1 for o in group if o.kind == doc.kind) > 1:
+                parts.append(doc.namespace or "default")
+            name = dns_name("-".join([*parts, doc.name]))
+            unique, number = name, 2
+            while unique in taken:
+                unique, number = dns_name(f"{name}-{number}"), number + 1
+            taken.add(unique)
+            names[(doc.kind, doc.namespace, doc.name)] = unique
+    return names
 
-    def root_of(doc: Doc) -> list[str]:
-        found = sorted((len(holders[r]), r) for r in roots if _under(doc.path, holders[r]))
-        return [dns_name(found[-1][1])] if found else []
 
-    for root in sorted(roots):  # the Kustomization that applies the others: it comes back first
-        ks = next(k for k in kustomizations if k.name == root)
+class _FluxSources:
+    """Where a Flux object's chart and values come from: its HelmRepository or OCIRepository, its
+    `valuesFrom` ConfigMaps (plain in the repository) and its `values`."""
+
+    def __init__(self, docs: list[Doc]) -> None:
+        self.git = {(d.namespace, d.name): str(d.spec.get("url", "")) for d in docs
+                    if d.is_("source.toolkit.fluxcd.io", "GitRepository")}
+        self.helm_repos = {(d.namespace, d.name): str(d.spec.get("url", "")) for d in docs
+                           if d.is_("source.toolkit.fluxcd.io", "HelmRepository")}
+        self.oci = {(d.namespace, d.name): d for d in docs if d.is_("source.toolkit.fluxcd.io", "OCIRepository")}
+        self.config_maps = {(d.namespace, d.name): d for d in docs if d.is_("", "ConfigMap")}
+
+    def git_url(self, ks: Doc) -> str:
         ref = ks.spec.get("sourceRef", {})
-        _component(draft, dns_name(root), layer="gitops", kind="Kustomization", obj=ks,
-                   source=git.get((ref.get("namespace", ks.namespace), ref.get("name", "")), ""),
-                   path=holders[root], namespace="", charts=[], depends_on=[], controller="flux")
+        return self.git.get((ref.get("namespace", ks.namespace), ref.get("name", "")), "")
 
-    def chart_of(release: Doc) -> dict[str, str]:
+    def values_of(self, release: Doc) -> dict[str, Any]:
+        """`valuesFrom` ConfigMaps first, then `values` over them (Flux's order); Secrets are never read."""
+        merged: dict[str, Any] = {}
+        for ref in release.spec.get("valuesFrom") or []:
+            if not isinstance(ref, Mapping) or ref.get("kind") != "ConfigMap":
+                continue
+            found = self.config_maps.get((release.namespace, str(ref.get("name", ""))))
+            text = (found.obj.get("data") or {}).get(str(ref.get("valuesKey", "values.yaml"))) if found else None
+            loaded = yaml.safe_load(text) if isinstance(text, str) else None
+            if isinstance(loaded, Mapping):
+                merged = deep_merge(merged, loaded)
+        values = release.spec.get("values")
+        return deep_merge(merged, values) if isinstance(values, Mapping) else merged
+
+    def chart_of(self, release: Doc) -> dict[str, Any]:
         namespace = release.namespace
+        target = str(release.spec.get("targetNamespace", namespace))
         chart = release.spec.get("chart", {}).get("spec", {}) if isinstance(release.spec.get("chart"), Mapping) else {}
         if chart:
             ref = chart.get("sourceRef", {})
-            repo = helm_repos.get((ref.get("namespace", namespace), ref.get("name", "")), "")
+            repo = self.helm_repos.get((ref.get("namespace", namespace), ref.get("name", "")), "")
             return {"chart": str(chart.get("chart", "")), "version": str(chart.get("version", "")), "repo": repo,
-                    "namespace": str(release.spec.get("targetNamespace", namespace))}
+                    "namespace": target, "values": self.values_of(release)}
         ref = release.spec.get("chartRef", {})
-        source = oci.get((ref.get("namespace", namespace), ref.get("name", "")))
+        source = self.oci.get((ref.get("namespace", namespace), ref.get("name", "")))
         url = str(source.spec.get("url", "")) if source else ""
         return {"chart": url.rsplit("/", 1)[-1], "version": str(source.spec.get("ref", {}).get("tag", "")) if source
-                else "", "repo": url.rsplit("/", 1)[0],
-                "namespace": str(release.spec.get("targetNamespace", namespace))}
+                else "", "repo": url.rsplit("/", 1)[0], "namespace": target, "values": self.values_of(release)}
 
+
+def _dependencies(obj: Doc, names: Mapping[tuple[str, str, str], str]) -> list[str]:
+    """A Flux object's `dependsOn`, as component names (same kind, its own namespace unless named)."""
+    out = []
+    for dep in obj.spec.get("dependsOn", []) or []:
+        if isinstance(dep, Mapping):
+            key = (obj.kind, str(dep.get("namespace") or obj.namespace), str(dep.get("name", "")))
+            out.append(names.get(key, dns_name(key[2])))
+    return out
+
+
+def infer_flux(docs: Iterable[Doc], cluster: str) -> Draft:
+    docs = list(docs)
+    draft = Draft(tool="flux", cluster=cluster)
+    sources = _FluxSources(docs)
+    kustomizations = [d for d in docs if d.is_("kustomize.toolkit.fluxcd.io", "Kustomization")]
+    releases = [d for d in docs if d.is_("helm.toolkit.fluxcd.io", "HelmRelease")]
+    holders = {id(k): _clean_path(str(k.spec.get("path", ""))) for k in kustomizations}
+    roots = [k for k in kustomizations if any(_under(o.path, holders[id(k)]) for o in kustomizations if o is not k)]
+    loose = [r for r in releases if not any(_under(r.path, holders[id(k)]) for k in kustomizations
+                                            if not any(k is root for root in roots))]
+    names = component_names([*kustomizations, *loose], reserved={"flux"})
+
+    def name_of(doc: Doc) -> str:
+        return names[(doc.kind, doc.namespace, doc.name)]
+
+    def root_of(doc: Doc) -> list[str]:
+        found = sorted((len(holders[id(r)]), name_of(r)) for r in roots if _under(doc.path, holders[id(r)]))
+        return [found[-1][1]] if found else []
+
+    for root in sorted(roots, key=name_of):  # the Kustomization that applies the others: it comes back first
+        _component(draft, name_of(root), layer="gitops", kind="Kustomization", obj=root, source=sources.git_url(root),
+                   path=holders[id(root)], namespace="", charts=[], depends_on=[], controller="flux")
     for ks in kustomizations:
-        if ks.name in roots:
+        if any(ks is root for root in roots):
             continue
-        path = holders[ks.name]
+        path = holders[id(ks)]
         inside = [r for r in releases if _under(r.path, path)]
-        charts = [chart_of(r) for r in inside]
-        ref = ks.spec.get("sourceRef", {})
-        source = git.get((ref.get("namespace", ks.namespace), ref.get("name", "")), "")
+        charts = [sources.chart_of(r) for r in inside]
         namespace = str(ks.spec.get("targetNamespace", "")) or (inside[0].namespace if inside else "")
-        deps = [*root_of(ks), *(dns_name(str(d.get("name", ""))) for d in ks.spec.get("dependsOn", []) or []
-                                if isinstance(d, Mapping))]
-        _component(draft, dns_name(ks.name), layer=guess_layer(ks.name, *(c["chart"] for c in charts)),
-                   kind="Kustomization", obj=ks, source=source, path=path, namespace=namespace, charts=charts,
-                   depends_on=deps, controller="flux")
-    for release in releases:
-        if not any(_under(release.path, holders[k]) for k in holders if k not in roots):
-            chart = chart_of(release)
-            _component(draft, dns_name(release.name), layer=guess_layer(release.name, chart["chart"]),
-                       kind="HelmRelease", obj=release, source=chart["repo"], path="", namespace=release.namespace,
-                       charts=[chart], depends_on=[dns_name(str(d.get("name", "")))
-                                                   for d in release.spec.get("dependsOn", []) or []],
-                       controller="flux")
+        _component(draft, name_of(ks), layer=guess_layer(ks.name, *(c["chart"] for c in charts)),
+                   kind="Kustomization", obj=ks, source=sources.git_url(ks), path=path, namespace=namespace,
+                   charts=charts, depends_on=[*root_of(ks), *_dependencies(ks, names)], controller="flux")
+    for release in loose:
+        chart = sources.chart_of(release)
+        _component(draft, name_of(release), layer=guess_layer(release.name, chart["chart"]), kind="HelmRelease",
+                   obj=release, source=chart["repo"], path="", namespace=release.namespace, charts=[chart],
+                   depends_on=_dependencies(release, names), controller="flux")
     _Inference(docs, draft, "flux").data()
     _finish(draft, "flux", "Flux")
     return draft
@@ -522,35 +582,39 @@ def infer_argo(docs: Iterable[Doc], cluster: str) -> Draft:
     apps = [d for d in docs if d.is_("argoproj.io", "Application")]
     if any(d.is_("argoproj.io", "ApplicationSet") for d in docs):
         draft.review.append("ApplicationSets are not expanded: add their generated Applications by hand")
+    names = component_names(apps, reserved={"argocd"})
+
+    def name_of(app: Doc) -> str:
+        return names[(app.kind, app.namespace, app.name)]
 
     def source_of(app: Doc) -> Mapping[str, Any]:
         source = app.spec.get("source") or (app.spec.get("sources") or [{}])[0]
         return source if isinstance(source, Mapping) else {}
 
-    paths = {a.name: _clean_path(str(source_of(a).get("path", ""))) for a in apps}
-    roots = {a.name for a in apps if any(_under(o.path, paths[a.name]) for o in apps if o is not a)}
-    draft.review += [f"Application {r} is an app-of-apps: dr holds it only until it exists, then its children "
+    paths = {id(a): _clean_path(str(source_of(a).get("path", ""))) for a in apps}
+    roots = [a for a in apps if any(_under(o.path, paths[id(a)]) for o in apps if o is not a)]
+    draft.review += [f"Application {r.name} is an app-of-apps: dr holds it only until it exists, then its children "
                      "one by one; its own automated sync must not re-enable theirs (keep selfHeal off on the "
-                     "children's syncPolicy in git, or hold it too)" for r in sorted(roots)]
-    for root in sorted(roots):
-        app = next(a for a in apps if a.name == root)
-        _component(draft, dns_name(root), layer="gitops", kind="Application", obj=app,
-                   source=str(source_of(app).get("repoURL", "")), path=paths[root], namespace="", charts=[],
+                     "children's syncPolicy in git, or hold it too)" for r in sorted(roots, key=name_of)]
+    for root in sorted(roots, key=name_of):
+        _component(draft, name_of(root), layer="gitops", kind="Application", obj=root,
+                   source=str(source_of(root).get("repoURL", "")), path=paths[id(root)], namespace="", charts=[],
                    depends_on=[], controller="argocd")
-    children = [a for a in apps if a.name not in roots]
+    children = [a for a in apps if not any(a is r for r in roots)]
     for app in children:
         source = source_of(app)
         chart = str(source.get("chart", ""))
         namespace = str(app.spec.get("destination", {}).get("namespace", ""))
-        charts = [{"chart": chart, "version": str(source.get("targetRevision", "")),
-                   "repo": str(source.get("repoURL", "")), "namespace": namespace}] if chart else []
+        charts: list[dict[str, Any]] = [{
+            "chart": chart, "version": str(source.get("targetRevision", "")), "repo": str(source.get("repoURL", "")),
+            "namespace": namespace}] if chart else []
         wave = _wave(app)
         earlier = [_wave(o) for o in children if _wave(o) < wave]
         previous = max(earlier) if earlier else None
-        deps = [dns_name(o.name) for o in children if previous is not None and _wave(o) == previous]
-        deps += [dns_name(r) for r in roots if _under(app.path, paths[r])]
-        _component(draft, dns_name(app.name), layer=guess_layer(app.name, chart), kind="Application", obj=app,
-                   source=str(source.get("repoURL", "")), path=paths[app.name], namespace=namespace, charts=charts,
+        deps = [name_of(o) for o in children if previous is not None and _wave(o) == previous]
+        deps += [name_of(r) for r in roots if _under(app.path, paths[id(r)])]
+        _component(draft, name_of(app), layer=guess_layer(app.name, chart), kind="Application", obj=app,
+                   source=str(source.get("repoURL", "")), path=paths[id(app)], namespace=namespace, charts=charts,
                    depends_on=deps, controller="argocd")
     _Inference(docs, draft, "argocd").data()
     _finish(draft, "argocd", "Argo CD")

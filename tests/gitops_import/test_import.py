@@ -76,8 +76,9 @@ def test_flux_repository_becomes_a_graph_gated_on_its_restores(tmp_path: Path,
     assert {"cnpg", "volsync", "gitea-data-restore", "gitea-db-restore", "flux-system"} <= set(gitea["depends_on"])
     assert "gitea 10.6.0 from oci://docker.gitea.com/charts" in gitea["description"]
     # The CNI GitOps adopts after bootstrap is installed by dr before Flux, never after it.
+    # ... with the values GitOps installs it with (they were dropped: kube-proxy replacement lost).
     assert components["cilium"]["helm"] == {"chart": "cilium", "repo": "https://helm.cilium.io", "version": "1.16.5",
-                                            "namespace": "kube-system"}
+                                            "namespace": "kube-system", "values": {"kubeProxyReplacement": True}}
     assert "reconciled_by" not in components["cilium"] and "cilium" in components["flux"]["depends_on"]
     assert not set(components["cilium"].get("depends_on", [])) & {"flux", "flux-system"}
     # Backups: VolSync (retention by count and by age) and CloudNativePG through the barman-cloud plugin.

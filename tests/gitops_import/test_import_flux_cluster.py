@@ -98,3 +98,36 @@ def test_the_imported_graph_plans_after_review_and_the_other_cluster_is_its_own(
     _, lab, _ = imported(tmp_path / "lab", capsys, "lab")
     assert lab["cluster"] == "lab"
     assert set(lab["components"]) == {"flux", "flux-system", "cluster-apps", "jellyfin", "config-restore"}
+
+
+def test_the_cni_bootstrap_step_carries_its_release_values(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`valuesFrom` a plain ConfigMap, then `values` over it, as Flux merges them."""
+    _, graph, _ = imported(tmp_path, capsys, "main")
+    assert graph["components"]["cilium"]["helm"]["values"] == {
+        "kubeProxyReplacement": True, "ipam": {"mode": "kubernetes"}, "k8sServiceHost": "10.0.0.10"}
+
+
+def test_colliding_names_are_qualified_never_overwritten() -> None:
+    """A HelmRelease named like a Kustomization, one Kustomization name in two namespaces, an Application
+    named like the controller component: each keeps its own component (the last definition used to win,
+    and the Application became the controller that then depended on itself)."""
+    from dr.gitops_import.infer import Doc, component_names, infer_argo
+
+    def doc(kind: str, name: str, namespace: str) -> Doc:
+        group = {"HelmRelease": "helm.toolkit.fluxcd.io/v2", "Kustomization": "kustomize.toolkit.fluxcd.io/v1",
+                 "Application": "argoproj.io/v1alpha1"}[kind]
+        return Doc(f"{namespace}/{name}.yaml", {"apiVersion": group, "kind": kind,
+                                                 "metadata": {"name": name, "namespace": namespace}})
+
+    names = component_names([doc("Kustomization", "gitea", "flux-system"), doc("HelmRelease", "gitea", "gitea"),
+                             doc("Kustomization", "config", "media"), doc("Kustomization", "config", "home")],
+                            reserved={"flux"})
+    assert names == {("Kustomization", "flux-system", "gitea"): "kustomization-gitea",
+                     ("HelmRelease", "gitea", "gitea"): "helmrelease-gitea",
+                     ("Kustomization", "media", "config"): "media-config",
+                     ("Kustomization", "home", "config"): "home-config"}
+    draft = infer_argo([doc("Application", "argocd", "argocd")], "lab")
+    assert set(draft.components) == {"argocd", "application-argocd"}
+    assert draft.components["application-argocd"].body["reconciled_by"]["name"] == "argocd"
+    assert "application-argocd" not in draft.components["argocd"].body["depends_on"]
