@@ -191,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--workdir", default=str(Path.cwd()), help="checkout of this repository, for systemd")
     schedule.set_defaults(handler=_cmd_schedule, subparser=schedule)
 
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the recovery graph, for editors",
+        description="Print (or write with --out) the JSON Schema (draft-07) of the recovery graph. Editors that "
+                    "use yaml-language-server (VS Code's YAML extension, Neovim, Helix) check a graph against it "
+                    "as you type when its first line is `# yaml-language-server: $schema=<path or URL>`. The "
+                    "schema checks one file's shape (fields, types, layers, tools, durations); `dr plan` checks "
+                    "the rest (references, cycles, cron fields, repository syntax).")
+    schema.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
+    schema.set_defaults(handler=_cmd_schema, subparser=schema)
+
     importer = commands.add_parser(
         "import", help="write a starting recovery graph from a Flux or Argo CD repository",
         description="Read a GitOps repository (a checkout) and write a starting recovery graph: a component per "
@@ -240,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "repeatable")
     mirror.set_defaults(handler=_cmd_mirror, subparser=mirror)
     return parser
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from dr.core.graph_schema import schema_text
+
+    if args.out:
+        Path(args.out).write_text(schema_text(), encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(schema_text())
+    return EXIT_OK
 
 
 def _cmd_mirror(args: argparse.Namespace) -> int:

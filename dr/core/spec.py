@@ -26,6 +26,18 @@ VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
 COMPONENT_FIELDS: tuple[str, ...] = (
     "layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "stateful", "prod_only", "drill_only", "drill",
     "verify", "description", "reconciled_by", "serves")
+# The fields of each part of the graph (the reader and the JSON Schema, dr/core/graph_schema.py, both use them).
+TOP_FIELDS: tuple[str, ...] = ("cluster", "kubernetes", "rto", "hosts", "drill_hosts", "prod_markers", "backups",
+                                "components", "crds", "playbooks")
+HOST_FIELDS: tuple[str, ...] = ("address", "groups", "vars", "hostname", "host_key")
+BACKUP_FIELDS: tuple[str, ...] = ("tool", "protects", "repo", "schedule", "retention", "rpo", "source")
+COMMAND_FIELDS: tuple[str, ...] = ("run", "cwd", "secrets", "env")
+TALOS_FIELDS: tuple[str, ...] = ("nodes", "config", "talosconfig", "endpoint", "recover_from", "insecure")
+EXTERNAL_FIELDS: tuple[str, ...] = ("check",)
+HELM_FIELDS: tuple[str, ...] = ("chart", "repo", "version", "namespace", "values", "release")
+RESTORE_FIELDS: tuple[str, ...] = ("backup", "target_time", "allow_collapsed")
+DRILL_FIELDS: tuple[str, ...] = ("replace_with", "values", "reconciled_by")
+DRILL_RECONCILED_BY_FIELDS: tuple[str, ...] = ("source", "path", "substitutions")
 RETENTION_KEYS: tuple[str, ...] = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 # The GitOps objects that can own a component, and the controller family of each.
 GITOPS_KINDS: Mapping[str, str] = MappingProxyType({"Kustomization": "flux", "HelmRelease": "flux",

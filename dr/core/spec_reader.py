@@ -17,12 +17,22 @@ from dr.core.durations import parse_duration
 from dr.core.restore_tools import BACKUP_TOOLS, repository_problem
 from dr.core.spec import (
     ACTIONS,
+    BACKUP_FIELDS,
+    COMMAND_FIELDS,
     COMPONENT_FIELDS,
+    DRILL_FIELDS,
+    DRILL_RECONCILED_BY_FIELDS,
+    EXTERNAL_FIELDS,
     GITOPS_KINDS,
+    HELM_FIELDS,
+    HOST_FIELDS,
     LAYERS,
     NO_DRILL_OVERRIDES,
     RECONCILED_BY_FIELDS,
+    RESTORE_FIELDS,
     RETENTION_KEYS,
+    TALOS_FIELDS,
+    TOP_FIELDS,
     VERIFY_KINDS,
     Action,
     Backup,
@@ -164,8 +174,7 @@ class SpecReader:
             raise GraphError([Diagnostic(self.doc.path, 1,
                                          f"the top level must be a mapping with 'cluster' and 'components', "
                                          f"not {_kind(root)}")])
-        self.fields(root, (), ("cluster", "kubernetes", "rto", "hosts", "drill_hosts", "prod_markers", "backups",
-                               "components", "crds", "playbooks"), "the recovery graph")
+        self.fields(root, (), TOP_FIELDS, "the recovery graph")
         crds = self.names(root.get("crds"), ("crds",), "'crds'")
         playbooks = self.string(root.get("playbooks"), ("playbooks",), "'playbooks'") or ""
         cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
@@ -199,7 +208,7 @@ class SpecReader:
             spec = self.mapping(body, where, f"host {name!r}")
             if spec is None:
                 continue
-            self.fields(spec, where, ("address", "groups", "vars", "hostname", "host_key"), f"host {name!r}")
+            self.fields(spec, where, HOST_FIELDS, f"host {name!r}")
             address = self.string(spec.get("address"), (*where, "address"), f"host {name!r}: 'address'",
                                   required=True)
             groups = self.names(spec.get("groups"), (*where, "groups"), f"host {name!r}: 'groups'")
@@ -241,7 +250,7 @@ class SpecReader:
             if spec is None:
                 continue
             what = f"backup {name!r}"
-            self.fields(spec, where, ("tool", "protects", "repo", "schedule", "retention", "rpo", "source"), what)
+            self.fields(spec, where, BACKUP_FIELDS, what)
             tool = self.string(spec.get("tool"), (*where, "tool"), f"{what}: 'tool'", required=True)
             if tool is not None and tool not in BACKUP_TOOLS:
                 self.error((*where, "tool"), f"{what}: unknown tool {tool!r}{did_you_mean(tool, BACKUP_TOOLS)}; "
@@ -417,7 +426,7 @@ class SpecReader:
         spec = self.mapping({"run": value} if isinstance(value, str | list) else value, at, what)
         if spec is None:
             return None
-        self.fields(spec, at, ("run", "cwd", "secrets", "env"), what)
+        self.fields(spec, at, COMMAND_FIELDS, what)
         run = spec.get("run")
         argv: tuple[str, ...] = ()
         if isinstance(run, str) and run.strip():
@@ -442,7 +451,7 @@ class SpecReader:
         spec = self.mapping(value, at, what)
         if spec is None:
             return None
-        self.fields(spec, at, ("nodes", "config", "talosconfig", "endpoint", "recover_from", "insecure"), what)
+        self.fields(spec, at, TALOS_FIELDS, what)
         nodes = self.names(spec.get("nodes"), (*at, "nodes"), f"{what} 'nodes'")
         if not nodes:
             self.error(at, f"{what} needs 'nodes': the control-plane node addresses")
@@ -460,7 +469,7 @@ class SpecReader:
         spec = self.mapping({"check": value} if isinstance(value, str) else value, at, what)
         if spec is None:
             return None
-        self.fields(spec, at, ("check",), what)
+        self.fields(spec, at, EXTERNAL_FIELDS, what)
         check = self.string(spec.get("check"), (*at, "check") if isinstance(value, Mapping) else at,
                             f"{what} 'check'", required=True)
         if check is None:
@@ -479,7 +488,7 @@ class SpecReader:
         spec = self.mapping(value, at, what)
         if spec is None:
             return None
-        self.fields(spec, at, ("chart", "repo", "version", "namespace", "values", "release"), what)
+        self.fields(spec, at, HELM_FIELDS, what)
         chart = self.string(spec.get("chart"), (*at, "chart"), f"{what} 'chart'", required=True)
         repo = self.string(spec.get("repo"), (*at, "repo"), f"{what} 'repo'", required=True)
         version = self.version(spec.get("version"), (*at, "version"), f"{what} 'version'", required=True)
@@ -498,7 +507,7 @@ class SpecReader:
         spec = self.mapping(value, at, what)
         if spec is None:
             return None
-        self.fields(spec, at, ("backup", "target_time", "allow_collapsed"), what)
+        self.fields(spec, at, RESTORE_FIELDS, what)
         backup = self.string(spec.get("backup"), (*at, "backup"), f"{what} 'backup'", required=True)
         target = self.target_time(spec.get("target_time", "latest"), (*at, "target_time"), what)
         allow_collapsed = self.boolean(spec.get("allow_collapsed"), (*at, "allow_collapsed"),
@@ -533,13 +542,13 @@ class SpecReader:
         spec = self.mapping(value, where, f"{what}: 'drill'")
         if not spec:
             return NO_DRILL_OVERRIDES
-        self.fields(spec, where, ("replace_with", "values", "reconciled_by"), f"{what}: 'drill'")
+        self.fields(spec, where, DRILL_FIELDS, f"{what}: 'drill'")
         replace_with = self.string(spec.get("replace_with"), (*where, "replace_with"),
                                    f"{what}: drill 'replace_with'")
         values = self.mapping(spec.get("values"), (*where, "values"), f"{what}: drill 'values'") or {}
         gitops = self.mapping(spec.get("reconciled_by"), (*where, "reconciled_by"),
                               f"{what}: drill 'reconciled_by'") or {}
-        self.fields(gitops, (*where, "reconciled_by"), ("source", "path", "substitutions"),
+        self.fields(gitops, (*where, "reconciled_by"), DRILL_RECONCILED_BY_FIELDS,
                     f"{what}: drill 'reconciled_by'")
         overrides: dict[str, Any] = {
             k: self.string(v, (*where, "reconciled_by", k), f"{what}: drill reconciled_by '{k}'") or ""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from dr.core.graph_schema import SCHEMA_FILE, schema_text
 from dr.errors import UsageError
 from dr.gitops_import.checks import refusals
 from dr.gitops_import.infer import Draft, dns_name, infer_argo, infer_flux
@@ -64,17 +65,20 @@ def write_gitops_objects(draft: Draft, out: Path, *, force: bool) -> int:
 
 def run_import(tool: str, path: str, *, cluster: str | None, out: Path | None, force: bool) -> bool:
     """Import; True when plan, docs and preview accept the graph written."""
-    if out is not None and out.exists() and not force:
-        raise UsageError(f"--out {out} exists; pass --force to overwrite it")
+    for target in (out, out.parent / SCHEMA_FILE) if out is not None else ():
+        if target.exists() and not force:
+            raise UsageError(f"{'--out ' if target == out else ''}{target} exists; pass --force to overwrite it")
     draft = read_draft(tool, Path(path), cluster)
     objects = write_gitops_objects(draft, out, force=force) if out is not None else 0
+    if out is not None:  # what the graph's first line points editors at
+        (out.parent / SCHEMA_FILE).write_text(schema_text(), encoding="utf-8")
     text = render(draft, source=path)
     refused, warnings = refusals(text, where=str(out) if out is not None else "<imported graph>",
                                  read_text=read_text)
     if out is not None:
         out.write_text(text, encoding="utf-8")
         say(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups, {objects} GitOps "
-            f"objects under {out.parent / 'gitops'}")
+            f"objects under {out.parent / 'gitops'}, and {SCHEMA_FILE} for editors")
     else:
         sys.stdout.write(text)
     say(f"{len(review_items(text))} decisions marked `# REVIEW:` are yours to make; {warnings} warnings from "

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from dr.core.graph_schema import modeline
 from dr.gitops_import.infer import Draft, Entry
 
 REVIEW = "# REVIEW:"
@@ -25,7 +26,9 @@ def _block(name: str, entry: Entry) -> list[str]:
 
 
 def render(draft: Draft, *, source: str) -> str:
-    lines = [f"# Recovery graph imported by `dr import {draft.tool} {source}`: a starting point, not a finished graph.",
+    # Editors check the graph as it is reviewed (the schema is written beside it, or `dr schema --out`).
+    lines = [modeline(),
+             f"# Recovery graph imported by `dr import {draft.tool} {source}`: a starting point, not a finished graph.",
              f"# Decide every `{REVIEW}` below (estimates, prod_only, how bootstrap steps run), then run",
              "# `dr plan --graph <this file>` and `dr plan --mode drill`.",
              *[f"{REVIEW} {item}" for item in draft.review],
