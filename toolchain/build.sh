@@ -140,5 +140,21 @@ else
     say "CloudNativePG $CNPG_VERSION CRDs: cached"
 fi
 
+# Flux CRDs of a current release (v2.7: kustomize-controller 1.7.3, helm-controller 1.4.3, source-controller
+# 1.7.3): the shared ones are Flux 2.4's, which refuse fields current repositories use (a Kustomization's
+# healthCheckExprs and deletionPolicy). Read from each controller's Go module, into the cache.
+FLUX_CRDS="$ROOT/crds/flux-2.7"
+if [ ! -f "$FLUX_CRDS/kustomize.toolkit.fluxcd.io_kustomizations.yaml" ]; then
+    mkdir -p "$FLUX_CRDS"
+    for module in kustomize-controller@v1.7.3 helm-controller@v1.4.3 source-controller@v1.7.3; do
+        dir=$(cd "$HERE" && go mod download -json "github.com/fluxcd/$module" \
+              | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+        install -m 0644 "$dir"/config/crd/bases/*.yaml "$FLUX_CRDS/"
+    done
+    say "Flux 2.7 CRDs: from the controllers' modules into $FLUX_CRDS"
+else
+    say "Flux 2.7 CRDs: cached"
+fi
+
 du -sh "$ROOT/$KEY" 2>/dev/null | awk '{print "toolchain: " $1 " on disk"}' >&2
 echo "$BIN"
