@@ -10,10 +10,11 @@ import yaml
 
 from dr.core.graph_schema import SCHEMA_FILE, schema_text
 from dr.errors import UsageError
+from dr.gitops_import.appset import expand, helm_rendered_apps
 from dr.gitops_import.checks import refusals
 from dr.gitops_import.infer import Draft, dns_name, infer_argo, infer_flux
 from dr.gitops_import.kustomize import resolve
-from dr.gitops_import.repository import read_repository
+from dr.gitops_import.repository import file_reader, list_paths, read_repository
 from dr.gitops_import.write import render, review_items
 from dr.graph_file import read_text
 
@@ -35,6 +36,13 @@ def read_draft(tool: str, root: Path, cluster: str | None) -> Draft:
                          f"(`dr import {other}`)?")
     notes: list[str] = []
     found_cluster = ""
+    if tool == "argo":  # the Applications each ApplicationSet generates from this repository
+        directories, files = list_paths(root)
+        expanded = expand(docs, directories=directories, files=files, read=file_reader(root))
+        docs, notes = [*docs, *expanded.applications], expanded.notes
+        notes += helm_rendered_apps(docs, files, file_reader(root))
+        for note in notes:
+            say(f"import: {note}")
     if tool == "flux":  # what one cluster applies: namespaces, substitutions, shared objects per app
         resolved = resolve(docs, cluster)
         docs, found_cluster, notes = resolved.docs, resolved.cluster, resolved.notes

@@ -580,8 +580,6 @@ def infer_argo(docs: Iterable[Doc], cluster: str) -> Draft:
     docs = list(docs)
     draft = Draft(tool="argo", cluster=cluster)
     apps = [d for d in docs if d.is_("argoproj.io", "Application")]
-    if any(d.is_("argoproj.io", "ApplicationSet") for d in docs):
-        draft.review.append("ApplicationSets are not expanded: add their generated Applications by hand")
     names = component_names(apps, reserved={"argocd"})
 
     def name_of(app: Doc) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -73,3 +74,33 @@ def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
             docs += [Doc(relative, obj) for obj in loaded if isinstance(obj, dict)
                      and isinstance(obj.get("kind"), str) and isinstance(obj.get("apiVersion"), str)]
     return docs, problems
+
+
+def list_paths(root: Path) -> tuple[list[str], list[str]]:
+    """(directories, files) of the checkout, relative and POSIX, as the walk above sees them."""
+    directories: list[str] = []
+    files: list[str] = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        relative = Path(directory).relative_to(root).as_posix()
+        if relative != ".":
+            directories.append(relative)
+        files += [f"{relative}/{n}" if relative != "." else n for n in sorted(names)]
+        if len(files) > 4 * MAX_FILES:
+            raise UsageError(f"{root}: more than {4 * MAX_FILES} files; point at the repository's cluster directory")
+    return directories, files
+
+
+def file_reader(root: Path) -> Callable[[str], str | None]:
+    """Reads a file of the checkout by its relative path: never through a link out of it, never a big one."""
+    real_root = root.resolve()
+
+    def read(relative: str) -> str | None:
+        path = (root / relative).resolve()
+        if not path.is_relative_to(real_root) or not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+    return read
