@@ -442,7 +442,7 @@ def _finish(draft: Draft, controller: str, controller_name: str) -> None:
             if dropped:
                 entry.review.append(f"dropped: depends on {', '.join(dropped)} only for GitOps adoption")
             deps = [d for d in deps if layer_of[d] <= layer_of[name]]
-        entry.body["depends_on"] = deps
+        entry.body["depends_on"] = list(dict.fromkeys(deps))  # a dependsOn that repeats the root: once
 
 
 def component_names(objects: Iterable[Doc], reserved: Iterable[str] = ()) -> dict[tuple[str, str, str], str]:

@@ -131,3 +131,18 @@ def test_colliding_names_are_qualified_never_overwritten() -> None:
     assert set(draft.components) == {"argocd", "application-argocd"}
     assert draft.components["application-argocd"].body["reconciled_by"]["name"] == "argocd"
     assert "application-argocd" not in draft.components["argocd"].body["depends_on"]
+
+
+def test_a_dependency_named_twice_is_listed_once() -> None:
+    """A Kustomization whose dependsOn names the Kustomization that applies it (and names it twice) used to
+    give a graph dr refuses ("lists 'flux-system' twice")."""
+    from dr.gitops_import.infer import Doc, infer_flux
+
+    def ks(name: str, path: str, depends: list[str], file: str) -> Doc:
+        return Doc(file, {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                          "metadata": {"name": name, "namespace": "flux-system"},
+                          "spec": {"path": path, "dependsOn": [{"name": d} for d in depends]}})
+
+    draft = infer_flux([ks("flux-system", "./clusters/home", [], "clusters/home/flux-system/sync.yaml"),
+                        ks("apps", "./apps", ["flux-system", "flux-system"], "clusters/home/apps.yaml")], "home")
+    assert draft.components["apps"].body["depends_on"] == ["flux-system"]
