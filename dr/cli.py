@@ -18,6 +18,7 @@ from dr import __version__
 from dr.core.modes import MODES
 from dr.core.plan import Plan, plan_for
 from dr.core.plan_view import render_plan
+from dr.core.spec import GraphSpec
 from dr.core.yaml_source import paused_gc
 from dr.errors import DrError, GraphError, UnknownComponents, UsageError
 from dr.graph_file import load_graph_file, read_text
@@ -28,11 +29,13 @@ DEFAULT_GRAPH = "stacks/cluster.yaml"
 
 
 def plan_graph_file(path: str | Path, *, mode: str = "prod", only: Sequence[str] = (),
-                    estimates: Mapping[str, int] | None = None) -> Plan:
-    """Load the graph file and plan it in one pass, without garbage-collection pauses between the steps."""
+                    estimates: Mapping[str, int] | None = None, spec: GraphSpec | None = None) -> Plan:
+    """Load the graph file (unless `spec` is it, already read) and plan it in one pass, without
+    garbage-collection pauses between the steps."""
     with paused_gc():
         try:
-            return plan_for(load_graph_file(path), mode=mode, only=only, read_text=read_text, estimates=estimates)
+            return plan_for(spec or load_graph_file(path), mode=mode, only=only, read_text=read_text,
+                            estimates=estimates)
         except UnknownComponents as exc:
             raise UsageError(f"--only names {exc}") from None
 
@@ -339,8 +342,10 @@ def _sandbox_up_down(args: argparse.Namespace, cluster: Any) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    estimates, note = _measured_estimates(args)
-    plan = plan_graph_file(args.graph, mode=args.mode, only=args.only, estimates=estimates)
+    history_file = Path(args.state_dir) / "history.sqlite"
+    spec = load_graph_file(args.graph) if history_file.is_file() else None  # its cluster names the history
+    estimates, note = _measured_estimates(history_file, spec.cluster) if spec is not None else ({}, "")
+    plan = plan_graph_file(args.graph, mode=args.mode, only=args.only, estimates=estimates, spec=spec)
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
     if note and args.json:
@@ -352,14 +357,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _measured_estimates(args: argparse.Namespace) -> tuple[dict[str, int], str]:
+def _measured_estimates(history_file: Path, cluster: str) -> tuple[dict[str, int], str]:
     """Median step durations of recent successful drills of this cluster, when there are any."""
-    history_file = Path(args.state_dir) / "history.sqlite"
-    if not history_file.is_file():
-        return {}, ""
     from dr.drill.history import RECENT, History, HistoryDamaged
 
-    cluster = load_graph_file(args.graph).cluster
     try:
         with History(history_file) as history:
             medians = history.step_medians(cluster)
