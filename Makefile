@@ -50,6 +50,7 @@ bench: system venv
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/drill.py
+	$(BIN)/python bench/gitops_import.py
 
 # Regenerate the runbook of the example graph (docs/recovery-order.*).
 docs: system venv

@@ -77,8 +77,13 @@ def _strict(schema: Any, *, top: bool = False) -> Any:
     return out
 
 
+# libyaml's safe loader when PyYAML has it: CRD files are large (Longhorn's and kopiur's run to 200 KB)
+# and the pure-Python loader took seconds to index them all.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_crd_file(path: Path) -> list[CrdKind]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
         return []
     spec = document["spec"]

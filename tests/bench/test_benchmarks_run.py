@@ -28,6 +28,12 @@ def test_plan_benchmark() -> None:
     assert "100 / 50" in out and "time ratio" in out
 
 
+def test_gitops_import_benchmark() -> None:
+    out = run("bench/gitops_import.py", "--apps", "3", "6", "--repeat", "1")
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["3", "6"] and [row[-1] for row in rows] == ["3", "6"], out
+
+
 def test_restore_benchmark() -> None:
     out = run("bench/restore.py", "--tree-mb", "2", "--wal-mb", "16")
     assert "ratio restic / cp -a" in out and "per GB of WAL" in out
