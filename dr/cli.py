@@ -135,9 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "drill recency. Exit 1 on findings.")
     audit.add_argument("--json", action="store_true", help="print the findings as JSON")
     audit.add_argument("--ignore", nargs="+", default=[], metavar="CHECK",
-                       help="skip these checks: coverage, freshness, retention, collapse, drill-recency")
+                       help="skip these checks: coverage, freshness, retention, collapse, drill-recency, cascade")
     audit.add_argument("--k8s-status", metavar="FILE",
-                       help="JSON with lists pvcs, cnpg, longhorn, velero (default: read them with kubectl)")
+                       help="JSON with lists pvcs, cnpg, longhorn, velero, kopiur, pvs, crds, kustomizations "
+                            "(default: read them with kubectl)")
+    audit.add_argument("--kubeconfig", metavar="FILE",
+                       help="the live cluster to read (default: kubectl's current context)")
     audit.add_argument("--host-path", action="append", default=[], metavar="PATH",
                        help="a volume path on the hosts that some backup must cover (repeatable)")
     audit.add_argument("--secrets", metavar="FILE", help="YAML file of secrets (restic_password); or RESTIC_PASSWORD")
@@ -567,7 +570,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     import os
 
     from dr.audit.checks import CHECKS, AuditInput, audit, render_table, to_json, to_prometheus
-    from dr.audit.sources import drill_history, inventory_from, k8s_status_from_kubectl, read_state
+    from dr.audit.sources import cascade_view, drill_history, inventory_from, k8s_status_from_kubectl, read_state
     from dr.core.durations import parse_duration
 
     unknown = [c for c in args.ignore if c not in CHECKS]
@@ -582,7 +585,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     secrets: dict[str, str] = _secrets_file(args.secrets)
     if "RESTIC_PASSWORD" in os.environ:
         secrets.setdefault("restic_password", os.environ["RESTIC_PASSWORD"])
-    k8s = _k8s_status_file(args.k8s_status) if args.k8s_status else k8s_status_from_kubectl()
+    k8s = _k8s_status_file(args.k8s_status) if args.k8s_status else k8s_status_from_kubectl(args.kubeconfig)
     states = {}
     not_checked: dict[str, tuple[str, str]] = {}
     unreachable = "the cluster was not reachable (no kubectl, no cluster in its context, or access refused)"
@@ -595,12 +598,17 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                                         f"dr cannot read {backup.tool} backups from here")
     if k8s is None:
         not_checked[f"{spec.cluster} PVCs and databases"] = ("coverage", unreachable)
+    cascade = cascade_view(k8s)
+    if cascade is None:
+        not_checked[f"{spec.cluster} volumes and CRDs"] = ("cascade", unreachable if k8s is None else
+                                                           "the cluster's PersistentVolumes or CRDs could not be "
+                                                           "listed (no pvs/crds in the status, or access refused)")
     drills = drill_history(Path(args.state_dir) / "history.sqlite", spec.cluster)
     findings = [f for f in audit(AuditInput(spec=spec, states=states, inventory=inventory_from(k8s, args.host_path),
                                             detection_delay_s=detection, last_successful_drill=drills.last_passed,
                                             drills_recorded=drills.proving, drill_max_age_s=max_age,
                                             sandbox_drills=drills.sandbox_only, history_problem=drills.problem,
-                                            not_checked=not_checked))
+                                            not_checked=not_checked, cascade=cascade))
                 if f.check not in args.ignore]
     sys.stdout.write(to_json(findings) if args.json else render_table(findings))
     if args.textfile:

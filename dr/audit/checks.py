@@ -3,7 +3,8 @@
 Takes the graph, what each backup actually holds (`BackupState`, read by `dr.audit.sources`), what
 exists in the cluster and on the hosts, and the drill history; returns findings, each with a check,
 a severity, the backup or component it is about, and a fix. Checks: coverage, freshness, retention,
-collapse, drill recency.
+collapse, drill recency, and cascade (what would let an uninstall, a deleted CRD or a GitOps prune
+delete data on a live cluster).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dr.core.durations import format_duration
 from dr.core.graph import unprotected_stateful
 from dr.core.spec import GraphSpec, Retention
 
-CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency")
+CHECKS = ("coverage", "freshness", "retention", "collapse", "drill-recency", "cascade")
 # "unchecked": a check that could not run (no access, a damaged history) is reported, never a pass.
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "unchecked": 4}
 CLOCK_SKEW_S = 300  # a backup dated further in the future than this is a finding
@@ -54,6 +55,18 @@ class ClusterInventory:
 
 
 @dataclass(frozen=True)
+class CascadeView:
+    """What decides whether a cascade of deletions reaches data, read from a live cluster."""
+
+    # (PersistentVolume, its claim "namespace/name", its reclaim policy) of every bound volume
+    volumes: tuple[tuple[str, str, str], ...] = ()
+    # (CRD name, kept on uninstall) of the CRDs whose objects hold or restore data
+    data_crds: tuple[tuple[str, bool], ...] = ()
+    # (the GitOps object that prunes, "Kind namespace/name" of a data object it would delete)
+    pruned: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class AuditInput:
     spec: GraphSpec
     states: Mapping[str, BackupState]
@@ -67,6 +80,7 @@ class AuditInput:
     history_problem: str = ""  # the drill history could not be read
     # What could not be checked, by subject: (check, why). Each becomes an "unchecked" finding.
     not_checked: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    cascade: CascadeView | None = None  # None: not read (the check is then listed in not_checked)
 
 
 def _interval_s(schedule: str) -> int:
@@ -100,7 +114,7 @@ def oldest_restore_point_s(retention: Retention, interval_s: int) -> int:
 
 def audit(data: AuditInput) -> list[Finding]:
     findings = (_coverage(data) + _freshness(data) + _retention(data) + _collapse(data) + _drills(data)
-                + _unchecked(data))
+                + _cascade(data) + _unchecked(data))
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.check, f.subject))
 
 
@@ -177,6 +191,32 @@ def _freshness(data: AuditInput) -> list[Finding]:
                                     f"{format_duration(backup.rpo_s)}",
                                     "check archive_command and the archiver's errors (pg_stat_archiver)" if wal
                                     else f"check the backup job ({backup.schedule!r}) and its logs"))
+    return findings
+
+
+def _cascade(data: AuditInput) -> list[Finding]:
+    """An uninstall, a deleted CRD or a namespace deletion cascades through owner references and claims:
+    what would let it reach the data (the incident where an uninstall deleted every app, volume and database)."""
+    view = data.cascade
+    if view is None:
+        return []
+    findings = [Finding("cascade", "high", f"PersistentVolume {pv}",
+                        f"{pv} (claim {claim}) has reclaim policy {policy}: deleting the claim (an uninstall, a "
+                        "namespace deletion, a cascade from its owner) deletes the volume and its data",
+                        f"kubectl patch pv {pv} -p '{{\"spec\":{{\"persistentVolumeReclaimPolicy\":\"Retain\"}}}}'; "
+                        "and reclaimPolicy: Retain on the StorageClass")
+                for pv, claim, policy in view.volumes if policy == "Delete"]
+    findings += [Finding("cascade", "high", f"CustomResourceDefinition {crd}",
+                         f"{crd} is not kept on uninstall: deleting it (helm uninstall, a wrong chart, a prune) "
+                         "deletes every object of the kind, and the garbage collector then deletes what they own",
+                         f"kubectl annotate crd {crd} helm.sh/resource-policy=keep (and set it in the chart's "
+                         "values, e.g. crds.keep)")
+                 for crd, kept in view.data_crds if not kept]
+    findings += [Finding("cascade", "medium", obj,
+                         f"{owner} prunes {obj}: removing it from git, or a wrong path, deletes it",
+                         "annotate the object kustomize.toolkit.fluxcd.io/prune: disabled (Flux) or "
+                         "argocd.argoproj.io/sync-options: Prune=false (Argo CD)")
+                 for owner, obj in view.pruned]
     return findings
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dr.audit.checks import BackupState, ClusterInventory
+from dr.audit.checks import BackupState, CascadeView, ClusterInventory
 from dr.core.invocations import etcd_snapshot_dir, restic_repository
 from dr.core.restore_tools import TOOLS
 from dr.core.spec import Backup, GraphSpec, RestoreAction
@@ -129,16 +129,25 @@ def newest_archived_wal(stanza: pgbackrest.PgBackRestStanza) -> dt.datetime | No
     return dt.datetime.fromtimestamp(max(times), tz=dt.UTC) if times else None
 
 
-def k8s_status_from_kubectl() -> dict[str, list[dict[str, Any]]] | None:
-    """The status objects the audit reads, from the current kube context; None without kubectl or access."""
+# What the cascade check reads besides the claims: volumes, CRDs, and the GitOps objects that prune.
+CASCADE_KINDS = {"pvs": "persistentvolumes", "crds": "customresourcedefinitions",
+                 "kustomizations": "kustomizations.kustomize.toolkit.fluxcd.io"}
+PRUNE_DISABLED = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+
+
+def k8s_status_from_kubectl(kubeconfig: str | None = None) -> dict[str, list[dict[str, Any]]] | None:
+    """The status objects the audit reads, from the current kube context (or `kubeconfig`); None without
+    kubectl or access."""
     if shutil.which("kubectl") is None:
         return None
     kinds = {"pvcs": "persistentvolumeclaims", **{t.cluster_backups.key: t.cluster_backups.resource
-                                                  for t in TOOLS.values() if t.cluster_backups is not None}}
+                                                  for t in TOOLS.values() if t.cluster_backups is not None},
+             **CASCADE_KINDS}
     found: dict[str, list[dict[str, Any]]] = {}
+    config = ["--kubeconfig", kubeconfig] if kubeconfig else []
     for key, resource in kinds.items():
-        done = subprocess.run(["kubectl", "get", resource, "-A", "-o", "json"], capture_output=True, text=True,
-                              check=False, timeout=60)
+        done = subprocess.run(["kubectl", *config, "get", resource, "-A", "-o", "json"], capture_output=True,
+                              text=True, check=False, timeout=60)
         if done.returncode != 0:
             if key == "pvcs":
                 return None
@@ -158,3 +167,46 @@ def inventory_from(k8s: Mapping[str, list[dict[str, Any]]] | None, host_paths: l
     return ClusterInventory(pvcs=tuple(sorted(key(p) for p in k8s.get("pvcs", []))),
                             databases=tuple(sorted(key(c) for c in k8s.get("cnpg", []))),
                             host_paths=tuple(host_paths), known=True)
+
+
+def _data_groups() -> set[str]:
+    """The API groups whose objects hold or restore data: every backup tool's, as the registry says."""
+    groups = {group for tool in TOOLS.values() for group, _ in tool.kinds}
+    groups |= {t.cluster_backups.resource.split(".", 1)[1] for t in TOOLS.values() if t.cluster_backups is not None}
+    return groups
+
+
+def _name(item: Mapping[str, Any]) -> tuple[str, str]:
+    meta = item.get("metadata", {})
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def cascade_view(k8s: Mapping[str, list[dict[str, Any]]] | None) -> CascadeView | None:
+    """What decides whether a cascade reaches data; None when the status holds no volumes or CRDs."""
+    unavailable: Any = (k8s or {}).get("_unavailable", [])
+    if k8s is None or any(key not in k8s or key in unavailable for key in ("pvs", "crds")):
+        return None
+    volumes = tuple(sorted(
+        (str(pv["metadata"]["name"]), f"{ref.get('namespace', '')}/{ref.get('name', '')}",
+         str(pv.get("spec", {}).get("persistentVolumeReclaimPolicy", "Delete")))
+        for pv in k8s["pvs"] if (ref := pv.get("spec", {}).get("claimRef"))))
+    groups = _data_groups()
+    crds = tuple(sorted(
+        (str(crd["metadata"]["name"]),
+         crd["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep")
+        for crd in k8s["crds"] if crd.get("spec", {}).get("group") in groups))
+    live = {("PersistentVolumeClaim", *_name(p)): p for p in k8s.get("pvcs", [])}
+    live.update({("Cluster", *_name(c)): c for c in k8s.get("cnpg", [])})
+    pruned = []
+    for ks in k8s.get("kustomizations", []):
+        if not ks.get("spec", {}).get("prune"):
+            continue
+        owner = "Kustomization {}/{}".format(*_name(ks))
+        for entry in ks.get("status", {}).get("inventory", {}).get("entries", []) or []:
+            # Flux's inventory id: <namespace>_<name>_<group>_<kind> (Kubernetes names hold no "_").
+            namespace, name, _group, kind = (*str(entry.get("id", "")).split("_"), "", "", "", "")[:4]
+            obj = live.get((kind, namespace, name))
+            annotations = (obj or {}).get("metadata", {}).get("annotations", {}) or {}
+            if obj is not None and not PRUNE_DISABLED.items() <= annotations.items():
+                pruned.append((owner, f"{kind} {namespace}/{name}"))
+    return CascadeView(volumes=volumes, data_crds=crds, pruned=tuple(sorted(pruned)))
