@@ -19,6 +19,7 @@ from dr.core.restore_tools.kopiur import backend_problems
 from dr.core.spec import GraphSpec
 from dr.errors import GraphError
 from dr.kube.validate import validate_object
+from tests.pulumi.test_gitops_backup_objects import objects
 
 GRAPH = """\
 cluster: lab
@@ -48,15 +49,6 @@ components:
     vars: {namespace: media, pvc: media, target: populator, kopia_username: media, kopia_hostname: media}
   app: {layer: app, depends_on: [app-data-restore, media-restore]}
 """
-
-
-def objects(text: str) -> dict[str, dict[str, Any]]:
-    spec = GraphSpec.from_yaml(text, path="g.yaml")
-    plan = plan_for(spec, mode="prod")
-    assert plan.graph is not None
-    resources = resource_plan(plan, plan.graph.spec)
-    return {f"{obj.manifest['kind']}/{obj.manifest['metadata']['name']}": dict(obj.manifest)
-            for _, obj in resources.objects()}
 
 
 def test_a_kopiur_restore_is_rendered_as_kopiur_reads_it() -> None:
