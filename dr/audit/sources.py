@@ -90,7 +90,9 @@ def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
         found = cluster_backups.read(k8s.get(key, []), backup, variables)
     except LookupError as exc:
         return BackupState(error=str(exc))
-    return BackupState(points=found.points, newest_restorable=found.newest_restorable)
+    # WAL archiving that works restores up to now, not only to the last base backup.
+    newest = dt.datetime.now(dt.UTC) if found.archiving else found.newest_restorable
+    return BackupState(points=found.points, newest_restorable=newest)
 
 
 def _restic_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:

@@ -186,7 +186,7 @@ def _children(step: Step, spec: GraphSpec, mode: str, read_text: ReadText | None
                              namespace=str(need(values, "namespace", step.name,
                                                 "the namespace the restored data lives in")), mode=mode)
     objects = [_awaited(obj, step.component.estimate_s)
-               for obj in _restore_objects(step.name, backup.tool, request, namespaces_created,
+               for obj in _restore_objects(request, namespaces_created,
                                            spec.ancestors(step.name) if step.name in spec.components else set())]
     needs = restore_needs([obj.manifest for obj in objects])
     precheck = [Child(kind="restore-precheck", name=f"{step.name}-precheck",
@@ -285,9 +285,10 @@ def _namespace(name: str, created: dict[str, set[str]], component: str, ancestor
                        data_bearing=True)]
 
 
-def _restore_objects(name: str, backup_tool: str, request: RestoreRequest,
-                     namespaces_created: dict[str, set[str]], ancestors: set[str]) -> list[KubeObject]:
-    return [*_namespace(request.namespace, namespaces_created, name, ancestors), *TOOLS[backup_tool].objects(request)]
+def _restore_objects(request: RestoreRequest, namespaces_created: dict[str, set[str]],
+                     ancestors: set[str]) -> list[KubeObject]:
+    return [*_namespace(request.namespace, namespaces_created, request.component, ancestors),
+            *TOOLS[request.backup.tool].objects(request)]
 
 
 def _awaited(obj: KubeObject, estimate_s: int) -> KubeObject:

@@ -73,17 +73,17 @@ class _Generators:
         self.read = read
         self.repo_urls = repo_urls
 
-    def params(self, generator: Mapping[str, Any], owner: str) -> tuple[list[dict[str, str]], str]:
+    def params(self, generator: Mapping[str, Any]) -> tuple[list[dict[str, str]], str]:
         """(parameter sets, why it could not be expanded or "")."""
         if "list" in generator:
             elements = generator["list"].get("elements") or []
             return [_flatten(e) for e in elements if isinstance(e, Mapping)], ""
         if "git" in generator:
-            return self.git(generator["git"], owner)
+            return self.git(generator["git"])
         kind = next(iter(generator), "?")
         return [], f"its {kind} generator needs the live cluster or another service"
 
-    def git(self, spec: Mapping[str, Any], owner: str) -> tuple[list[dict[str, str]], str]:
+    def git(self, spec: Mapping[str, Any]) -> tuple[list[dict[str, str]], str]:
         url = str(spec.get("repoURL", "")).rstrip("/").removesuffix(".git")
         if self.repo_urls and url not in self.repo_urls:
             return [], f"its git generator reads another repository ({spec.get('repoURL')})"
@@ -117,7 +117,7 @@ def expand(docs: list[Doc], *, directories: Iterable[str], files: Iterable[str],
             continue
         count = 0
         for generator in appset.spec.get("generators") or []:
-            params_list, why = generators.params(generator, appset.name)
+            params_list, why = generators.params(generator)
             if why:
                 result.notes.append(f"ApplicationSet {appset.name} is not expanded: {why}; add its Applications "
                                     "by hand")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from dr.core.graph import RecoveryGraph
 from dr.core.plan import plan_for
 from dr.core.resources import resource_plan
 from dr.core.spec import GraphSpec
@@ -29,9 +28,8 @@ def refusals(text: str, *, where: str, read_text: Callable[[Path], str]) -> tupl
         return [str(d) for d in exc.diagnostics], 0
     for mode in MODES:
         try:
-            graph = RecoveryGraph.build(declared, mode=mode, read_text=read_text)
-            warnings = max(warnings, len(graph.warnings))
             plan = plan_for(declared, mode=mode, read_text=read_text)
+            warnings = max(warnings, len(plan.warnings))
             spec = plan.graph.spec if plan.graph else declared
             resources = resource_plan(plan, spec, read_text=read_text)
         except GraphError as exc:

@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
+from dr.core.restore_tools.cnpg import BARMAN_PLUGIN
 from dr.core.spec import LAYER_INDEX, deep_merge
 
-BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 KOPIUR = "kopiur.home-operations.com"
 # The charts that install each tool's operator, and the tools that restore into a claim (after the storage).
 OPERATOR_CHARTS: Mapping[str, tuple[str, ...]] = {

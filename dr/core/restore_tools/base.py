@@ -29,6 +29,7 @@ class BackupsFound:
 
     points: tuple[BackupPoint, ...] = ()
     newest_restorable: dt.datetime | None = None
+    archiving: bool = False  # continuous archiving works: it restores up to now (the edge reads the clock)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,6 @@ def _waits_for_no_backup(kind: str, spec: Mapping[str, Any], namespace: str) -> 
 @dataclass(frozen=True)
 class RestoreTool:
     name: str  # the graph's `tool`
-    summary: str  # one line for the graph format's table of tools
     host_level: bool = False
     playbook: str = ""  # host-level tools: the playbook that restores on the hosts
     repository_problem: Callable[[str], str | None] = _no_problem  # `repo` as the tool reads it

@@ -4,7 +4,6 @@ the barman-cloud plugin (`cnpg-barman-plugin`, CloudNativePG 1.26+)."""
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from dr.core.restore_tools.base import (
 )
 
 if TYPE_CHECKING:
+    from dr.core.leaks import JsonPath
     from dr.core.spec import Backup
 
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
@@ -70,12 +70,13 @@ def _recovery(source: str, target_time: str) -> dict[str, Any]:
     return recovery
 
 
-def _cluster(request: RestoreRequest, spec: dict[str, Any]) -> KubeObject:
+def _cluster(request: RestoreRequest, spec: dict[str, Any], *,
+             restore_sources: tuple[JsonPath, ...] = (("spec", "externalClusters", 0, "barmanObjectStore",
+                                                       "destinationPath"),)) -> KubeObject:
     return KubeObject(manifest={"apiVersion": f"{GROUP}/v1", "kind": "Cluster",
                                 "metadata": {"name": request.component, "namespace": request.namespace,
                                              "labels": labels(request.component)}, "spec": spec},
-                      data_bearing=True,
-                      restore_sources=(("spec", "externalClusters", 0, "barmanObjectStore", "destinationPath"),))
+                      data_bearing=True, restore_sources=restore_sources)
 
 
 def in_tree_objects(request: RestoreRequest) -> list[KubeObject]:
@@ -133,10 +134,9 @@ def plugin_objects(request: RestoreRequest) -> list[KubeObject]:
                      "parameters": {"barmanObjectName": f"{name}-archive", "serverName": new_server}}]}
     if "image" in values:
         spec["imageName"] = str(values["image"])
-    cluster = _cluster(request, spec)
     return [KubeObject(manifest=origin.manifest, data_bearing=True,
                        restore_sources=(("spec", "configuration", "destinationPath"),)), target,
-            KubeObject(manifest=cluster.manifest, data_bearing=True)]
+            _cluster(request, spec, restore_sources=())]
 
 
 def _credentials_of(stores: list[Mapping[str, Any]]) -> SecretsRead:
@@ -171,9 +171,8 @@ def read_backups(clusters: Sequence[Mapping[str, Any]], backup: Backup, variable
             points = (BackupPoint(id="lastSuccessfulBackup", time=last, size_bytes=0, file_count=0),) if last else ()
             archiving = next((c for c in status.get("conditions", []) if c.get("type") == "ContinuousArchiving"),
                              None)
-            if archiving is not None and archiving.get("status") == "True":
-                return BackupsFound(points=points, newest_restorable=dt.datetime.now(dt.UTC))
-            return BackupsFound(points=points, newest_restorable=last)
+            working = archiving is not None and archiving.get("status") == "True"
+            return BackupsFound(points=points, newest_restorable=last, archiving=working)
     raise LookupError(f"no CloudNativePG Cluster {namespace}/{name} in the cluster")
 
 
@@ -181,11 +180,9 @@ def read_backups(clusters: Sequence[Mapping[str, Any]], backup: Backup, variable
 COMPLETIONS = {(GROUP, "Cluster"): Completion("CloudNativePG", always("condition=Ready"), _ready)}
 
 BARMAN = RestoreTool(
-    name="cnpg-barman", summary="CloudNativePG's in-tree barman object store: a Cluster recovered from it",
-    repository_problem=barman_problem, objects=in_tree_objects, completions=COMPLETIONS,
+    name="cnpg-barman", repository_problem=barman_problem, objects=in_tree_objects, completions=COMPLETIONS,
     secrets_read=secrets_read, kinds=frozenset({(GROUP, "Cluster")}),
     cluster_backups=ClusterBackups("cnpg", f"clusters.{GROUP}", read_backups))
 BARMAN_PLUGIN_TOOL = RestoreTool(
-    name="cnpg-barman-plugin", summary="CloudNativePG's barman-cloud plugin: ObjectStores and a Cluster",
-    repository_problem=barman_problem, objects=plugin_objects, completions=COMPLETIONS,
+    name="cnpg-barman-plugin", repository_problem=barman_problem, objects=plugin_objects, completions=COMPLETIONS,
     secrets_read=secrets_read, kinds=frozenset({(GROUP, "Cluster"), ("barmancloud.cnpg.io", "ObjectStore")}))

@@ -132,7 +132,7 @@ def backend_problems(manifest: Mapping[str, Any]) -> list[str]:
         bucket = str(backend.get(store, {}).get("bucket", "") or "")
         if "://" in bucket or "/" in bucket:
             problems.append(f"{title}: backend.{store}.bucket {bucket!r} must be the bucket's name alone; "
-                            "put the path in backend.{store}.prefix".replace("{store}", store))
+                            f"put the path in backend.{store}.prefix")
     host = str(backend.get("s3", {}).get("endpoint", "") or "")
     if "://" in host or "/" in host:
         problems.append(f"{title}: backend.s3.endpoint {host!r} is a host (and port), like s3.example.com:9000, "
@@ -141,8 +141,7 @@ def backend_problems(manifest: Mapping[str, Any]) -> list[str]:
 
 
 TOOL = RestoreTool(
-    name="kopiur", summary="kopiur (kopia): a Restore of a SnapshotPolicy's snapshot into a new claim or a populator",
-    repository_problem=repository_problem, objects=objects, kinds=frozenset({(GROUP, "Restore")}),
+    name="kopiur", repository_problem=repository_problem, objects=objects, kinds=frozenset({(GROUP, "Restore")}),
     completions={(GROUP, "Restore"): Completion("kopiur", _condition, _completed)},
     cluster_backups=ClusterBackups("kopiur", f"snapshots.{GROUP}", read_backups),
     object_checks={(GROUP, "Repository"): backend_problems, (GROUP, "ClusterRepository"): backend_problems})

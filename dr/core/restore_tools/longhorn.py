@@ -98,8 +98,7 @@ def _restored(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
 
 
 TOOL = RestoreTool(
-    name="longhorn", summary="Longhorn: a Volume restored from the backup target, with its PV and claim",
-    repository_problem=longhorn_problem, objects=objects, backup_waited_for=backup_waited_for,
+    name="longhorn", repository_problem=longhorn_problem, objects=objects, backup_waited_for=backup_waited_for,
     kinds=frozenset({(GROUP, "Volume")}), cluster_backups=ClusterBackups("longhorn", f"backups.{GROUP}", read_backups),
     completions={(GROUP, "Volume"): Completion("Longhorn", always("jsonpath={.status.restoreRequired}=false"),
                                                _restored)})

@@ -74,8 +74,7 @@ def _completed(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
 
 
 TOOL = RestoreTool(
-    name="velero", summary="Velero: a Restore of the namespace from a backup or a schedule's newest",
-    objects=objects, backup_waited_for=backup_waited_for, kinds=frozenset({(GROUP, "Restore")}),
+    name="velero", objects=objects, backup_waited_for=backup_waited_for, kinds=frozenset({(GROUP, "Restore")}),
     cluster_backups=ClusterBackups("velero", f"backups.{GROUP}", read_backups),
     completions={(GROUP, "Restore"): Completion("Velero", always("jsonpath={.status.phase}=Completed"),
                                                 _completed)})

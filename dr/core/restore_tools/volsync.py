@@ -51,7 +51,6 @@ def _synced(manifest: Mapping[str, Any], now: str) -> dict[str, Any]:
 
 
 TOOL = RestoreTool(
-    name="volsync", summary="VolSync: a ReplicationDestination (restic mover), direct or as a volume populator",
-    objects=objects, secrets_read=secrets_read, kinds=frozenset({(GROUP, "ReplicationDestination")}),
+    name="volsync", objects=objects, secrets_read=secrets_read, kinds=frozenset({(GROUP, "ReplicationDestination")}),
     completions={(GROUP, "ReplicationDestination"): Completion(
         "VolSync", always(f"jsonpath={{.status.lastManualSync}}={TRIGGER}"), _synced)})
