@@ -3,43 +3,23 @@
 Built from the same plan and resource plan that `pulumi up` executes, and for host-level steps
 from the same playbook invocations (`dr.core.invocations`) the automation runs, so the runbook cannot
 drift from the automation. Secret values never appear: only their names and where to get them.
-Pure: data in, document blocks out (`dr.docs.docmodel` renders them).
+Pure: data in, document blocks out (`dr.core.docmodel` renders them).
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
+from dr.core.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
 from dr.core.durations import format_duration
-from dr.core.gitops import held
-from dr.core.invocations import (
-    ChosenBackup,
-    etcd_snapshot_dir,
-    hosts_inventory,
-    manual_restore_commands,
-    pgbackrest_settings,
-    playbook_invocation,
-    restic_repository,
-    restore_invocation,
-    run_as,
-    talos_commands,
-)
-from dr.core.kube_objects import kubectl_resource
+from dr.core.invocations import ChosenBackup, playbook_invocation, restic_repository, restore_invocation
 from dr.core.plan import Plan, Step
-from dr.core.repositories import pgbackrest_options, pgbackrest_problem
-from dr.core.resources import Child, ComponentResources, ResourcePlan
+from dr.core.resources import ComponentResources, ResourcePlan
 from dr.core.spec import GraphSpec, Retention
-from dr.docs.docmodel import Block, Bullets, Code, Heading, Para, Raw, Table
-
-SNAPSHOT = "<SNAPSHOT_ID>"
-SNAPSHOT_PATH = "<PATH_IN_SNAPSHOT>"
-SNAPSHOT_FILE = "<SNAPSHOT_FILE>"
-BACKUP_SET = "<BACKUP_SET>"
-CLUSTER_TOKEN = "<NEW_CLUSTER_TOKEN>"
+from dr.core.steps import CHILD_KINDS
+from dr.core.steps.base import CLUSTER_TOKEN, SNAPSHOT, SNAPSHOT_PATH, yaml_text
 
 SECRET_SOURCES = {
     "k3s_token": "the cluster join token (password manager; on a surviving server: /var/lib/rancher/k3s/server/token)",
@@ -55,16 +35,6 @@ def retention_text(retention: Retention) -> str:
     if retention.within_s:
         parts.append(f"all within {format_duration(retention.within_s)}")
     return ", ".join(parts) or "none"
-
-
-class _NoAliases(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def yaml_text(value: Any) -> str:
-    """YAML a person can copy: block style, no anchors or aliases, keys in the order dr wrote them."""
-    return yaml.dump(value, Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=100)
 
 
 def inventory_yaml(spec: GraphSpec) -> str:
@@ -198,7 +168,7 @@ def _step(number: int, step: Step, spec: GraphSpec, component: ComponentResource
         blocks.append(Para(f"Restores backup `{backup.name}` ({backup.tool}, `{backup.repo}`), "
                            f"target {'the newest backup' if target == 'latest' else target}."))
     for child in component.children:
-        blocks += CHILD_TEXT[child.kind](step, child, spec)
+        blocks += CHILD_KINDS[child.kind].runbook(step, child, spec)
     owner = c.reconciled_by
     if owner is not None:
         resource = f"{owner.kind.lower()}.{GITOPS_GROUPS[owner.kind]}/{owner.name}"
@@ -225,200 +195,6 @@ def _step(number: int, step: Step, spec: GraphSpec, component: ComponentResource
     return blocks
 
 
-def _playbook_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    inputs = child.inputs
-    invocation = playbook_invocation(inputs)
-    where = _relative(str(inputs["playbook_dir"]), spec) + "/" if inputs.get("playbook_dir") else "playbooks/"
-    blocks: list[Block] = [
-        Para(f"Automation: runs `{where}{invocation.playbook}` through ansible-runner. By hand:"),
-        Code(invocation.command_line() + "\n", "sh")]
-    if invocation.playbook == "k3s-server.yml":
-        blocks += [Para("If the servers use k3s's embedded etcd instead of the external one, restore it "
-                        "with the snapshot (once, on the first server), then start k3s:"),
-                   Code("k3s server --cluster-reset --cluster-reset-restore-path=" + SNAPSHOT_FILE + "\n"
-                        "systemctl start k3s\n", "sh")]
-    return blocks
-
-
-def _command_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    inputs = child.inputs
-    env = [f"{k}={shlex.quote(str(v))}" for k, v in dict(inputs.get("env", {})).items()]
-    env += [f"DR_SECRET_{str(n).upper().replace('-', '_')}=<the {n} secret>" for n in inputs.get("secrets", [])]
-    return [Para(f"Automation: runs this command on the machine running dr, in `{_relative(inputs['cwd'], spec)}`"
-                 + (" (its secrets as environment variables)." if inputs.get("secrets") else ".") + " By hand:"),
-            Code(f"cd {shlex.quote(_relative(inputs['cwd'], spec))}\n"
-                 + (" ".join(env) + " " if env else "") + shlex.join(inputs["command"]) + "\n", "sh")]
-
-
-def _talos_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    inputs = child.inputs
-    snapshot = SNAPSHOT_FILE if inputs.get("recover_from") else ""
-    calls = talos_commands({**inputs, "config": _relative(inputs["config"], spec),
-                            "talosconfig": _relative(inputs["talosconfig"], spec) if inputs["talosconfig"] else ""},
-                           snapshot=snapshot, kubeconfig="kubeconfig")
-    lead = ("Automation: runs talosctl from the machine running dr (Talos has no SSH): apply the machine "
-            "configuration to every node, bootstrap etcd"
-            + (f" from the newest snapshot of `{inputs['recover_from']}`" if snapshot else "")
-            + ", then fetch the kubeconfig. By hand:")
-    return [Para(lead), Code("".join(shlex.join(c) + "\n" for c in calls), "sh")]
-
-
-def _precheck_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    needs = child.inputs["precheck"]
-    lines = [f"kubectl -n {s['namespace']} get secret {s['name']} -o jsonpath='{{.data}}'  # keys: "
-             f"{', '.join(s['keys'])}" for s in needs.get("secrets", [])]
-    for backup in needs.get("backups", []):
-        resource = kubectl_resource(str(backup["apiVersion"]), str(backup["kind"]), plural=True)
-        lines.append(f"kubectl -n {backup['namespace']} get {resource} "
-                     + (str(backup["name"]) if backup.get("name") else f"-l {backup['selector']}"))
-    return [Para("Before the restore objects: the credentials they read must exist, and the backups they "
-                 "restore from must have been synced from the backup target (dr waits for them; Longhorn "
-                 "and Velero refuse a restore that comes too early, for good). By hand:"),
-            Code("\n".join(lines) + "\n", "sh")]
-
-
-def _external_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    return [Para(f"Outside the cluster: dr checks `{child.inputs['check']}` is there and never creates it. If the "
-                 "check fails, bring it back first (a NAS, a bucket, a DNS provider).")]
-
-
-def _helm_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    inputs = child.inputs
-    values_file = f"values/{step.name}.yaml"
-    argv = ["helm", "upgrade", "--install", inputs["release"], inputs["chart"], "--repo", inputs["repo"],
-            "--version", inputs["version"], "--namespace", inputs["namespace"], "--create-namespace",
-            "-f", values_file, "--wait"]
-    return [Para(f"Automation: a Helm release (`{inputs['chart']}` {inputs['version']}) through Pulumi. "
-                 f"By hand, save the values as `{values_file}`:"),
-            Code(yaml_text(inputs["values"]) if inputs["values"] else "{}\n", "yaml"),
-            Code(shlex.join(argv) + "\n", "sh")]
-
-
-def _manifests_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    files = [_relative(f, spec) for f in child.inputs["files"]]
-    return [Para("Automation: applies the manifests through Pulumi. By hand:"),
-            Code("".join(f"kubectl apply -f {shlex.quote(f)}\n" for f in files), "sh")]
-
-
-def _kube_object_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    inputs = child.inputs
-    manifest = inputs["manifest"]
-    protected = ("protected against deletion (`protect`) and kept on delete" if child.protect
-                 else "kept on delete" if child.retain_on_delete else "")
-    file_name = f"restore/{step.name}-{manifest['kind'].lower()}.yaml"
-    object_blocks: list[Block] = [
-        Para(f"Automation: creates {manifest['kind']} `{manifest['metadata']['name']}` through Pulumi"
-             + (f", {protected}." if protected else ".") + f" By hand, save as `{file_name}` and apply:"),
-        Code(yaml_text(manifest), "yaml"),
-        Code(f"kubectl apply -f {file_name}\n", "sh")]
-    archive = manifest.get("spec", {}).get("backup", {}).get("barmanObjectStore", {})
-    if manifest["kind"] == "Cluster" and archive.get("serverName"):
-        source = manifest["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"]
-        new = archive["serverName"]
-        object_blocks.append(Para(f"The recovered cluster archives under the new server name `{new}`, "
-                           f"not `{source}`: CloudNativePG refuses to write into the archive it recovers from. "
-                           f"After this recovery, set `server_name: {new}` in the graph so the "
-                           "next recovery reads the new timeline."))
-    return object_blocks
-
-
-
-
-def _hold_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    """The gate's hold, under the controller's step: the object goes in held, never as GitOps wrote it."""
-    obj = held(child.inputs["manifest"])
-    meta = obj.get("metadata", {})
-    file_name = f"hold/{meta.get('name', step.name)}-{str(obj.get('kind', '')).lower()}.yaml"
-    how = "suspended" if obj.get("kind") != "Application" else "without automated sync"
-    return [Para(f"Automation: as soon as {step.name} is installed, puts {obj.get('kind')} "
-                 f"`{meta.get('namespace', '')}/{meta.get('name', '')}` in place {how}, so it cannot deploy onto "
-                 "empty storage before the restores it waits for (its own step resumes it). By hand, save as "
-                 f"`{file_name}` and apply:"),
-            Code(yaml_text(obj), "yaml"),
-            Code(f"kubectl apply --server-side -f {file_name}\n", "sh")]
-
-
-def _release_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    return []  # the step's own paragraph (`reconciled_by`) says how to resume and wait
-
-
-# What the runbook says for each kind of child (`dr.core.resources`), from the same inputs the automation runs.
-CHILD_TEXT: Mapping[str, Callable[[Step, Child, GraphSpec], list[Block]]] = {
-    "playbook": _playbook_blocks, "host-restore": lambda step, child, spec: _host_restore_blocks(step, child, spec),
-    "command": _command_blocks, "talos": _talos_blocks, "restore-precheck": _precheck_blocks,
-    "external": _external_blocks, "helm-release": _helm_blocks, "config-group": _manifests_blocks,
-    "kube-object": _kube_object_blocks, "gitops-hold": _hold_blocks, "gitops-release": _release_blocks,
-}
-
-
-def _relative(path: str, spec: GraphSpec) -> str:
-    base = str(spec.base_dir.parent) + "/"
-    return path[len(base):] if path.startswith(base) else path
-
-
-def _host_restore_blocks(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    inputs = child.inputs
-    variables = inputs.get("vars", {})
-    tool = inputs["tool"]
-    hosts = hosts_inventory(spec)
-    placeholder = {"etcd-snapshot": SNAPSHOT_FILE, "pgbackrest": BACKUP_SET}.get(tool, SNAPSHOT)
-    chosen = ChosenBackup(placeholder, SNAPSHOT_PATH if tool == "restic" else "")
-    invocation = restore_invocation(inputs, hosts=hosts, chosen=chosen, cluster_token=CLUSTER_TOKEN)
-    repo = restic_repository(inputs)
-    direct = [shlex.join(argv) for argv in manual_restore_commands(invocation)]
-    blocks: list[Block] = []
-    if tool == "restic":
-        restore_path = str(invocation.extravars["restore_path"])
-        find = [f"restic -r {shlex.quote(repo)} snapshots   # pick the newest good one: {SNAPSHOT}, "
-                f"and its path: {SNAPSHOT_PATH}"]
-        credentials = (" For an `s3:` repository it also reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`."
-                       if repo.startswith("s3:") else "")
-        note = (f"Restic needs the password in `RESTIC_PASSWORD`.{credentials} Never restore over a non-empty "
-                f"`{restore_path}`: move it aside first. If the newest snapshot is much smaller than the ones "
-                "before it, a blank volume was backed up: restore the one before it.")
-    elif tool == "etcd-snapshot":
-        directory = etcd_snapshot_dir(inputs)
-        fetch = []
-        if str(inputs.get("repo", "")).startswith(("s3://", "s3:", "gs:", "azure:")) and "snapshot_dir" in variables:
-            # The snapshots live in a bucket; the restore reads files on the member hosts.
-            fetch = [f"# the snapshots are in {inputs['repo']}: copy the newest to every member first, e.g.",
-                     f"aws s3 cp {shlex.quote(str(inputs['repo']).rstrip('/') + '/')}{SNAPSHOT_FILE} "
-                     f"{shlex.quote(directory.rstrip('/') + '/')}   # or rclone copy; with the bucket's credentials"]
-        find = [*fetch, f"ls -lt {shlex.quote(directory)}   # the newest snapshot file: {SNAPSHOT_FILE}",
-                f"ETCDCTL_API=3 etcdctl snapshot status {SNAPSHOT_FILE} -w table   # refuse a damaged one"]
-        members = invocation.extravars["etcd_members"]
-        direct = [line for m, argv in zip(members, direct, strict=True)
-                  for line in (f"# on {m['host']}:", argv,
-                               f"systemctl start etcd   # or etcd --name {m['name']} --data-dir {m['data_dir']} ...")]
-        note = ("Use a new cluster token for every restore. Copy the snapshot file to every member first.")
-    else:
-        pg = pgbackrest_settings(variables)
-        info = run_as(pg.os_user, ["pgbackrest", f"--config={pg.config}", f"--stanza={pg.stanza}", "info"],
-                      am_root=True)
-        find = [shlex.join(info) + f"   # the newest full/diff/incr set before the target: {BACKUP_SET}"]
-        repository = str(inputs.get("repo", ""))
-        options = pgbackrest_options(repository) if repository and not pgbackrest_problem(repository) else {}
-        named = ""
-        if options:
-            listed = ", ".join(f"`{key}={value}`" for key, value in options.items())
-            extra = (" with its endpoint, region and key (`repo1-s3-endpoint`, `repo1-s3-region`, "
-                     "`repo1-s3-key`, `repo1-s3-key-secret`: pgBackRest speaks S3 over TLS only)"
-                     if options["repo1-type"] == "s3" else "")
-            named = f"`{pg.config}` on the host must name the repository as {listed}{extra}. "
-        note = (f"{named}The data directory `{pg.pg_data}` must be empty (move an old one aside, never delete it). "
-                "The server replays WAL up to the target and promotes itself; wait until "
-                "`SELECT pg_is_in_recovery()` returns `f`.")
-    blocks += [Para(f"Automation: the {tool} driver picks the backup and runs `playbooks/{invocation.playbook}` "
-                    "through ansible-runner. By hand, find the backup:"),
-               Code("\n".join(find) + "\n", "sh"),
-               Para("then run the same playbook dr runs:"),
-               Code(invocation.command_line() + "\n", "sh"),
-               Para("or, if Ansible itself is broken, what the playbook does:"),
-               Code("\n".join(direct) + "\n", "sh"),
-               Para(note)]
-    return blocks
-
-
 def _verify_commands(step: Step, component: ComponentResources) -> list[str]:
     lines: list[str] = []
     for check in step.component.verify:
@@ -438,21 +214,7 @@ def _verify_commands(step: Step, component: ComponentResources) -> list[str]:
         elif check.kind == "command":
             lines.append(str(spec["command"]))
     for child in component.children:
-        if child.kind == "helm-release":
-            lines.append(f"helm status {child.inputs['release']} -n {child.inputs['namespace']}   # STATUS: deployed")
-        elif child.kind == "kube-object":
-            manifest = child.inputs["manifest"]
-            namespace = manifest["metadata"].get("namespace")
-            where = f" -n {namespace}" if namespace else ""
-            lines.append(f"kubectl get {manifest['kind'].lower()}{where} {manifest['metadata']['name']}"
-                         + _expectation(manifest["kind"]))
+        verify = CHILD_KINDS[child.kind].verify
+        if verify is not None:
+            lines.append(verify(child))
     return lines
-
-
-def _expectation(kind: str) -> str:
-    return {"Cluster": "   # STATUS: Cluster in healthy state",
-            "Restore": " -o jsonpath='{.status.phase}'   # Completed",
-            "Volume": " -o jsonpath='{.status.state}'   # attached or detached, restoreRequired false",
-            "PersistentVolumeClaim": "   # STATUS: Bound", "PersistentVolume": "   # STATUS: Bound",
-            "Namespace": "   # STATUS: Active"}.get(kind, "")
-

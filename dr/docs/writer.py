@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dr.core.docmodel import to_html, to_markdown
 from dr.core.mode_diff import diff_modes
 from dr.core.modes import ReadText
 from dr.core.plan import Plan, plan_for
 from dr.core.resources import ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
-from dr.docs.docmodel import to_html, to_markdown
 from dr.docs.drawing import mermaid, render_svg
 from dr.docs.runbook import build_runbook
 

@@ -16,8 +16,8 @@ from typing import Any
 from dr import reaper
 from dr.core.drill_report import DrillReport
 from dr.core.invocations import hosts_inventory, target_hosts
-from dr.core.resources import NOT_RUN_IN_DRILLS, step_inputs
 from dr.core.spec import GraphSpec
+from dr.core.steps import NOT_RUN_IN_DRILLS, ON_HOSTS, step_inputs
 from dr.drill.clock import Moment, elapsed
 from dr.drill.executor import Journal, StepState, Task, execute
 from dr.drill.run import DrillPaths, ProgressSink, new_run_id, planned, publish, step_results
@@ -38,7 +38,7 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
     assert plan.graph is not None
     drill_spec = plan.graph.spec
     hosts = hosts_inventory(drill_spec)
-    host_children = {c.name: next((ch for ch in c.children if ch.kind in ("playbook", "host-restore")), None)
+    host_children = {c.name: next((ch for ch in c.children if ch.kind in ON_HOSTS), None)
                      for c in resources.components}
     used = {h for child in host_children.values() if child is not None
             for h in target_hosts(hosts, list(child.inputs.get("hosts", ["all"])))}

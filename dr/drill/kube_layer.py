@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from dr.core.resources import ComponentResources, ResourcePlan
+from dr.core.steps import CLUSTER_CHILD_KINDS
 from dr.drill.executor import FINAL, FINISHED_OK, StepRecord
 from dr.drill.standin_operators import StandInOperators
 from dr.errors import DrError
 from dr.kube.toolchain import KUBERNETES_PROVIDER, Toolchain
 
-KUBE_CHILD_KINDS = frozenset({"helm-release", "config-group", "kube-object", "restore-precheck", "gitops-hold",
-                              "gitops-release"})
 PROJECT = "dr-sandbox"
 STACK = "kubernetes-layer"
 COMPONENT_URN = "dr:recovery:Component::"
@@ -42,7 +41,7 @@ class KubeLayerError(DrError):
 
 
 def is_kube_step(component: ComponentResources) -> bool:
-    return bool(component.children) and all(c.kind in KUBE_CHILD_KINDS for c in component.children)
+    return bool(component.children) and all(c.kind in CLUSTER_CHILD_KINDS for c in component.children)
 
 
 def _short_error(text: str) -> str:

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dr.core.plan import Plan
-from dr.core.resources import NOT_RUN_IN_DRILLS, ResourcePlan, step_inputs
+from dr.core.resources import ResourcePlan
 from dr.core.spec import GraphSpec
+from dr.core.steps import CLUSTER_CHILD_KINDS, NOT_RUN_IN_DRILLS, ON_HOSTS, step_inputs
 from dr.drill.executor import StepRecord, Task
 from dr.drill.kube_layer import StepGates
 from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
@@ -218,16 +219,16 @@ class Sandbox:
 
     # -- the rebuild -----------------------------------------------------------------------
     def tasks(self) -> list[Task]:
-        from dr.drill.kube_layer import KUBE_CHILD_KINDS, is_kube_step
+        from dr.drill.kube_layer import is_kube_step
 
         tasks = []
         for step in self.plan.steps:
             component = next(c for c in self.resources.components if c.name == step.name)
             children = component.children
-            host = [c for c in children if c.kind in ("playbook", "host-restore")]
+            host = [c for c in children if c.kind in ON_HOSTS]
             # The sandbox has a cluster: of the steps a local drill cannot run, only those that need the
             # operator's machine or the world outside stay not-run here.
-            local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS and c.kind not in KUBE_CHILD_KINDS]
+            local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS and c.kind not in CLUSTER_CHILD_KINDS]
             if component.provides_kubeconfig:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: self.start_control_plane()))
             elif local:

@@ -16,8 +16,8 @@ from typing import Any
 
 from dr.core.backups import BackupPoint
 from dr.core.invocations import ChosenBackup, PlaybookInvocation, playbook_invocation, restore_invocation
-from dr.core.resources import STEP_KIND
 from dr.core.spec import Host
+from dr.core.steps import STEP_KIND
 from dr.errors import RestoreError
 from dr.graph_file import PLAYBOOK_DIR
 from dr.hosts import commands

@@ -26,8 +26,8 @@ import yaml
 
 from dr.core.gitops import held, is_held, is_ready, release_patch
 from dr.core.kube_objects import kubectl_resource
-from dr.core.resources import STEP_KIND
 from dr.core.restore_tools import restore_done
+from dr.core.steps import STEP_KIND
 from dr.errors import DrError
 
 FIELD_MANAGER = "dr"

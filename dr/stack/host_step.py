@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from dr.core.resources import STEP_KIND
+from dr.core.steps import STEP_KIND
 
 StepRunner = Callable[..., dict[str, Any]]
 NOT_COMPARED = ("__provider", STEP_KIND)

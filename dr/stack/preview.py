@@ -18,7 +18,7 @@ import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
 from dr.core.resources import ResourcePlan
-from dr.docs.runbook import yaml_text
+from dr.core.steps.base import yaml_text
 from dr.errors import DrError
 from dr.kube.validate import validate_object
 from dr.stack_config import load_stack_config

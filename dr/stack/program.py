@@ -25,8 +25,9 @@ import pulumi_kubernetes as k8s
 
 from dr.core.invocations import OPTIONAL_PLAYBOOK_SECRETS, PLAYBOOK_SECRETS, hosts_inventory, target_hosts
 from dr.core.plan import plan_for
-from dr.core.resources import HOST_STEP_KINDS, Child, ComponentResources, ResourcePlan, resource_plan, step_inputs
+from dr.core.resources import Child, ComponentResources, ResourcePlan, resource_plan, step_inputs
 from dr.core.spec import GraphSpec
+from dr.core.steps import CHILD_KINDS
 from dr.errors import GraphError
 from dr.graph_file import load_graph_file, read_text
 from dr.stack.host_step import HostStep, HostStepProvider
@@ -112,15 +113,16 @@ def register(resources: ResourcePlan, *, hosts: Mapping[str, Any], secrets: pulu
         created: list[pulumi.Resource] = []
         for child in component.children:
             # A hold waits for the controller's own children; restore objects wait for their precheck.
-            after = siblings if child.kind == "gitops-hold" else precheck
+            kind = CHILD_KINDS[child.kind]
+            after = siblings if kind.after_siblings else precheck
             made = _child(component, child, parent=parent, provider=provider, hosts=hosts, secrets=secrets,
                           step_provider=step_provider, cluster_kubeconfig=cluster_kubeconfig, after=after,
                           chart_mirror=chart_mirror, adopt=adopt, rebuild=rebuild)
             created.extend(made)
             resource = made[-1] if made else parent
-            if child.kind == "restore-precheck":
+            if kind.before_later_siblings:
                 precheck = [resource]
-            elif child.kind != "gitops-hold":
+            elif not kind.after_siblings:
                 siblings.extend(made)
             if component.provides_kubeconfig and isinstance(resource, HostStep) and provider is None:
                 provider = k8s.Provider("cluster", kubeconfig=resource.kubeconfig, context=kube_context,
@@ -160,7 +162,8 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
     marker = {"rebuild": rebuild} if rebuild else {}
     opts = pulumi.ResourceOptions(parent=parent, protect=child.protect, retain_on_delete=child.retain_on_delete,
                                   depends_on=list(after))
-    if child.kind in ("gitops-hold", "gitops-release", "restore-precheck"):
+    where = CHILD_KINDS[child.kind].where
+    if where == "cluster":
         # The gate talks to the cluster with kubectl: it needs the kubeconfig (a secret). A hold runs as
         # soon as the controller it belongs to is installed (after its siblings), long before the restores.
         if cluster_kubeconfig is None:
@@ -175,7 +178,7 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
                                  "cluster_kubeconfig": pulumi.Output.secret(cluster_kubeconfig)},
                          hosts_inventory={}, secrets=pulumi.Output.secret(step_secrets), provider=step_provider,
                          opts=opts)]
-    if child.kind in HOST_STEP_KINDS:
+    if where in ("hosts", "local"):
         # Only what this step uses: rotating another step's secret or adding an unrelated host must not
         # rerun it (a completed restore would then refuse, its data being back).
         wanted = step_secret_names(child.inputs)
@@ -189,7 +192,7 @@ def _child(component: ComponentResources, child: Child, *, parent: pulumi.Resour
                               "step comes before it and dr:kubeconfig is not set")
     opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
     inputs = child.inputs
-    if child.kind == "helm-release":
+    if where == "helm":
         if cluster_kubeconfig is None:
             raise pulumi.RunError(f"component {component.name!r}: a Helm release needs the cluster's kubeconfig")
         # Created only when the state lacks the release: sets aside a record that came back from an etcd

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from dr.core.docmodel import to_markdown
 from dr.core.plan import plan_for
 from dr.core.resources import resource_plan
 from dr.core.spec import GraphSpec
-from dr.docs.docmodel import to_markdown
 from dr.docs.runbook import build_runbook
 from tests.kube.test_engine_gitops_gate import GRAPH, KUSTOMIZATION
 
