@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--secrets", metavar="FILE",
                        help="with --hosts: YAML file of the secrets host steps need (restic_password, k3s_token)")
     drill.add_argument("--resume", action="store_true", help="continue the last sandbox drill after a crash")
+    drill.add_argument("--scenario", metavar="NAME",
+                       help="with --sandbox: replay a real incident as the disaster, then check what dr prevented and "
+                            "recovered (storage-wipe, blank-volume, or all; docs/incidents.md). One drill per scenario")
     drill.add_argument("--keep", action="store_true", help="with --stack: do not destroy the stack afterwards")
     drill.add_argument("--concurrency", type=_positive_int, default=4, metavar="N",
                        help="steps run at once, 1 or more (default 4)")
@@ -449,8 +452,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
-    from dr.drill.progress import LiveProgress, is_terminal, plain_progress
-    from dr.drill.run import DrillPaths, sandbox_drill
+    from dr.drill.progress import plain_progress
+    from dr.drill.run import DrillPaths
 
     paths = DrillPaths(state_dir)
     if args.hosts:
@@ -477,17 +480,44 @@ def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
                                     paths=paths, read_text=read_text, keep=args.keep,
                                     say=lambda line: print(line, file=sys.stderr))
     else:
-        from dr.core.plan import plan_for
+        return _sandbox_drills(args, spec, paths)
+    return _print_report(report, files)
 
-        steps = [s.name for s in plan_for(spec, mode="drill", read_text=read_text).steps]
-        say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+
+def _sandbox_drills(args: argparse.Namespace, spec: Any, paths: Any) -> int:
+    """One sandbox drill, or one per scenario (`--scenario NAME|all`); exit 1 if any fails."""
+    from dr.core.plan import plan_for
+    from dr.drill.progress import LiveProgress, is_terminal, plain_progress
+    from dr.drill.run import sandbox_drill
+    from dr.drill.scenarios import SCENARIOS, scenario_named
+
+    names: list[str | None] = [None]
+    if args.scenario:
+        names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+        for name in names:  # an unknown or unbuilt name is refused before any drill starts
+            scenario_named(str(name))
+    steps = [s.name for s in plan_for(spec, mode="drill", read_text=read_text).steps]
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    code = EXIT_OK
+    for name in names:
+        scenario = scenario_named(name) if name else None
+        title = f"sandbox drill of {spec.cluster}" + (f", scenario {name}" if name else "")
         if is_terminal():
-            with LiveProgress(steps, f"sandbox drill of {spec.cluster}") as live:
+            with LiveProgress(steps, title) as live:
                 report, files = sandbox_drill(spec, paths=paths, read_text=read_text, resume=args.resume,
-                                              concurrency=args.concurrency, progress=live, say=say)
+                                              concurrency=args.concurrency, progress=live, say=say,
+                                              scenario=scenario)
         else:
             report, files = sandbox_drill(spec, paths=paths, read_text=read_text, resume=args.resume,
-                                          concurrency=args.concurrency, progress=plain_progress(), say=say)
+                                          concurrency=args.concurrency, progress=plain_progress(), say=say,
+                                          scenario=scenario)
+        if name:
+            print(f"scenario {name}:")
+        code = max(code, _print_report(report, files))
+    return code
+
+
+def _print_report(report: Any, files: Mapping[str, Path]) -> int:
     from dr.core.drill_report import verdict
     from dr.core.durations import format_duration
 
@@ -497,6 +527,9 @@ def _drill(args: argparse.Namespace, spec: Any, state_dir: Path) -> int:
     for rpo in report.rpo:
         measured = "nothing restored" if rpo.measured_s is None else f"{rpo.measured_s:.1f}s"
         print(f"  RPO {rpo.backup}: {measured} (target {format_duration(rpo.target_s)})")
+    for scenario in report.scenarios:
+        print(f"  recovered: {scenario.recovered}")
+        print(f"  lost: {scenario.lost}")
     for step in report.failed_steps:
         print(f"  {step.state}: {step.name}: {step.detail}")
     for check in report.checks:
@@ -637,7 +670,9 @@ _Requirement = tuple[str, str, str, Callable[[argparse.Namespace], Any]]
 _NEEDS: dict[str, list[_Requirement]] = {  # command: (option attribute, option text, what it needs, the check)
     "drill": [("secrets", "--secrets", "--hosts", lambda a: a.hosts),
               ("keep", "--keep", "--stack", lambda a: a.stack),
-              ("resume", "--resume", "--sandbox or --hosts", lambda a: not a.stack)],
+              ("resume", "--resume", "--sandbox or --hosts", lambda a: not a.stack),
+              ("scenario", "--scenario", "--sandbox (and not --resume)",
+               lambda a: not (a.stack or a.hosts or a.resume))],
     "mirror": [("upstream", "--upstream", "fill", lambda a: a.action == "fill")],
     "sandbox": [("etcd_data", "--etcd-data", "up", lambda a: a.action == "up"),
                 ("json", "--json", "status", lambda a: a.action == "status")],

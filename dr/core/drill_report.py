@@ -55,6 +55,23 @@ class RpoResult:
 
 
 @dataclass(frozen=True)
+class ScenarioResult:
+    """One real incident replayed on the sandbox (`dr drill --scenario`): what happened, what dr said
+    before it, and what came back. Its checks are in the report's checks, under `scenario <name>`."""
+
+    name: str
+    incident: str    # the real incident it replays
+    disaster: str    # what was really done to the sandbox's production
+    detected: tuple[str, ...]  # what dr's audit said before the disaster
+    detect_s: float | None     # how long the audit took to say it (None: nothing to detect)
+    prevented: str
+    recovered: str
+    lost: str
+    bytes_recovered: int = 0
+    bytes_lost: int = 0
+
+
+@dataclass(frozen=True)
 class DrillReport:
     run_id: str
     cluster: str
@@ -67,6 +84,7 @@ class DrillReport:
     checks: tuple[CheckResult, ...]
     rpo: tuple[RpoResult, ...]
     rto_measured_s: float | None = None  # disaster to verified on the monotonic clock (dr.drill.clock)
+    scenarios: tuple[ScenarioResult, ...] = ()
 
     @property
     def rto_s(self) -> float:
@@ -128,12 +146,40 @@ def to_markdown(report: DrillReport) -> str:
               "ran to move data (no kubelet in the sandbox); not-run steps need machines the sandbox does not have; "
               "rendered steps were only rendered and schema-checked.", "", "## Checks", "",
               "| step | check | result | detail |", "|---|---|---|---|"]
+    in_scenarios = {scenario_step(s.name) for s in report.scenarios}  # listed under their scenario below
     for c in report.checks:
-        lines.append(f"| {c.step} | {c.kind} | {'ok' if c.ok else 'FAILED'} | {c.detail.replace('|', '/')} |")
+        if c.step not in in_scenarios:
+            lines.append(f"| {c.step} | {c.kind} | {'ok' if c.ok else 'FAILED'} | {c.detail.replace('|', '/')} |")
+    for scenario in report.scenarios:
+        lines += _scenario_lines(report, scenario)
     if report.failed_steps:
         lines += ["", "## Failed or skipped", ""]
         lines += [f"- {s.name}: {s.state}: {s.detail}" for s in report.failed_steps]
     return "\n".join(lines) + "\n"
+
+
+def scenario_step(name: str) -> str:
+    """The step name a scenario's checks carry in the report."""
+    return f"scenario {name}"
+
+
+def _scenario_lines(report: DrillReport, scenario: ScenarioResult) -> list[str]:
+    checks = [c for c in report.checks if c.step == scenario_step(scenario.name)]
+    ok = all(c.ok for c in checks)
+    detect = (f" (the audit took {scenario.detect_s:.1f} s)" if scenario.detect_s is not None else "")
+    lines = ["", f"## Scenario {scenario.name}: {'recovered' if ok else 'FAILED'}", "",
+             f"- **incident**: {scenario.incident}", f"- **disaster, really done here**: {scenario.disaster}",
+             f"- **dr said before it**{detect}:"]
+    lines += [f"  - {line}" for line in scenario.detected] or ["  - nothing"]
+    lines += [f"- **prevented**: {scenario.prevented}", f"- **recovered**: {scenario.recovered}",
+              f"- **lost**: {scenario.lost}",
+              f"- bytes recovered {scenario.bytes_recovered}, bytes lost {scenario.bytes_lost}; "
+              f"RTO {report.rto_s:.1f} s; RPO "
+              + (", ".join(f"{r.backup} {r.measured_s:.1f} s" for r in report.rpo if r.measured_s is not None)
+                 or "nothing measured"),
+              "", "| check | result | detail |", "|---|---|---|"]
+    lines += [f"| {c.kind} | {'ok' if c.ok else 'FAILED'} | {c.detail.replace('|', '/')} |" for c in checks]
+    return lines
 
 
 def to_junit(report: DrillReport) -> str:

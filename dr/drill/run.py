@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dr import reaper
 from dr.core.drill_report import (
@@ -36,6 +36,9 @@ from dr.drill.history import record_drill
 from dr.errors import DrError
 from dr.hosts.ansible import stop_all_workers
 from dr.owned_paths import check_run_id, owned_path, read_run_id, remove_owned_tree, write_owned
+
+if TYPE_CHECKING:
+    from dr.drill.scenarios import Scenario
 
 ProgressSink = Callable[[StepRecord], None]
 
@@ -155,8 +158,10 @@ def _run_to_continue(pointed: str | None, *, resume: bool, paths: DrillPaths, sa
 
 def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path], str], resume: bool = False,
                   concurrency: int = 4, progress: ProgressSink | None = None,
-                  say: Callable[[str], None] = print) -> tuple[DrillReport, dict[str, Path]]:
-    """Run (or resume) the sandbox drill; returns the report and where it was written."""
+                  say: Callable[[str], None] = print, scenario: Scenario | None = None
+                  ) -> tuple[DrillReport, dict[str, Path]]:
+    """Run (or resume) the sandbox drill; returns the report and where it was written. With a scenario
+    (`dr.drill.scenarios`), its incident is the disaster and its checks join the report."""
     from dr.drill.sandbox import Sandbox
 
     plan, resources = planned(spec, read_text)
@@ -179,17 +184,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     finished = interrupted = False
     try:
         if not journal.phase("disaster"):
-            say("building a small production on this machine: etcd, PostgreSQL with a workload, restic volumes")
-            sandbox.build_production()
-            say("taking real backups")
-            sandbox.take_backups()
-            disaster_at = sandbox.disaster()
-            journal.phase_done("disaster", {**Moment.now().to_json(), "at": disaster_at,
-                                            "backups": sandbox.backup_fingerprint()})
-            from dr.stack.engine import describe
-
-            say("disaster: production destroyed; rebuilding from the graph (host steps through Ansible, the "
-                f"Kubernetes layer through pulumi up: {describe(Toolchain.find())})")
+            _production_and_disaster(sandbox, journal, scenario, say)
         else:
             started = float((journal.phase("disaster") or {}).get("at", started))
         for record in journal.load().values():  # a resumed run: what finished before the crash
@@ -203,8 +198,10 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         records = execute(sandbox.tasks(), journal=journal, concurrency=concurrency, retries=2, backoff_s=1.0,
                           timeout_s=900, on_event=on_event)
         fingerprint_at_disaster = (journal.phase("disaster") or {}).get("backups", {})
+        outcome = scenario.after_rebuild(sandbox, records) if scenario is not None else None
         checks = (*_sandbox_checks(plan, records, sandbox),
-                  _backups_untouched(fingerprint_at_disaster, sandbox.backup_fingerprint()))
+                  _backups_untouched(fingerprint_at_disaster, sandbox.backup_fingerprint()),
+                  *(scenario.checks if scenario is not None else ()))
         newest = sandbox.newest_restored()
         verified = Moment.now()
         verified_at = verified.wall
@@ -218,7 +215,8 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                              disaster_at=sandbox.state.disaster_at, verified_at=verified_at,
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,
                              steps=step_results(plan, records, journal),
-                             checks=checks, rpo=rpo, rto_measured_s=round(rto_measured, 3))
+                             checks=checks, rpo=rpo, rto_measured_s=round(rto_measured, 3),
+                             scenarios=(outcome,) if outcome is not None else ())
         files = publish(report, paths, say)
         journal.phase_done("report", {"success": report.success})
         finished = True
@@ -241,6 +239,28 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
             # Only after the cleanup: a crash during it leaves the pointer, so the next run finds and
             # stops what is left instead of leaking it.
             paths.current.unlink(missing_ok=True)
+
+
+def _production_and_disaster(sandbox: Any, journal: Journal, scenario: Scenario | None,
+                             say: Callable[[str], None]) -> None:
+    """Build production, back it up, (replay the scenario's incident,) destroy it; journalled."""
+    from dr.kube.toolchain import Toolchain
+    from dr.stack.engine import describe
+
+    say("building a small production on this machine: etcd, PostgreSQL with a workload, restic volumes")
+    sandbox.build_production()
+    say("taking real backups")
+    sandbox.take_backups()
+    if scenario is not None:
+        say(f"scenario {scenario.name}: {scenario.incident}")
+        scenario.before_disaster(sandbox)
+        say(f"scenario {scenario.name}: the incident, on the sandbox's production")
+        scenario.disaster(sandbox)
+    disaster_at = sandbox.disaster()
+    journal.phase_done("disaster", {**Moment.now().to_json(), "at": disaster_at,
+                                    "backups": sandbox.backup_fingerprint()})
+    say("disaster: production destroyed; rebuilding from the graph (host steps through Ansible, the "
+        f"Kubernetes layer through pulumi up: {describe(Toolchain.find())})")
 
 
 def _abandon(spec: GraphSpec, plan: Plan, resources: ResourcePlan, paths: DrillPaths, run_id: str) -> None:

@@ -98,6 +98,8 @@ class Sandbox:
         self._served = contextlib.ExitStack()  # the chart mirror, served while the drill runs
         self._kube_lock = threading.Lock()
         self.gates = StepGates()  # what the executor finished, for the Kubernetes layer's engine run
+        # Per backup, inputs a scenario sets on its restore (e.g. allow_collapsed, the answer a refusal names).
+        self.input_overrides: dict[str, dict[str, Any]] = {}
 
     # -- where things live -----------------------------------------------------------------
     def hostfs(self, path: str) -> Path:
@@ -368,6 +370,7 @@ class Sandbox:
         elif local.get("playbook") == "nfs-exports.yml" and "tool" not in local:
             variables["nfs_exports"] = [str(self.hostfs(p)) for p in variables.get("nfs_exports", [])]
             variables.update({"nfs_exports_file": str(self.hostfs("/etc/exports.d/dr.exports")), "nfs_reload": False})
+        local.update(self.input_overrides.get(str(local.get("backup", "")), {}))
         tool = local.get("tool")
         if tool == "restic":
             variables["repository"] = self.state.restic[str(local["backup"])]["repo"]
