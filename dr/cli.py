@@ -495,7 +495,10 @@ def _sandbox_drills(args: argparse.Namespace, spec: Any, paths: Any) -> int:
     if args.scenario:
         names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
         for name in names:  # an unknown or unbuilt name is refused before any drill starts
-            scenario_named(str(name))
+            try:
+                scenario_named(str(name))
+            except DrError as exc:
+                raise UsageError(f"--scenario: {exc}") from None
     steps = [s.name for s in plan_for(spec, mode="drill", read_text=read_text).steps]
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     code = EXIT_OK
