@@ -51,6 +51,7 @@ bench: system venv
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/drill.py
 	$(BIN)/python bench/gitops_import.py
+	$(BIN)/python bench/scenarios.py
 
 # Regenerate the runbook of the example graph (docs/recovery-order.*).
 docs: system venv

@@ -166,7 +166,7 @@ def scenario_step(name: str) -> str:
 def _scenario_lines(report: DrillReport, scenario: ScenarioResult) -> list[str]:
     checks = [c for c in report.checks if c.step == scenario_step(scenario.name)]
     ok = all(c.ok for c in checks)
-    detect = (f" (the audit took {scenario.detect_s:.1f} s)" if scenario.detect_s is not None else "")
+    detect = (f" (time to detect: {scenario.detect_s:.1f} s)" if scenario.detect_s is not None else "")
     lines = ["", f"## Scenario {scenario.name}: {'recovered' if ok else 'FAILED'}", "",
              f"- **incident**: {scenario.incident}", f"- **disaster, really done here**: {scenario.disaster}",
              f"- **dr said before it**{detect}:"]

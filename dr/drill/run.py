@@ -256,7 +256,7 @@ def _production_and_disaster(sandbox: Any, journal: Journal, scenario: Scenario 
         scenario.before_disaster(sandbox)
         say(f"scenario {scenario.name}: the incident, on the sandbox's production")
         scenario.disaster(sandbox)
-    disaster_at = sandbox.disaster()
+    disaster_at = sandbox.disaster(at=scenario.struck_at if scenario is not None else None)
     journal.phase_done("disaster", {**Moment.now().to_json(), "at": disaster_at,
                                     "backups": sandbox.backup_fingerprint()})
     say("disaster: production destroyed; rebuilding from the graph (host steps through Ansible, the "

@@ -204,20 +204,34 @@ class Sandbox:
         time.sleep(4)  # production goes on: more rows, more WAL archived, more etcd events
         self.state.save()
 
-    def disaster(self) -> float:
-        """Record the moment, then destroy production: processes killed, data deleted."""
-        self.state.disaster_at = time.time()
+    def disaster(self, at: float | None = None) -> float:
+        """Record the moment (`at`: when a scenario's incident struck), then destroy production: processes
+        killed, data deleted."""
+        self.state.disaster_at = at if at is not None else time.time()
         self._stop_writers.set()
         self._stop_production_cluster()
-        if self._workload is not None:
-            self._workload.kill()
-            self._workload.wait()
+        self.stop_database()
         if self.state.pg_base:
-            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
             shutil.rmtree(self.pg.data, ignore_errors=True)
         shutil.rmtree(self.root / "production", ignore_errors=True)
         self.state.save()
         return self.state.disaster_at
+
+    def stop_database(self) -> None:
+        """Production's database stops at once, its workload with it (its data stays until `disaster`)."""
+        if self._workload is not None:
+            self._workload.kill()
+            self._workload.wait()
+            self._workload = None
+        if self.state.pg_base:
+            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
+
+    def production_cluster(self) -> SandboxCluster:
+        """Production's control plane, started if the graph did not need one (no etcd restore)."""
+        production = SandboxCluster(self.root / "production" / "cluster")
+        if not production.running():
+            self._start_production_cluster()
+        return production
 
     # -- the rebuild -----------------------------------------------------------------------
     def tasks(self) -> list[Task]:

@@ -9,8 +9,9 @@ back byte for byte. The hooks run inside `dr.drill.run.sandbox_drill`:
     after_rebuild    what came back, what was lost: a ScenarioResult and its checks
 
 Replayed for real here: `storage-wipe` and `blank-volume` (real restic repositories, real files, the
-real restore playbook). Not built yet: `cascade-delete`, `quorum-loss` and `namespace-delete` (named in
-`PLANNED`, refused with that message).
+real restore playbook) and `namespace-delete` (a really failing archive command, the real namespace
+controller, pgBackRest point-in-time recovery). Not built yet: `cascade-delete` and `quorum-loss` (named
+in `PLANNED`, refused with that message).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Scenario:
 
     def __init__(self) -> None:
         self.checks: list[CheckResult] = []
+        self.struck_at: float | None = None  # when the incident struck, if not when production was destroyed
 
     def check(self, kind: str, ok: bool, detail: str) -> None:
         self.checks.append(CheckResult(scenario_step(self.name), kind, ok, detail))
@@ -263,6 +265,139 @@ class BlankVolume(Scenario):
             bytes_recovered=same, bytes_lost=0)
 
 
+CNPG_CLUSTER = ("postgresql.cnpg.io/v1", "Cluster")
+INCIDENT_NAMESPACE = "production-db"
+
+
+class NamespaceDelete(Scenario):
+    """Namespace deletions destroyed database clusters while WAL archiving had silently been failing."""
+
+    name = "namespace-delete"
+    incident = ("a namespace holding a database cluster and its volumes was deleted, while WAL archiving had "
+                "silently been failing for weeks")
+    poll_s = 2.0
+
+    def before_disaster(self, sandbox: Sandbox) -> None:
+        restores = sandbox.host_restores("pgbackrest")
+        if not restores or not sandbox.state.pg_base:
+            raise DrError("scenario namespace-delete needs a pgBackRest backup restored on the hosts (the example "
+                          "graph's host-postgres)")
+        self.restore_step, inputs = restores[0]
+        self.backup = sandbox.spec.backups[str(inputs["backup"])]
+        if self.backup.rpo_s > 600:
+            raise DrError(f"scenario namespace-delete waits, with archiving really failing, until the freshness "
+                          f"audit sees it: backup {self.backup.name}'s RPO is over 10 minutes")
+        self.production = sandbox.production_cluster()
+        self._database_namespace()
+        pg = sandbox.pg
+        # The archive command really fails: pgBackRest pushes to a repository path that does not exist.
+        broken = pg.base / "pgbackrest-broken.conf"
+        broken.write_text(pg.config.read_text().replace(f"repo1-path={pg.base}/repo", "repo1-path=/nonexistent/repo"))
+        shutil.chown(broken, "postgres", "postgres")
+        pg.sql(f"ALTER SYSTEM SET archive_command = 'pgbackrest --config={broken} --stanza=main archive-push %p'")
+        pg.sql("SELECT pg_reload_conf()")
+        self.failing_since = time.time()
+        stanza_inputs = {"repo": self.backup.repo, "vars": {"pgbackrest_config": str(pg.config)}}
+        found: list[Finding] = []
+        deadline = time.monotonic() + self.backup.rpo_s + 90
+        while not found and time.monotonic() < deadline:
+            time.sleep(self.poll_s)
+            findings, _ = timed_audit(sandbox.spec, lambda: {self.backup.name: HOST_READERS["pgbackrest"](
+                stanza_inputs, {})})
+            found = [f for f in findings if f.check == "freshness" and f.subject == self.backup.name]
+        self.detect_s = time.time() - self.failing_since if found else None
+        self.said = [f.message for f in found]
+        failed = pg.sql("SELECT failed_count FROM pg_stat_archiver")
+        self.check("archiving-really-failed", int(failed or 0) > 0,
+                   f"pg_stat_archiver.failed_count {failed} while the archive command pointed at a missing repository")
+        self.check("freshness-audit-saw-it", bool(found),
+                   ("; ".join(self.said) + f" ({self.detect_s:.0f} s after archiving began to fail)") if found
+                   else f"nothing said within {self.backup.rpo_s + 90} s")
+        # What the finding asks for: fix archive_command; the backlog of WAL is archived, then production goes on.
+        pg.sql("ALTER SYSTEM RESET archive_command")
+        pg.sql("SELECT pg_reload_conf()")
+        self.fixed_at = time.time()
+        switched = pg.sql("SELECT pg_walfile_name(pg_switch_wal())")
+        deadline = time.monotonic() + 120
+        while pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < switched:
+            if time.monotonic() > deadline:
+                raise DrError("WAL archiving did not catch up within 120 s after the fix")
+            time.sleep(0.5)
+        time.sleep(3)
+
+    def _database_namespace(self) -> None:
+        """A database cluster (CloudNativePG's real CRD) and the claims it owns, as its operator makes them."""
+        cluster = self.production
+        cluster.install_crds({CNPG_CLUSTER})
+        cluster.kubectl("create", "namespace", INCIDENT_NAMESPACE)
+        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
+            {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1],
+             "metadata": {"name": "db", "namespace": INCIDENT_NAMESPACE},
+             "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
+        uid = cluster.kubectl("get", "clusters.postgresql.cnpg.io", "db", "-n", INCIDENT_NAMESPACE,
+                              "-o", "jsonpath={.metadata.uid}").stdout.strip()
+        for claim in ("db-1", "db-1-wal"):
+            cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": claim, "namespace": INCIDENT_NAMESPACE, "ownerReferences": [
+                     {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1], "name": "db", "uid": uid,
+                      "controller": True}]},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+        self.objects_before = self._objects()
+
+    def _objects(self) -> list[str]:
+        done = self.production.kubectl("get", "clusters.postgresql.cnpg.io,persistentvolumeclaims", "-n",
+                                       INCIDENT_NAMESPACE, "-o", "name", check=False)
+        return sorted(done.stdout.split()) if done.returncode == 0 else []
+
+    def disaster(self, sandbox: Sandbox) -> None:
+        pg = sandbox.pg
+        self.rows_before = int(pg.sql("SELECT count(*) FROM workload"))
+        self.deleted_at = self.struck_at = time.time()
+        self.production.kubectl("delete", "namespace", INCIDENT_NAMESPACE, "--wait=false")
+        sandbox.stop_database()  # the database's instances go with their namespace
+        deadline = time.monotonic() + 120
+        while self.production.kubectl("get", "namespace", INCIDENT_NAMESPACE, check=False).returncode == 0:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        gone = self.production.kubectl("get", "namespace", INCIDENT_NAMESPACE, check=False).returncode != 0
+        self.check("namespace-deleted-by-the-namespace-controller", gone and not self._objects()
+                   and len(self.objects_before) == 3,
+                   f"before: {', '.join(self.objects_before)}; after: "
+                   + ("namespace gone with every object in it" if gone else "the namespace is still there"))
+
+    def after_rebuild(self, sandbox: Sandbox, records: Mapping[str, StepRecord]) -> ScenarioResult:
+        pg = sandbox.pg
+        rows, newest = pg.sql("SELECT count(*) || ' ' || extract(epoch FROM max(at)) FROM workload").split()
+        during = int(pg.sql("SELECT count(*) FROM workload WHERE at BETWEEN "
+                            f"to_timestamp({self.failing_since}) AND to_timestamp({self.fixed_at})"))
+        gap = self.deleted_at - float(newest)
+        size = int(pg.sql("SELECT pg_total_relation_size('workload')"))
+        self.check("restored-to-just-before-the-deletion", 0 <= gap <= 15,
+                   f"the newest restored row was written {gap:.1f} s before the namespace was deleted")
+        self.check("wal-of-the-outage-recovered", during > 0,
+                   f"{during} rows written while archiving was failing came back (archived after the fix)")
+        lost = max(0, self.rows_before - int(rows))
+        return ScenarioResult(
+            name=self.name, incident=self.incident,
+            disaster=f"WAL archiving really failed for {self.fixed_at - self.failing_since:.0f} s; then namespace "
+                     f"{INCIDENT_NAMESPACE} (a CloudNativePG Cluster and its two claims) was deleted through the "
+                     "real namespace controller, and the database's server stopped and its data deleted with it",
+            detected=tuple(self.said), detect_s=self.detect_s,
+            prevented="the freshness audit reported the stale archive before the deletion, so it was fixed while "
+                      "the WAL was still on the server: nothing of the outage was lost",
+            recovered=f"{rows} rows, up to {gap:.1f} s before the deletion (point-in-time restore with pgBackRest)",
+            lost=f"about {lost} rows written in the last seconds before the deletion (the RPO)",
+            bytes_recovered=size, bytes_lost=round(size * lost / max(1, int(rows))))
+
+
+def _yaml(document: Mapping[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(dict(document))
+
+
 def _guard(repo: Path, inputs: Mapping[str, Any], password: str) -> RestoreError | None:
     try:
         restic.choose({**inputs, "vars": {"repository": str(repo)}}, {"restic_password": password})
@@ -275,8 +410,9 @@ def _clock(moment: float | None) -> str:
     return "never" if moment is None else time.strftime("%H:%M:%S", time.gmtime(moment)) + f".{int(moment % 1 * 10)}"
 
 
-SCENARIOS: Mapping[str, Callable[[], Scenario]] = {StorageWipe.name: StorageWipe, BlankVolume.name: BlankVolume}
-PLANNED = ("cascade-delete", "quorum-loss", "namespace-delete")
+SCENARIOS: Mapping[str, Callable[[], Scenario]] = {
+    StorageWipe.name: StorageWipe, BlankVolume.name: BlankVolume, NamespaceDelete.name: NamespaceDelete}
+PLANNED = ("cascade-delete", "quorum-loss")
 
 
 def scenario_named(name: str) -> Scenario:

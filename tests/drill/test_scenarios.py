@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from tests.drill.test_sandbox_drill import dr_command, sandbox_processes
 
 GRAPH = """\
@@ -60,11 +62,40 @@ components:
     depends_on: [registry-images-restore, nfs-exports]
 """
 
+DATABASE_GRAPH = """\
+cluster: scenario-db
+kubernetes: "1.30"
+rto: 30m
+backups:
+  host-postgres:
+    tool: pgbackrest
+    protects: postgres-host
+    source: [/var/lib/postgresql/15/main]
+    repo: /var/lib/pgbackrest
+    schedule: "0 2 * * *"
+    retention: {daily: 7, weekly: 4}
+    rpo: 20s
+components:
+  os-prepare: {layer: os, playbook: os-prepare.yml, estimate: 1m}
+  postgres-host:
+    layer: data
+    stateful: true
+    depends_on: [os-prepare]
+    restore: {backup: host-postgres, target_time: latest}
+    vars: {pg_version: 15, pg_data: /var/lib/postgresql/15/main, pg_port: 5432, pgbackrest_stanza: main}
+    verify:
+      - {sql: "SELECT count(*) FROM workload", database: postgres, min: 1}
+  app:
+    layer: app
+    depends_on: [postgres-host]
+"""
+
 needs_restic = pytest.mark.skipif(shutil.which("restic") is None, reason="restic is needed (make system)")
 
 
-def replay(tmp_path: Path, scenario: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], str]:
-    (tmp_path / "graph.yaml").write_text(GRAPH)
+def replay(tmp_path: Path, scenario: str, graph: str = GRAPH
+           ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], str]:
+    (tmp_path / "graph.yaml").write_text(graph)
     done = subprocess.run([*dr_command(), "drill", "--sandbox", "--graph", "graph.yaml", "--state-dir", "state",
                            "--scenario", scenario], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     (report_dir,) = (tmp_path / "state" / "reports").iterdir()
@@ -97,6 +128,14 @@ def test_storage_wipe_comes_back_byte_identical_and_the_audit_names_what_a_missi
     assert scenario["detected"] == ["stateful component 'registry' has no backup"]
     assert scenario["detect_s"] is not None and scenario["detect_s"] >= 0
     assert "## Scenario storage-wipe: recovered" in markdown and "recovered: every volume" in done.stdout
+    # The benchmark's table reads the same report.
+    bench = subprocess.run([sys.executable, str(REPO / "bench" / "scenarios.py"), "--reports",
+                            str(tmp_path / "state" / "reports")], capture_output=True, text=True, timeout=60)
+    assert bench.returncode == 0, bench.stderr
+    header, row = bench.stdout.splitlines()
+    assert header.split()[:3] == ["scenario", "result", "detect"]
+    assert row.split()[:2] == ["storage-wipe", "passed"]
+    assert row.split()[-2:] == [str(scenario["bytes_recovered"]), str(scenario["bytes_lost"])]
 
 
 @pytest.mark.integration
@@ -118,6 +157,33 @@ def test_blank_volume_is_refused_as_good_and_the_last_good_data_is_back_before_t
     times = {s["name"]: (s["started_at"], s["finished_at"]) for s in report["steps"]}
     assert times["nfs-volumes-restore"][1] <= times["nfs-exports"][0]
     assert "## Scenario blank-volume: recovered" in markdown
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="pgBackRest is needed (make system)")
+def test_namespace_delete_with_failing_archiving_is_seen_by_the_audit_and_restored_to_just_before(
+        tmp_path: Path) -> None:
+    done, report, markdown = replay(tmp_path, "namespace-delete", DATABASE_GRAPH)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = scenario_checks(report, "namespace-delete")
+    assert all(c["ok"] for c in checks.values()), checks
+    (scenario,) = report["scenarios"]
+    # The archive command really failed, and the freshness audit said so before the deletion, after about
+    # the RPO (20 s): the time to detect is measured, not assumed.
+    assert int(checks["archiving-really-failed"]["detail"].split()[1]) > 0
+    assert any("WAL archiving stopped" in line for line in scenario["detected"])
+    assert 20 <= scenario["detect_s"] < 20 + 60
+    # The real namespace controller deleted the database cluster and both claims.
+    assert "db-1-wal" in checks["namespace-deleted-by-the-namespace-controller"]["detail"]
+    assert "namespace gone with every object in it" in checks["namespace-deleted-by-the-namespace-controller"][
+        "detail"]
+    # Point-in-time: the newest row is from just before the deletion, and the outage's rows came back.
+    gap = float(checks["restored-to-just-before-the-deletion"]["detail"].split(" written ")[1].split()[0])
+    assert 0 <= gap <= 15
+    assert int(checks["wal-of-the-outage-recovered"]["detail"].split()[0]) > 0
+    (rpo,) = report["rpo"]
+    assert rpo["measured_s"] is not None and rpo["measured_s"] <= 15
+    assert "## Scenario namespace-delete: recovered" in markdown
 
 
 def test_an_unknown_or_unbuilt_scenario_is_refused_before_any_drill(tmp_path: Path) -> None:
