@@ -137,10 +137,11 @@ CASCADE_KINDS = {"pvs": "persistentvolumes", "crds": "customresourcedefinitions"
 PRUNE_DISABLED = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
 
 
-def k8s_status_from_kubectl(kubeconfig: str | None = None) -> dict[str, list[dict[str, Any]]] | None:
+def k8s_status_from_kubectl(kubeconfig: str | None = None, *, kubectl: str = "kubectl"
+                            ) -> dict[str, list[dict[str, Any]]] | None:
     """The status objects the audit reads, from the current kube context (or `kubeconfig`); None without
     kubectl or access."""
-    if shutil.which("kubectl") is None:
+    if shutil.which(kubectl) is None:
         return None
     kinds = {"pvcs": "persistentvolumeclaims", **{t.cluster_backups.key: t.cluster_backups.resource
                                                   for t in TOOLS.values() if t.cluster_backups is not None},
@@ -148,7 +149,7 @@ def k8s_status_from_kubectl(kubeconfig: str | None = None) -> dict[str, list[dic
     found: dict[str, list[dict[str, Any]]] = {}
     config = ["--kubeconfig", kubeconfig] if kubeconfig else []
     for key, resource in kinds.items():
-        done = subprocess.run(["kubectl", *config, "get", resource, "-A", "-o", "json"], capture_output=True,
+        done = subprocess.run([kubectl, *config, "get", resource, "-A", "-o", "json"], capture_output=True,
                               text=True, check=False, timeout=60)
         if done.returncode != 0:
             if key == "pvcs":

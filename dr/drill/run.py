@@ -225,13 +225,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         interrupted = True
         raise
     finally:
-        stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
-        token = reaper.current_token()
-        if token and interrupted:  # and not what escaped its process group (setsid, daemons)
-            reaper.sweep(token)
-        sandbox.cleanup()
-        if token:  # whatever the cleanup did not stop
-            reaper.sweep(token)
+        _stop_everything(sandbox, scenario, interrupted=interrupted)
         if not finished:
             journal.phase_done("cleaned", {"at": time.time()})  # what a resume needs is gone: say so
         journal.close()
@@ -239,6 +233,18 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
             # Only after the cleanup: a crash during it leaves the pointer, so the next run finds and
             # stops what is left instead of leaking it.
             paths.current.unlink(missing_ok=True)
+
+
+def _stop_everything(sandbox: Any, scenario: Scenario | None, *, interrupted: bool) -> None:
+    stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
+    if scenario is not None:
+        scenario.cleanup()
+    token = reaper.current_token()
+    if token and interrupted:  # and not what escaped its process group (setsid, daemons)
+        reaper.sweep(token)
+    sandbox.cleanup()
+    if token:  # whatever the cleanup did not stop
+        reaper.sweep(token)
 
 
 def _production_and_disaster(sandbox: Any, journal: Journal, scenario: Scenario | None,
@@ -274,6 +280,9 @@ def _abandon(spec: GraphSpec, plan: Plan, resources: ResourcePlan, paths: DrillP
 
 def _backups_untouched(before: Mapping[str, str], after: Mapping[str, str]) -> CheckResult:
     """The production backups after the drill are byte-identical to the ones the disaster left."""
+    if not before and not after:
+        return CheckResult("production-backups", "read-only", True,
+                           "no host-level backup in the graph: no production backup on this machine to keep read-only")
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
     detail = (f"{len(before)} files byte-identical" if not changed else
               f"{len(changed)} file(s) written by the drill: " + ", ".join(Path(p).name for p in changed[:5]))

@@ -140,7 +140,7 @@ class Sandbox:
         """Production's control plane: a real one (etcd, kube-apiserver, controllers, kwok nodes), so its
         snapshots hold real Kubernetes objects; a writer adds workload keys beside them to measure RPO."""
         production = SandboxCluster(self.root / "production" / "cluster")
-        state = production.up(timeout=120)
+        state = production.up(timeout=120, hostpath_deleter=True)
         self.state.etcd_client_port = state.etcd_client_port
         self.state.save()  # its processes are recorded in its own cluster.json, where cleanup finds them
         client = f"http://127.0.0.1:{self.state.etcd_client_port}"

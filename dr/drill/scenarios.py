@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dr.audit.checks import AuditInput, BackupState, Finding, audit
-from dr.audit.sources import HOST_READERS
+from dr.audit.sources import HOST_READERS, cascade_view, k8s_status_from_kubectl
 from dr.core.backups import CollapsedBackup
 from dr.core.drill_report import CheckResult, ScenarioResult, scenario_step
 from dr.core.spec import GraphSpec, Retention
@@ -80,6 +81,9 @@ class Scenario:
 
     def after_rebuild(self, sandbox: Sandbox, records: Mapping[str, StepRecord]) -> ScenarioResult:
         raise NotImplementedError
+
+    def cleanup(self) -> None:
+        """Remove what the scenario made outside the sandbox's directory (always called, also on failure)."""
 
 
 def restic_backups(sandbox: Sandbox) -> list[tuple[str, Mapping[str, Any]]]:
@@ -392,6 +396,135 @@ class NamespaceDelete(Scenario):
             bytes_recovered=size, bytes_lost=round(size * lost / max(1, int(rows))))
 
 
+class CascadeDelete(Scenario):
+    """An uninstall's cascade deleted every app, volume and database."""
+
+    name = "cascade-delete"
+    incident = ("Flux was reinstalled with a wrong chart: its custom resources were deleted, and the cascade "
+                "deleted every app, volume and database; the restore tool itself had to be reinstalled first")
+    namespace = "cascade-apps"
+
+    def before_disaster(self, sandbox: Sandbox) -> None:
+        self.production = sandbox.production_cluster()
+        self.production.install_crds({CNPG_CLUSTER})
+        self.production.kubectl("create", "namespace", self.namespace)
+        # Two databases whose claims the operator's Cluster owns; one volume is guarded (reclaim Retain),
+        # the other is not (Delete). The volumes are hostPath directories the controller-manager really
+        # deletes when their claim goes (its hostPath deleter acts only under /tmp).
+        self.volumes: dict[str, Path] = {}
+        self.contents: dict[str, Manifest] = {}
+        for name, policy in (("guarded", "Retain"), ("unguarded", "Delete")):
+            directory = Path(tempfile.mkdtemp(prefix=f"dr-cascade-{name}-", dir="/tmp"))
+            sandbox._write_files(directory, count=40, round_=0)
+            self.volumes[name], self.contents[name] = directory, manifest(directory)
+            self._database(name, policy, directory)
+        kubectl = self.production.toolchain.path("kubectl")
+        started = time.monotonic()
+        view = cascade_view(k8s_status_from_kubectl(str(self.production.kubeconfig), kubectl=kubectl))
+        findings = audit(AuditInput(spec=sandbox.spec, states={}, cascade=view))
+        self.detect_s = time.monotonic() - started
+        self.said = [f.message for f in findings if f.check == "cascade"]
+        named = {f.subject for f in findings if f.check == "cascade"}
+        self.check("audit-names-what-the-cascade-reaches",
+                   "PersistentVolume cascade-unguarded" in named and "PersistentVolume cascade-guarded" not in named
+                   and "CustomResourceDefinition clusters.postgresql.cnpg.io" in named,
+                   "; ".join(sorted(named)) or "nothing said")
+
+    def _database(self, name: str, policy: str, directory: Path) -> None:
+        cluster = self.production
+        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"cascade-{name}"},
+             "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                      "persistentVolumeReclaimPolicy": policy, "hostPath": {"path": str(directory)},
+                      "storageClassName": "", "claimRef": {"namespace": self.namespace, "name": f"{name}-1"}}}))
+        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
+            {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1],
+             "metadata": {"name": name, "namespace": self.namespace},
+             "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
+        uid = cluster.kubectl("get", "clusters.postgresql.cnpg.io", name, "-n", self.namespace,
+                              "-o", "jsonpath={.metadata.uid}").stdout.strip()
+        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": f"{name}-1", "namespace": self.namespace, "ownerReferences": [
+                 {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1], "name": name, "uid": uid,
+                  "controller": True}]},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                      "volumeName": f"cascade-{name}", "storageClassName": ""}}))
+
+    def _phase(self, volume: str) -> str:
+        done = self.production.kubectl("get", "pv", volume, "-o", "jsonpath={.status.phase}", check=False)
+        return done.stdout.strip() if done.returncode == 0 else "deleted"
+
+    def disaster(self, sandbox: Sandbox) -> None:
+        """The uninstall deletes the operator's custom resources, then its CRD; the garbage collector deletes
+        what they owned, and the volume controller reclaims the volumes."""
+        cluster = self.production
+        self.struck_at = time.time()
+        cluster.kubectl("delete", "clusters.postgresql.cnpg.io", "--all", "-n", self.namespace, "--wait=false")
+        # The CRD goes only after the garbage collector has acted: deleted at once, it leaves the claims
+        # orphaned here (the collector can no longer resolve their owner's kind), which is not the incident.
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            claims = cluster.kubectl("get", "pvc", "-n", self.namespace, "-o", "name", check=False).stdout.split()
+            if not claims and self._phase("cascade-unguarded") == "deleted":
+                break
+            time.sleep(1)
+        cluster.kubectl("delete", "crd", "clusters.postgresql.cnpg.io", "--wait=false")
+        claims = cluster.kubectl("get", "pvc", "-n", self.namespace, "-o", "name", check=False).stdout.split()
+        self.phases = {name: self._phase(f"cascade-{name}") for name in self.volumes}
+        self.check("cascade-really-happened", not claims and self.phases["unguarded"] == "deleted",
+                   f"claims left: {len(claims)}; the unguarded volume: {self.phases['unguarded']}; its directory "
+                   + ("deleted by the controller-manager" if not self.volumes["unguarded"].exists() else "still there"))
+
+    def after_rebuild(self, sandbox: Sandbox, records: Mapping[str, StepRecord]) -> ScenarioResult:
+        try:
+            same, differing = compare(self.contents["guarded"], manifest(self.volumes["guarded"]))
+            self.check("guarded-volume-survived", self.phases["guarded"] == "Released" and not differing,
+                       f"the guarded volume is {self.phases['guarded']}; {same} bytes byte-identical"
+                       + (f"; missing or different: {', '.join(differing[:5])}" if differing else ""))
+            lost = sum(size for _, size in self.contents["unguarded"].values())
+            self.check("tool-reinstalled-before-its-restores", *_tools_before_restores(sandbox, records))
+        finally:
+            self.cleanup()
+        return ScenarioResult(
+            name=self.name, incident=self.incident,
+            disaster="the operator's custom resources and then its CRD were deleted on the sandbox's production; "
+                     "the real garbage collector deleted the claims they owned and the volume controller deleted "
+                     "the unguarded volume and its directory",
+            detected=tuple(self.said), detect_s=self.detect_s,
+            prevented=f"the volume the audit's guard covers (reclaim Retain) survived the cascade: {same} bytes",
+            recovered="the rebuild installed each restore tool before the restores that need it",
+            lost=f"the unguarded volume (reclaim Delete) and its {lost} bytes, as the audit said it would be",
+            bytes_recovered=same, bytes_lost=lost)
+
+    def cleanup(self) -> None:
+        for directory in getattr(self, "volumes", {}).values():
+            if directory.name.startswith("dr-cascade-") and directory.parent == Path("/tmp"):
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+def _tools_before_restores(sandbox: Sandbox, records: Mapping[str, StepRecord]) -> tuple[bool, str]:
+    """Every Kubernetes-level restore started after the Helm releases it depends on (the restore tools)
+    finished, by the executor's event times."""
+    from dr.core.spec import HelmAction, RestoreAction
+
+    shown, ok = [], True
+    for step in sandbox.plan.steps:
+        action = step.component.action
+        if not isinstance(action, RestoreAction) or sandbox.spec.backups[action.backup].host_level:
+            continue
+        restore = records.get(step.name)
+        for dependency in step.depends_on:
+            if not isinstance(sandbox.spec.components[dependency].action, HelmAction):
+                continue
+            tool = records.get(dependency)
+            before = bool(restore and tool and tool.finished and restore.started and tool.finished <= restore.started)
+            ok = ok and before
+            shown.append(f"{dependency} finished {_clock(tool.finished if tool else None)}, {step.name} started "
+                         f"{_clock(restore.started if restore else None)}")
+    return ok and bool(shown), "; ".join(shown) or "no Kubernetes-level restore in this graph"
+
+
 def _yaml(document: Mapping[str, Any]) -> str:
     import yaml
 
@@ -411,8 +544,9 @@ def _clock(moment: float | None) -> str:
 
 
 SCENARIOS: Mapping[str, Callable[[], Scenario]] = {
-    StorageWipe.name: StorageWipe, BlankVolume.name: BlankVolume, NamespaceDelete.name: NamespaceDelete}
-PLANNED = ("cascade-delete", "quorum-loss")
+    StorageWipe.name: StorageWipe, BlankVolume.name: BlankVolume, CascadeDelete.name: CascadeDelete,
+    NamespaceDelete.name: NamespaceDelete}
+PLANNED = ("quorum-loss",)
 
 
 def scenario_named(name: str) -> Scenario:

@@ -106,10 +106,13 @@ class SandboxCluster:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def up(self, *, etcd_data: Path | None = None, etcd_servers: tuple[str, ...] = (),
-           progress: Callable[[str], None] = lambda _: None, timeout: float = 90) -> ClusterState:
+           progress: Callable[[str], None] = lambda _: None, timeout: float = 90,
+           hostpath_deleter: bool = False) -> ClusterState:
         """Start the control plane; on an existing etcd data directory when `etcd_data` is given, or on a
         running etcd cluster this sandbox does not own (`etcd_servers`, client URLs: a drill's restored
-        members, which keep running after `down`)."""
+        members, which keep running after `down`). `hostpath_deleter`: the controller-manager deletes the
+        directory of a released hostPath volume whose reclaim policy is Delete (only under /tmp, its own
+        rule), as a storage driver deletes a volume: a sandbox production's cascade then really loses data."""
         if etcd_data is not None and etcd_servers:
             raise SandboxError("give an etcd data directory or running etcd servers, not both")
         missing = self.toolchain.missing(CONTROL_PLANE)
@@ -143,7 +146,8 @@ class SandboxCluster:
                 # kwok would wait for them to expire (40 s) before it marks any pod ready.
                 self.kubectl("delete", "leases", "-n", "kube-node-lease", *FAKE_NODES, "--ignore-not-found")
             progress("kube-controller-manager, kube-scheduler, kwok")
-            self._start(state, "kube-controller-manager", self._controller_manager_args(keys))
+            self._start(state, "kube-controller-manager", self._controller_manager_args(keys) + (
+                ["--enable-hostpath-provisioner"] if hostpath_deleter else []))
             self._start(state, "kube-scheduler", self._scheduler_args())
             self._start(state, "kwok", self._kwok_args())
             progress("fake nodes")

@@ -90,6 +90,39 @@ components:
     depends_on: [postgres-host]
 """
 
+CASCADE_GRAPH = """\
+cluster: scenario-cascade
+kubernetes: "1.30"
+rto: 30m
+backups:
+  grafana-data:
+    tool: velero
+    protects: grafana
+    source: [monitoring/grafana]
+    repo: s3://lab-backups/velero
+    schedule: "0 3 * * *"
+    retention: {daily: 7, weekly: 4}
+    rpo: 25h
+components:
+  velero:
+    layer: addon
+    helm:
+      chart: velero
+      repo: https://vmware-tanzu.github.io/helm-charts
+      version: 8.0.0
+      namespace: velero
+      values: {}
+  grafana-restore:
+    layer: data
+    depends_on: [velero]
+    restore: {backup: grafana-data}
+    vars: {namespace: monitoring, included_resources: [persistentvolumeclaims, persistentvolumes, secrets]}
+  grafana:
+    layer: app
+    stateful: true
+    depends_on: [grafana-restore]
+"""
+
 needs_restic = pytest.mark.skipif(shutil.which("restic") is None, reason="restic is needed (make system)")
 
 
@@ -184,6 +217,26 @@ def test_namespace_delete_with_failing_archiving_is_seen_by_the_audit_and_restor
     (rpo,) = report["rpo"]
     assert rpo["measured_s"] is not None and rpo["measured_s"] <= 15
     assert "## Scenario namespace-delete: recovered" in markdown
+
+
+@pytest.mark.integration
+def test_cascade_delete_destroys_the_unguarded_volume_and_the_guarded_one_survives(tmp_path: Path) -> None:
+    done, report, markdown = replay(tmp_path, "cascade-delete", CASCADE_GRAPH)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = scenario_checks(report, "cascade-delete")
+    assert all(c["ok"] for c in checks.values()), checks
+    (scenario,) = report["scenarios"]
+    # Before: the audit names the unguarded volume and the CRD without Helm's keep policy, not the guarded one.
+    named = checks["audit-names-what-the-cascade-reaches"]["detail"]
+    assert "PersistentVolume cascade-unguarded" in named and "cascade-guarded" not in named
+    # The real garbage collector and volume controller did it: claims gone, the unguarded directory deleted.
+    assert "deleted by the controller-manager" in checks["cascade-really-happened"]["detail"]
+    assert "Released" in checks["guarded-volume-survived"]["detail"]
+    assert scenario["bytes_recovered"] > 0 and scenario["bytes_lost"] > 0
+    # The restore tool (a Helm release) finished before the restore that needs it started.
+    assert checks["tool-reinstalled-before-its-restores"]["detail"].startswith("velero finished")
+    assert not list(Path("/tmp").glob("dr-cascade-*")), "the scenario left its volumes behind"
+    assert "## Scenario cascade-delete: recovered" in markdown
 
 
 def test_an_unknown_or_unbuilt_scenario_is_refused_before_any_drill(tmp_path: Path) -> None:
