@@ -208,7 +208,8 @@ def _cascade(data: AuditInput) -> list[Finding]:
                 for pv, claim, policy in view.volumes if policy == "Delete"]
     findings += [Finding("cascade", "high", f"CustomResourceDefinition {crd}",
                          f"{crd} is not kept on uninstall: deleting it (helm uninstall, a wrong chart, a prune) "
-                         "deletes every object of the kind, and the garbage collector then deletes what they own",
+                         "deletes every object of the kind; an uninstall that deletes those objects first lets the "
+                         "garbage collector delete what they own",
                          f"kubectl annotate crd {crd} helm.sh/resource-policy=keep (and set it in the chart's "
                          "values, e.g. crds.keep)")
                  for crd, kept in view.data_crds if not kept]

@@ -253,6 +253,8 @@ def _production_and_disaster(sandbox: Any, journal: Journal, scenario: Scenario 
     from dr.kube.toolchain import Toolchain
     from dr.stack.engine import describe
 
+    if scenario is not None:
+        scenario.prepare(sandbox)
     say("building a small production on this machine: etcd, PostgreSQL with a workload, restic volumes")
     sandbox.build_production()
     say("taking real backups")

@@ -68,6 +68,7 @@ class SandboxState:
     restic: dict[str, dict[str, str]] = field(default_factory=dict)  # backup -> repo, source
     backups_taken_at: dict[str, float] = field(default_factory=dict)
     disaster_at: float = 0.0
+    production_etcd: list[dict[str, Any]] = field(default_factory=list)  # members of a multi-member production
 
     def save(self) -> None:
         Path(self.root, "state.json").write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -100,6 +101,7 @@ class Sandbox:
         self.gates = StepGates()  # what the executor finished, for the Kubernetes layer's engine run
         # Per backup, inputs a scenario sets on its restore (e.g. allow_collapsed, the answer a refusal names).
         self.input_overrides: dict[str, dict[str, Any]] = {}
+        self.production_members = 1  # production's etcd members (3 for a scenario that loses quorum)
 
     # -- where things live -----------------------------------------------------------------
     def hostfs(self, path: str) -> Path:
@@ -140,8 +142,10 @@ class Sandbox:
         """Production's control plane: a real one (etcd, kube-apiserver, controllers, kwok nodes), so its
         snapshots hold real Kubernetes objects; a writer adds workload keys beside them to measure RPO."""
         production = SandboxCluster(self.root / "production" / "cluster")
-        state = production.up(timeout=120, hostpath_deleter=True)
-        self.state.etcd_client_port = state.etcd_client_port
+        servers = self._start_production_etcd() if self.production_members > 1 else ()
+        state = production.up(timeout=120, hostpath_deleter=True, etcd_servers=servers)
+        self.state.etcd_client_port = (self.state.production_etcd[0]["client_port"] if servers
+                                       else state.etcd_client_port)
         self.state.save()  # its processes are recorded in its own cluster.json, where cleanup finds them
         client = f"http://127.0.0.1:{self.state.etcd_client_port}"
         production.kubectl("create", "namespace", "production-workload")
@@ -150,6 +154,37 @@ class Sandbox:
         writer = threading.Thread(target=self._etcd_writer, args=(client,), daemon=True)
         writer.start()
         self._writers.append(writer)
+
+    def _start_production_etcd(self) -> tuple[str, ...]:
+        """A multi-member etcd for production (real etcd 3.6, loopback ports), its members recorded first."""
+        from dr.kube.toolchain import Toolchain
+
+        etcd = Toolchain.find().path("etcd")
+        members: list[dict[str, Any]] = [
+            {"name": f"p{i}", "client_port": free_port(), "peer_port": free_port(),
+             "data_dir": str(self.root / "production" / "etcd" / f"p{i}")} for i in range(self.production_members)]
+        self.state.production_etcd = members
+        self.state.save()
+        initial = ",".join(f"{m['name']}=http://127.0.0.1:{m['peer_port']}" for m in members)
+        for member in members:
+            Path(member["data_dir"]).parent.mkdir(parents=True, exist_ok=True)
+            client, peer = f"http://127.0.0.1:{member['client_port']}", f"http://127.0.0.1:{member['peer_port']}"
+            with open(self.root / "production" / "etcd" / f"{member['name']}.log", "ab") as log:
+                subprocess.Popen([etcd, "--name", member["name"], "--data-dir", member["data_dir"],
+                                  "--listen-client-urls", client, "--advertise-client-urls", client,
+                                  "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                                  "--initial-cluster", initial, "--initial-cluster-state", "new",
+                                  "--initial-cluster-token", f"dr-production-{os.getpid()}",
+                                  "--listen-metrics-urls", "", "--log-level", "warn"],
+                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return tuple(f"http://127.0.0.1:{m['client_port']}" for m in members)
+
+    def stop_production_members(self, names: list[str]) -> None:
+        """Kill production's etcd members by name (found by their data directory on the command line)."""
+        for member in self.state.production_etcd:
+            if member["name"] in names:
+                for pid in _pids_with_argument(str(member["data_dir"])):
+                    _kill(pid)
 
     def _etcd_writer(self, client: str) -> None:
         i = 0
@@ -418,6 +453,7 @@ class Sandbox:
         production = self.root / "production" / "cluster"
         if production.is_dir():
             SandboxCluster(production).down()
+        self.stop_production_members([m["name"] for m in self.state.production_etcd])
 
     def _stop_etcd_members(self) -> None:
         for member in self.state.etcd_members:
