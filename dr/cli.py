@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "refused, exit 2, if a drill host is a production host")
     drill.add_argument("--secrets", metavar="FILE",
                        help="with --hosts: YAML file of the secrets host steps need (restic_password, k3s_token)")
-    drill.add_argument("--resume", action="store_true", help="continue the last sandbox drill after a crash")
+    drill.add_argument("--resume", action="store_true",
+                       help="continue the last drill after a crash, with --sandbox (the default) or --hosts: "
+                            "finished steps are not run again")
     drill.add_argument("--scenario", metavar="NAME",
                        help="with --sandbox: replay a real incident as the disaster, then check what dr prevented and "
                             "recovered: storage-wipe, blank-volume, cascade-delete, quorum-loss, namespace-delete, "
@@ -338,12 +340,12 @@ def _sandbox_up_down(args: argparse.Namespace, cluster: Any) -> int:
             raise UsageError(f"--etcd-data {etcd_data}: not an etcd data directory (no member/ inside)")
         cluster.up(etcd_data=etcd_data, progress=lambda line: print(f"sandbox: {line}", file=sys.stderr))
         print(f"kubeconfig: {cluster.kubeconfig}")
-        print(f"try: kubectl --kubeconfig {cluster.kubeconfig} get nodes")
+        print(f"try: {cluster.toolchain.path('kubectl')} --kubeconfig {cluster.kubeconfig} get nodes")
         print(f"stop it with: dr sandbox down --state-dir {args.state_dir}")
         print(f"export KUBECONFIG={cluster.kubeconfig}")
         return EXIT_OK
     if args.action == "down":
-        stopped = cluster.down()
+        stopped = cluster.down(progress=lambda line: print(f"sandbox: {line}", file=sys.stderr))
         print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
     return EXIT_OK
 
@@ -391,6 +393,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         first, second = (run_preview(stack) for stack in args.diff)
         sys.stdout.write(diff_modes(first.plan, second.plan))
         return EXIT_OK
+    print(f"preview: running dr's Pulumi program for stack {args.stack} offline (no cluster, no state)",
+          file=sys.stderr)
     preview = run_preview(args.stack)
     crd_dirs = [Path(d) for d in args.crds]
     for directory in crd_dirs:
@@ -409,6 +413,10 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         print(f"wrote {len(written)} objects under {args.out}", file=sys.stderr)
     for problem in problems:
         print(f"invalid: {problem}", file=sys.stderr)
+    objects = sum(1 for _ in preview.plan.objects())
+    if not problems:
+        print(f"valid: {objects} Kubernetes objects checked against their schemas"
+              + ("" if args.out else "; nothing written (--out DIR writes them)"), file=sys.stderr)
     return EXIT_PROBLEM if problems else EXIT_OK
 
 

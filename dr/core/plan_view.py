@@ -13,8 +13,10 @@ def render_plan(plan: Plan, *, estimate_note: str = "") -> str:
     lines = [
         f"Recovery plan for cluster {plan.cluster!r} ({plan.mode} mode): "
         f"{len(plan.steps)} steps in {len(plan.waves)} waves",
-        f"Predicted RTO: {format_duration(plan.predicted_rto_s)} ({plan.predicted_rto_s}s), "
-        "the length of the critical path (marked *)" + (f"; {estimate_note}" if estimate_note else ""),
+        (f"Predicted RTO: {format_duration(plan.predicted_rto_s)} ({plan.predicted_rto_s}s), "
+         "the length of the critical path (marked *)" if plan.predicted_rto_s > 0 else
+         "Predicted RTO: none: no step has an estimate (set `estimate:` on the components, or run drills: "
+         "measured durations replace estimates)") + (f"; {estimate_note}" if estimate_note else ""),
         "",
     ]
     name_width = max([len(s.name) for s in plan.steps] + [4]) + 2

@@ -60,6 +60,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+STOP_GRACE_S = 10.0  # per process, after SIGTERM
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -160,29 +163,29 @@ class SandboxCluster:
         progress(f"ready in {time.monotonic() - started:.1f} s")
         return state
 
-    def down(self) -> list[str]:
-        """Stop every process this cluster started; returns the names of those that were running."""
+    def down(self, progress: Callable[[str], None] = lambda _: None) -> list[str]:
+        """Stop every process this cluster started, one at a time in the reverse order of their start (the
+        API server before etcd: stopped together, the API server hangs on its way out waiting for etcd);
+        returns the names of those that were running."""
         state = self.load_state()
         if state is None:
             return []
         ours = self._ours(state)
-        stopped = []
         for name, pid in reversed(list(ours.items())):
-            stopped.append(name)
+            progress(f"stopping {name}")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in ours.values()):
-            time.sleep(0.1)
-        for pid in ours.values():
+            deadline = time.monotonic() + STOP_GRACE_S
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
             if _alive(pid):
+                progress(f"{name} did not stop within {STOP_GRACE_S:.0f} s: killing it")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-        for pid in ours.values():
             with contextlib.suppress(ChildProcessError, ProcessLookupError):
                 os.waitpid(pid, 0)
         self._state_file.unlink(missing_ok=True)
-        return stopped
+        return list(reversed(list(ours)))
 
     def running(self, state: ClusterState | None = None) -> bool:
         state = state or self.load_state()

@@ -94,6 +94,20 @@ def test_warnings_go_to_stderr_and_exit_0(run_cli, write_graph) -> None:
     json.loads(result.out)
 
 
+def test_a_graph_without_estimates_has_no_predicted_rto_and_says_why(run_cli, write_graph) -> None:
+    """An imported graph has no estimates: "Predicted RTO: 0s (0s)" read as a promise of an instant rebuild."""
+    path = write_graph("""\
+cluster: lab
+kubernetes: "1.30"
+components:
+  os: {layer: os, playbook: os-prepare.yml}
+  web: {layer: app, playbook: nfs-exports.yml, depends_on: [os]}
+""")
+    result = run_cli("plan", "--graph", str(path))
+    assert result.code == 0
+    assert "Predicted RTO: none: no step has an estimate" in result.out and "0s (0s)" not in result.out
+
+
 def test_console_script_never_prints_a_traceback(tmp_path) -> None:
     graph = tmp_path / "g.yaml"
     graph.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")

@@ -99,6 +99,8 @@ def test_cli_up_status_down_leaves_no_process(toolchain: Toolchain, tmp_path: Pa
     assert main(["sandbox", "up", "--state-dir", str(state)]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1] == f"export KUBECONFIG={state.resolve() / 'kubeconfig'}"
+    # The kubectl it suggests is the one `make toolchain` built, by its full path (it is not on PATH).
+    assert f"try: {toolchain.path('kubectl')} --kubeconfig" in out
     pids = json.loads((state / "cluster.json").read_text())["pids"]
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
     nodes = subprocess.run([toolchain.path("kubectl"), "--kubeconfig", str(state / "kubeconfig"), "get", "nodes",
@@ -107,7 +109,14 @@ def test_cli_up_status_down_leaves_no_process(toolchain: Toolchain, tmp_path: Pa
     assert main(["sandbox", "status", "--state-dir", str(state)]) == 0
     assert main(["sandbox", "up", "--state-dir", str(state)]) == 1, "a second up refuses, the first keeps running"
     assert main(["sandbox", "status", "--state-dir", str(state)]) == 0
+    capsys.readouterr()
     assert main(["sandbox", "down", "--state-dir", str(state)]) == 0
+    # One at a time, the API server before etcd, each within its grace period (none had to be killed).
+    said = capsys.readouterr()
+    assert [line.split("sandbox: ")[1] for line in said.err.splitlines()] == [
+        "stopping kwok", "stopping kube-scheduler", "stopping kube-controller-manager", "stopping kube-apiserver",
+        "stopping etcd"]
+    assert said.out.strip() == "stopped kwok, kube-scheduler, kube-controller-manager, kube-apiserver, etcd"
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

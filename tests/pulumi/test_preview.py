@@ -24,6 +24,8 @@ def test_every_object_preview_writes_validates(stack: str, run_cli, tmp_path: Pa
     assert result.code == 0, result.err
     files = sorted(tmp_path.rglob("*.yaml"))
     assert len(files) >= 10
+    # A passing validation says so (it used to print nothing), and how many objects it checked.
+    assert f"valid: {len(files)} Kubernetes objects checked against their schemas\n" in result.err
     for path in files:
         manifest = yaml.safe_load(path.read_text())
         assert validate_object(manifest, kubernetes="1.30") == [], path
@@ -34,6 +36,7 @@ def test_json_lists_resources_in_dependency_order(run_cli) -> None:
     result = run_cli("preview", "--stack", "prod", "--json")
     document = json.loads(result.out)
     assert document["problems"] == []
+    assert "; nothing written (--out DIR writes them)" in result.err
     seen: set[str] = set()
     for resource in document["resources"]:
         assert resource["parent"] in seen | {"dr-prod"}, resource
