@@ -238,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "the kubeconfig and ends with an `export KUBECONFIG=...` line; `status` exits 0 while the "
                     "cluster runs and 1 when it does not; `down` stops everything it started and is safe to repeat.")
     sandbox.add_argument("action", choices=("up", "down", "status"))
-    sandbox.add_argument("--state-dir", default=".dr/sandbox-cluster", metavar="DIR",
-                         help="certificates, etcd data, logs and kubeconfig (default .dr/sandbox-cluster)")
+    sandbox.add_argument("--state-dir", default=".dr", metavar="DIR",
+                         help="dr's state directory, as for every command (default .dr); the cluster's certificates, "
+                              "etcd data, logs and kubeconfig go in its sandbox-cluster/")
     sandbox.add_argument("--etcd-data", metavar="DIR",
                          help="with up: start the control plane on this existing etcd data directory (one a "
                               "drill restored from a snapshot) instead of an empty one")
@@ -314,10 +315,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK if accepted else EXIT_PROBLEM
 
 
+SANDBOX_CLUSTER_DIR = "sandbox-cluster"  # under --state-dir
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from dr.kube.sandbox_cluster import SandboxCluster
 
-    cluster = SandboxCluster(Path(args.state_dir))
+    cluster = SandboxCluster(Path(args.state_dir) / SANDBOX_CLUSTER_DIR)
     if args.action in ("up", "down"):
         from dr.state_lock import state_dir_lock
 

@@ -98,12 +98,13 @@ def test_cli_up_status_down_leaves_no_process(toolchain: Toolchain, tmp_path: Pa
     assert main(["sandbox", "status", "--state-dir", str(state)]) == 1
     assert main(["sandbox", "up", "--state-dir", str(state)]) == 0
     out = capsys.readouterr().out
-    assert out.rstrip().splitlines()[-1] == f"export KUBECONFIG={state.resolve() / 'kubeconfig'}"
+    cluster_dir = state / "sandbox-cluster"  # the state dir is dr's, as for every command
+    assert out.rstrip().splitlines()[-1] == f"export KUBECONFIG={cluster_dir.resolve() / 'kubeconfig'}"
     # The kubectl it suggests is the one `make toolchain` built, by its full path (it is not on PATH).
     assert f"try: {toolchain.path('kubectl')} --kubeconfig" in out
-    pids = json.loads((state / "cluster.json").read_text())["pids"]
+    pids = json.loads((cluster_dir / "cluster.json").read_text())["pids"]
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
-    nodes = subprocess.run([toolchain.path("kubectl"), "--kubeconfig", str(state / "kubeconfig"), "get", "nodes",
+    nodes = subprocess.run([toolchain.path("kubectl"), "--kubeconfig", str(cluster_dir / "kubeconfig"), "get", "nodes",
                             "-o", "name"], capture_output=True, text=True, check=True).stdout.split()
     assert nodes == ["node/kwok-node-0", "node/kwok-node-1"]
     assert main(["sandbox", "status", "--state-dir", str(state)]) == 0

@@ -37,7 +37,7 @@ def test_status_and_down_leave_a_process_that_reused_the_pid_alone(
         tmp_path: Path, run_cli, stranger: subprocess.Popen[bytes], recorded_start: bool) -> None:
     # With a start time recorded, the stranger's differs; without one (an older file), its command
     # line does not name the cluster's directory.
-    stale_state(tmp_path / "sandbox", stranger.pid, start=(start_ticks(stranger.pid) or 0) + 1 if recorded_start
+    stale_state(tmp_path / "sandbox" / "sandbox-cluster", stranger.pid, start=(start_ticks(stranger.pid) or 0) + 1 if recorded_start
                 else None)
     status = run_cli("sandbox", "status", "--json", "--state-dir", str(tmp_path / "sandbox"))
     assert status.code != 0 and json.loads(status.out)["running"] is False
