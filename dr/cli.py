@@ -198,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "does not fail on it at 3 a.m.).")
     schedule.add_argument("--cron", required=True, help='five-field cron schedule, like "0 3 * * 0"')
     schedule.add_argument("--out", default="schedule", metavar="DIR", help="where the files go (default schedule)")
-    schedule.add_argument("--image", default="ghcr.io/example/dr:0.1.0",
-                          help="container image with dr and this repository, for the CronJob")
+    schedule.add_argument("--image", metavar="IMAGE",
+                          help="your container image with dr and this repository: writes the CronJob with its "
+                               "namespace, ServiceAccount and state claim (dr publishes no image; without --image "
+                               "only the systemd units are written)")
     schedule.add_argument("--workdir", default=str(Path.cwd()), help="checkout of this repository, for systemd")
     schedule.set_defaults(handler=_cmd_schedule, subparser=schedule)
 
@@ -602,6 +604,9 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     for path in write_schedule(args.cron, out=Path(args.out), image=args.image, workdir=args.workdir,
                                graph=args.graph):
         print(f"wrote {path}")
+    if args.image is None:
+        print("no --image: the Kubernetes CronJob was not written (dr publishes no image; build one with dr and "
+              "this repository, then pass --image)", file=sys.stderr)
     return EXIT_OK
 
 

@@ -75,20 +75,20 @@ def cronjob(cron: str, *, image: str, graph: str = "stacks/cluster.yaml") -> dic
     on_calendar(cron)  # the same validation as the timer
     return {
         "apiVersion": "batch/v1", "kind": "CronJob",
-        "metadata": {"name": "dr-drill", "namespace": "dr", "labels": {"app.kubernetes.io/name": "dr-drill"}},
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": NAME}},
         "spec": {
             "schedule": cron, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 5,
             "jobTemplate": {"spec": {"backoffLimit": 0, "activeDeadlineSeconds": 14400, "template": {"spec": {
-                "restartPolicy": "Never", "serviceAccountName": "dr-drill",
+                "restartPolicy": "Never", "serviceAccountName": NAME, "automountServiceAccountToken": False,
                 "containers": [{"name": "drill", "image": image,
                                 "command": ["dr", "drill", "--stack", "drill", "--graph", graph,
                                             "--state-dir", "/var/lib/dr"],
                                 "env": [{"name": "PULUMI_CONFIG_PASSPHRASE_FILE", "value": "/secrets/passphrase"}],
                                 "volumeMounts": [{"name": "state", "mountPath": "/var/lib/dr"},
                                                  {"name": "secrets", "mountPath": "/secrets", "readOnly": True}]}],
-                "volumes": [{"name": "state", "persistentVolumeClaim": {"claimName": "dr-drill-state"}},
-                            {"name": "secrets", "secret": {"secretName": "dr-drill"}}]}}}}}}
+                "volumes": [{"name": "state", "persistentVolumeClaim": {"claimName": f"{NAME}-state"}},
+                            {"name": "secrets", "secret": {"secretName": NAME}}]}}}}}}
 
 
 def _unit_quote(text: str) -> str:
@@ -114,14 +114,36 @@ def systemd_units(cron: str, *, workdir: str, graph: str = "stacks/cluster.yaml"
     return {"dr-drill.service": service, "dr-drill.timer": timer}
 
 
-def write_schedule(cron: str, *, out: Path, image: str, workdir: str,
+NAMESPACE, NAME = "dr", "dr-drill"
+
+
+def cronjob_dependencies() -> list[dict[str, Any]]:
+    """What the CronJob needs in its cluster besides the Secret: its namespace, a ServiceAccount with no
+    token mounted and no rights (the drill talks to the drill cluster through the stack's own kubeconfig,
+    never to the cluster it runs in), and the claim that keeps the drill history between runs."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, "namespace": NAMESPACE},
+         "automountServiceAccountToken": False},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+         "metadata": {"name": f"{NAME}-state", "namespace": NAMESPACE},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+    ]
+
+
+def write_schedule(cron: str, *, out: Path, image: str | None, workdir: str,
                    graph: str = "stacks/cluster.yaml") -> list[Path]:
+    """The systemd units always; the CronJob, with everything it needs but its Secret, only for an image."""
     out.mkdir(parents=True, exist_ok=True)
-    header = f"# Written by `dr schedule --cron \"{cron}\"`: runs `dr drill --stack drill` in the cluster.\n"
-    files = {"dr-drill-cronjob.yaml": header + yaml.safe_dump(cronjob(cron, image=image, graph=graph), sort_keys=False),
-             **systemd_units(cron, workdir=workdir, graph=graph)}
+    files = dict(systemd_units(cron, workdir=workdir, graph=graph))
+    if image is not None:
+        header = (f"# Written by `dr schedule --cron \"{cron}\"`: runs `dr drill --stack drill` in the cluster.\n"
+                  f"# Before applying: kubectl -n {NAMESPACE} create secret generic {NAME} "
+                  "--from-file=passphrase=<the drill stack's passphrase file>\n")
+        documents = [*cronjob_dependencies(), cronjob(cron, image=image, graph=graph)]
+        files["dr-drill-cronjob.yaml"] = header + yaml.safe_dump_all(documents, sort_keys=False)
     written = []
-    for name, content in files.items():
+    for name, content in sorted(files.items()):
         path = out / name
         path.write_text(content, encoding="utf-8")
         written.append(path)

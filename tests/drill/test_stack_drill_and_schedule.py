@@ -91,7 +91,14 @@ def test_cronjob_manifest_validates_and_timer_matches_the_cron(tmp_path: Path) -
     assert manifest["spec"]["schedule"] == "0 3 * * 0"
     files = write_schedule("0 3 * * 0", out=tmp_path, image="registry.example.com/dr:0.1.0", workdir="/opt/dr")
     assert sorted(p.name for p in files) == ["dr-drill-cronjob.yaml", "dr-drill.service", "dr-drill.timer"]
-    assert validate_object(yaml.safe_load((tmp_path / "dr-drill-cronjob.yaml").read_text()), kubernetes="1.30") == []
+    documents = list(yaml.safe_load_all((tmp_path / "dr-drill-cronjob.yaml").read_text()))
+    # Everything the CronJob names exists in the same file but the Secret, whose command the header gives.
+    assert [d["kind"] for d in documents] == ["Namespace", "ServiceAccount", "PersistentVolumeClaim", "CronJob"]
+    assert all(validate_object(d, kubernetes="1.30") == [] for d in documents)
+    pod = documents[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == documents[1]["metadata"]["name"]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == documents[2]["metadata"]["name"]
+    assert "kubectl -n dr create secret generic dr-drill" in (tmp_path / "dr-drill-cronjob.yaml").read_text()
     assert "OnCalendar=Sun *-*-* 03:00:00" in (tmp_path / "dr-drill.timer").read_text()
     assert 'ExecStart="/opt/dr/.venv/bin/dr" drill --sandbox' in (tmp_path / "dr-drill.service").read_text()
 
@@ -101,6 +108,14 @@ def test_cronjob_manifest_validates_and_timer_matches_the_cron(tmp_path: Path) -
     ("0 */6 * * 1-5", "Mon..Fri *-*-* 0/6:00:00"), ("0 3 * * mon,fri", "Mon,Fri *-*-* 03:00:00")])
 def test_cron_to_on_calendar(cron: str, calendar: str) -> None:
     assert on_calendar(cron) == calendar
+
+
+def test_without_an_image_no_cronjob_is_written_and_it_says_so(run_cli, tmp_path: Path) -> None:
+    """The default used to be a placeholder image (ghcr.io/example/dr:0.1.0), written without a word."""
+    result = run_cli("schedule", "--cron", "0 3 * * 0", "--out", str(tmp_path), "--workdir", "/opt/dr")
+    assert result.code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dr-drill.service", "dr-drill.timer"]
+    assert "no --image: the Kubernetes CronJob was not written" in result.err
 
 
 def test_bad_cron_is_a_usage_error(run_cli) -> None:
