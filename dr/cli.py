@@ -183,10 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     drill.set_defaults(handler=_cmd_drill, subparser=drill)
 
     history = commands.add_parser("history", help="the trend of past drills, and a chart of RTO and RPO",
-                                  description="Print past drills and write a PNG chart of RTO and RPO over time.")
+                                  description="Print past drills; with --png, also draw RTO per drill kind against "
+                                              "its target, and RPO per backup, over time. Reads the state directory, "
+                                              "never writes into it.")
     history.add_argument("--state-dir", default=".dr", metavar="DIR", help="where drills keep history (default .dr)")
-    history.add_argument("--png", default=None, metavar="FILE",
-                         help="chart file (default <state-dir>/history.png)")
+    history.add_argument("--png", default=None, metavar="FILE", help="draw the chart into FILE (a PNG)")
     history.set_defaults(handler=_cmd_history, subparser=history)
 
     schedule = commands.add_parser(
@@ -586,14 +587,15 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
     history_file = Path(args.state_dir) / "history.sqlite"
     entries = []
-    if history_file.is_file():  # read-only: a mistyped --state-dir must not be created
-        with History(history_file) as history:
+    if history_file.is_file():  # read-only: a mistyped --state-dir must not be created, nothing is written
+        with History(history_file, read_only=True) as history:
             entries = history.entries()
     sys.stdout.write(render_trend(entries))
-    if entries:
-        png = Path(args.png) if args.png else Path(args.state_dir) / "history.png"
-        draw_chart(entries, png)
-        print(f"chart: {png}")
+    if entries and args.png:
+        draw_chart(entries, Path(args.png))
+        print(f"chart: {args.png}")
+    elif entries:
+        print("chart: not drawn; --png FILE draws RTO per drill kind against its target, and RPO, over time")
     return EXIT_OK
 
 

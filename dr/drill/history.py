@@ -29,6 +29,7 @@ class HistoryEntry:
     rto_s: float
     rpo_s: dict[str, float]
     steps_s: dict[str, float]
+    rto_target_s: float = 0.0  # 0: not recorded (drills recorded before targets were) or no target
 
 
 class HistoryDamaged(DrError):
@@ -41,13 +42,21 @@ def _damaged(path: Path, exc: Exception) -> HistoryDamaged:
 
 
 class History:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """The history at `path`; `read_only` opens an existing file without writing anything (`dr history`
+        on a read-only state directory, or one it must not change)."""
         self.path = path
         try:
+            if read_only:
+                self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("CREATE TABLE IF NOT EXISTS drills (run_id TEXT PRIMARY KEY, cluster TEXT, kind TEXT, "
                              "finished_at REAL, success INTEGER, rto_s REAL, rpo TEXT, steps TEXT)")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(drills)")}
+            if "rto_target_s" not in columns:  # a history written before targets were recorded
+                self._db.execute("ALTER TABLE drills ADD COLUMN rto_target_s REAL DEFAULT 0")
         except sqlite3.DatabaseError as exc:
             raise _damaged(path, exc) from None
 
@@ -56,19 +65,22 @@ class History:
         # Only steps that ran and were timed: never an unmeasured 0 s that would shrink the predicted RTO.
         steps = {s.name: s.duration_s for s in report.steps if s.state == "succeeded" and s.duration_s > 0}
         try:
-            self._db.execute("INSERT OR REPLACE INTO drills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self._db.execute("INSERT OR REPLACE INTO drills (run_id, cluster, kind, finished_at, success, rto_s, rpo, "
+                             "steps, rto_target_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (report.run_id, report.cluster, report.kind, report.verified_at, int(report.success),
-                              report.rto_s, json.dumps(rpo), json.dumps(steps)))
+                              report.rto_s, json.dumps(rpo), json.dumps(steps), report.rto_target_s))
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, exc) from None
 
     def entries(self, cluster: str | None = None) -> list[HistoryEntry]:
-        query = "SELECT run_id, cluster, kind, finished_at, success, rto_s, rpo, steps FROM drills"
         try:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(drills)")}
+            target = "rto_target_s" if "rto_target_s" in columns else "0"
+            query = f"SELECT run_id, cluster, kind, finished_at, success, rto_s, rpo, steps, {target} FROM drills"
             rows = (self._db.execute(query + " WHERE cluster = ? ORDER BY finished_at", (cluster,)) if cluster
                     else self._db.execute(query + " ORDER BY finished_at")).fetchall()
             return [HistoryEntry(str(r[0]), str(r[1]), str(r[2]), float(r[3]), bool(r[4]), float(r[5]),
-                                 dict(json.loads(r[6])), dict(json.loads(r[7]))) for r in rows]
+                                 dict(json.loads(r[6])), dict(json.loads(r[7])), float(r[8] or 0)) for r in rows]
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
             raise _damaged(self.path, exc) from None
 
@@ -122,28 +134,46 @@ def render_trend(entries: list[HistoryEntry]) -> str:
 
 
 def draw_chart(entries: list[HistoryEntry], path: Path) -> None:
-    """RTO and RPO per backup over time, as a PNG."""
+    """RTO per drill kind against its target, and RPO per backup, over time, as a PNG."""
     import datetime as dt
 
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    when = [dt.datetime.fromtimestamp(e.finished_at, tz=dt.UTC) for e in entries]
-    figure, (rto_axis, rpo_axis) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    rto_axis.plot(when, [e.rto_s for e in entries], marker="o", color="#1f77b4")
-    for moment, entry in zip(when, entries, strict=True):
-        if not entry.success:
-            rto_axis.plot([moment], [entry.rto_s], marker="x", color="#d62728", markersize=10)
+    figure, (rto_axis, rpo_axis) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for kind in sorted({e.kind for e in entries}):
+        mine = [e for e in entries if e.kind == kind]
+        when = [dt.datetime.fromtimestamp(e.finished_at, tz=dt.UTC) for e in mine]
+        line, = rto_axis.plot(when, [e.rto_s for e in mine], marker="o", label=f"{kind} drills")
+        failed = [(m, e.rto_s) for m, e in zip(when, mine, strict=True) if not e.success]
+        if failed:
+            rto_axis.plot([m for m, _ in failed], [r for _, r in failed], linestyle="none", marker="x",
+                          color="#d62728", markersize=10, label=f"{kind}: failed")
+        target = next((e.rto_target_s for e in reversed(mine) if e.rto_target_s > 0), 0.0)
+        if target:
+            rto_axis.axhline(target, color=line.get_color(), linestyle="--", linewidth=1,
+                             label=f"{kind} RTO target {target:.0f} s")
     rto_axis.set_ylabel("RTO (s)")
-    rto_axis.set_title("DR drills: recovery time and data lost")
+    rto_axis.set_ylim(bottom=0)
+    rto_axis.set_title("DR drills: recovery time against its target, and data lost")
+    rto_axis.legend(fontsize=8)
     for backup in sorted({b for e in entries for b in e.rpo_s}):
-        points = [(m, e.rpo_s[backup]) for m, e in zip(when, entries, strict=True) if backup in e.rpo_s]
+        points = [(dt.datetime.fromtimestamp(e.finished_at, tz=dt.UTC), e.rpo_s[backup]) for e in entries
+                  if backup in e.rpo_s]
         rpo_axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=backup)
     rpo_axis.set_ylabel("RPO (s)")
-    rpo_axis.legend(fontsize=8)
-    figure.autofmt_xdate()
+    rpo_axis.set_ylim(bottom=0)
+    if any(e.rpo_s for e in entries):
+        rpo_axis.legend(fontsize=8)
+    first, last = (dt.datetime.fromtimestamp(t, tz=dt.UTC) for t in (entries[0].finished_at, entries[-1].finished_at))
+    pad = max((last - first) * 0.05, dt.timedelta(hours=1))  # one drill: a day around it, not years
+    rpo_axis.set_xlim(first - pad, last + pad)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    rpo_axis.xaxis.set_major_locator(locator)
+    rpo_axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     figure.tight_layout()
     if not path.parent.is_dir():  # the chart goes where the user said; dr does not invent directories
         raise FileNotFoundError(2, "no such directory", str(path.parent))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dr.drill.history import History
+from dr.drill.history import History, HistoryDamaged
 from dr.drill.run import DrillPaths, write_reports
 from dr.owned_paths import NotOwned, read_run_id, remove_owned_tree
 from tests.conftest import EXAMPLE_GRAPH
@@ -76,12 +76,31 @@ def test_a_link_planted_at_history_png_is_refused(tmp_path: Path, run_cli) -> No
     target = tmp_path / "victim.txt"
     target.write_text("keep me")
     (state / "history.png").symlink_to(target)
-    result = run_cli("history", "--state-dir", str(state))
+    result = run_cli("history", "--state-dir", str(state), "--png", str(state / "history.png"))
     assert result.code != 0 and "symbolic link" in result.err
     assert target.read_text() == "keep me"
     (state / "history.png").unlink()
-    assert run_cli("history", "--state-dir", str(state)).code == 0
+    assert run_cli("history", "--state-dir", str(state), "--png", str(state / "history.png")).code == 0
     assert (state / "history.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_history_reads_the_state_dir_and_writes_nothing_into_it(tmp_path: Path, run_cli) -> None:
+    """`dr history` wrote history.png into the state dir (the README says it only reads it), and failed on
+    a read-only one after printing its table."""
+    state = state_with_history(tmp_path)
+    def contents() -> dict[str, bytes]:
+        return {str(p.relative_to(state)): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+
+    before = contents()
+    result = run_cli("history", "--state-dir", str(state))
+    assert result.code == 0 and "chart: not drawn; --png FILE" in result.out
+    assert contents() == before
+    chart = tmp_path / "chart.png"
+    assert run_cli("history", "--state-dir", str(state), "--png", str(chart)).code == 0
+    assert chart.read_bytes()[:4] == b"\x89PNG" and contents() == before
+    # Opened read-only, the history cannot be written, whoever runs it (root included).
+    with History(state / "history.sqlite", read_only=True) as history, pytest.raises(HistoryDamaged):
+        history.record(report("later", etcd_s=1.0))
 
 
 def test_removing_a_tree_stays_inside_its_root(tmp_path: Path) -> None:

@@ -139,10 +139,11 @@ def test_sandbox_drill_passes_with_measured_rto_and_rpo(tmp_path: Path) -> None:
         assert canary not in path.read_text(), f"the sandbox's repository password leaked into {path.name}"
     assert sandbox_processes(state_dir) == [], "the drill left processes running"
 
-    history = subprocess.run([*dr_command(), "history", "--state-dir", str(state_dir)], capture_output=True,
-                             text=True, check=True)
+    history = subprocess.run([*dr_command(), "history", "--state-dir", str(state_dir), "--png",
+                              str(tmp_path / "history.png")], capture_output=True, text=True, check=True)
     assert "1 of 1 drills passed" in history.stdout
-    assert (state_dir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (state_dir / "history.png").exists()
 
 
 SERVICES = ("postgres", "etcd")  # daemons a step started: a crash of dr leaves them running
