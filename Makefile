@@ -8,7 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .make
 APT_PACKAGES := python3 python3-venv python3-pip etcd-server etcd-client restic pgbackrest \
-                postgresql-15 graphviz openssh-client openssh-server rsync sudo iproute2 openssl socat
+                postgresql-15 graphviz openssh-client openssh-server rsync sudo iproute2 openssl socat \
+                chromium-headless-shell
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-quick lint typecheck system venv bench docs clean toolchain mutation

@@ -59,8 +59,9 @@ def _md_cell(text: str) -> str:
 def to_markdown(blocks: Sequence[Block]) -> str:
     out: list[str] = []
     for block in blocks:
-        if isinstance(block, Heading):
-            out.append(f"{'#' * block.level} {block.text}")
+        if isinstance(block, Heading):  # an explicit anchor stays a link target in Markdown too
+            anchor = f'<a id="{block.anchor}"></a>\n\n' if block.anchor else ""
+            out.append(f"{anchor}{'#' * block.level} {block.text}")
         elif isinstance(block, Para):
             out.append(block.text)
         elif isinstance(block, Code):
@@ -92,8 +93,14 @@ code { font-family: ui-monospace, monospace; font-size: .92em; }
 table { border-collapse: collapse; margin: .5rem 0; }
 th, td { border: 1px solid #bbb; padding: .2rem .5rem; text-align: left; vertical-align: top; }
 h3 { border-top: 2px solid #333; padding-top: .6rem; break-after: avoid; }
-svg { max-width: 100%; height: auto; }
-@media print { body { margin: 0; max-width: none; } pre { border: 1px solid #ccc; } h3 { break-before: auto; } }
+.graph { width: 100vw; position: relative; left: 50%; margin-left: -50vw; overflow-x: auto; box-sizing: border-box;
+  padding: 0 .5rem; border-top: 1px solid #ddd; border-bottom: 1px solid #ddd; }
+.graph svg { width: 100%; min-width: 56rem; height: auto; }
+.graph a:hover polygon, .graph a:hover path { stroke: #c00; stroke-width: 2; }
+h3:target { background: #fff6d5; }
+@media print { body { margin: 0; max-width: none; } pre { border: 1px solid #ccc; } h3 { break-before: auto; }
+  .graph { width: auto; left: auto; margin-left: 0; overflow: visible; border: 0; }
+  .graph svg { min-width: 0; max-width: 100%; } }
 """
 
 

@@ -43,14 +43,19 @@ def mermaid(plan: Plan) -> str:
 
 
 def dot_source(plan: Plan) -> str:
-    lines = ["digraph recovery {", '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.3, ranksep=0.45];',
+    # Left to right: the waves read as columns, and the drawing fits a laptop's width (top to bottom it was
+    # twice as wide as high, shrunk to unreadable in the runbook).
+    lines = ["digraph recovery {", '  graph [rankdir=LR, fontname="Helvetica", nodesep=0.25, ranksep=0.5];',
              '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica", fontsize=11];',
              '  edge [color="#555555"];']
     for index, layer, steps in _layers(plan):
         lines.append(f'  subgraph cluster_{index} {{ label="{layer}"; style="rounded,dashed"; color="#999999";')
         for step in steps:
             fill = ', fillcolor="#ffe9a8"' if step.on_critical_path else ""
-            lines.append(f'    "{step.name}" [label="{step.name}\\n{step.action}"{fill}];')
+            star = "★ " if step.on_critical_path else ""
+            # Each box links to its step in the runbook (the HTML inlines this SVG).
+            lines.append(f'    "{step.name}" [label="{star}{step.name}\\n{step.action}"{fill}, '
+                         f'URL="#step-{step.name}", target="_top", tooltip="{step.name}: go to the step"];')
         lines.append("  }")
     for step in plan.steps:
         for dep in step.depends_on:

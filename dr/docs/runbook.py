@@ -48,7 +48,8 @@ def inventory_yaml(spec: GraphSpec) -> str:
 
 
 def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph_path: str,
-                  mode_diff: str, mermaid: str, svg: str, secret_names: Sequence[str] = ()) -> list[Block]:
+                  mode_diff: str, mermaid: str, svg: str, secret_names: Sequence[str] = (),
+                  svg_file: str = "recovery-order.svg") -> list[Block]:
     """Every block of the runbook, in order."""
     by_component = {c.name: c for c in resources.components}
     needed_by: dict[str, list[str]] = {s.name: [] for s in plan.steps}
@@ -63,6 +64,7 @@ def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph
              "Follow the steps in order; steps in the same wave can run in parallel. Each step says how the "
              "automation runs it and what to type when the automation itself is broken."),
     ]
+    blocks += _contents(plan)
     blocks += _summary(plan, spec)
     blocks += [Heading(2, "Before you start"),
                Bullets((
@@ -95,9 +97,12 @@ def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph
                    "state survived, first `PULUMI_K8S_DELETE_UNREACHABLE=true pulumi refresh` (the lost cluster's "
                    "objects leave the state) and `pulumi config set dr:rebuild $(date +%F)` (every host step runs "
                    "again: the state says they ran, the hosts were wiped).")),
-               Heading(2, "The graph"), Raw(f"```mermaid\n{mermaid.rstrip()}\n```",
-                                            f'<div class="graph">{svg}</div>'),
-               Para("Critical-path steps are marked ★; the SVG next to this file draws the same graph.")]
+               Heading(2, "The graph", anchor="graph"),
+               Para("Legend: ★ (a yellow box in the drawing) marks the critical path, the longest chain of "
+                    "steps: it sets the predicted RTO. Boxes are grouped by layer; an arrow points from a step to "
+                    "the steps that need it. In the HTML, click a box to go to its step; "
+                    f"[open the drawing full size]({svg_file}) to zoom."),
+               Raw(f"```mermaid\n{mermaid.rstrip()}\n```", f'<div class="graph">{svg}</div>')]
     blocks.append(Heading(2, "Steps"))
     for number, step in enumerate(plan.steps, start=1):
         blocks += _step(number, step, spec, by_component[step.name], needed_by[step.name])
@@ -107,6 +112,22 @@ def build_runbook(plan: Plan, spec: GraphSpec, resources: ResourcePlan, *, graph
                     "drill`):"),
                Code(mode_diff, "diff")]
     return blocks
+
+
+def _link(name: str) -> str:
+    return f"[`{name}`](#step-{name})"
+
+
+def _contents(plan: Plan) -> list[Block]:
+    """The steps at a glance, each a link to its section: where a person starts at 3 a.m."""
+    rows = tuple((str(number), _link(step.name) + (" ★" if step.on_critical_path else ""), step.layer,
+                  str(step.wave), format_duration(step.estimate_s), ", ".join(_link(d) for d in step.depends_on) or "-")
+                 for number, step in enumerate(plan.steps, start=1))
+    return [Heading(2, "Contents", anchor="contents"),
+            Para("Every step in order (★: on the critical path); click one to go to it. After this: the summary, "
+                 "before you start, which recovery you are following, the graph, the steps, and what differs "
+                 "between prod and drill."),
+            Table(("#", "step", "layer", "wave", "expected", "needs"), rows)]
 
 
 def _summary(plan: Plan, spec: GraphSpec) -> list[Block]:
@@ -147,17 +168,17 @@ GITOPS_GROUPS = {"Kustomization": "kustomize.toolkit.fluxcd.io", "HelmRelease": 
 def _step(number: int, step: Step, spec: GraphSpec, component: ComponentResources,
           needed_by: list[str]) -> list[Block]:
     c = step.component
-    title = f"{number}. {step.name}"
+    title = f"{number}. {step.name}" + (" ★" if step.on_critical_path else "")
     blocks: list[Block] = [Heading(3, title, anchor=f"step-{step.name}"),
                            Para(f"Layer **{step.layer}**, wave {step.wave}, expected duration "
                                 f"**{format_duration(step.estimate_s)}**"
                                 + (", on the critical path." if step.on_critical_path else "."))]
     if c.description:
         blocks.append(Para(c.description))
-    why = (f"it needs {', '.join(f'`{d}`' for d in step.depends_on)}" if step.depends_on
+    why = (f"it needs {', '.join(_link(d) for d in step.depends_on)}" if step.depends_on
            else "it needs nothing else")
     if needed_by:
-        why += f"; {', '.join(f'`{n}`' for n in sorted(needed_by))} {'needs' if len(needed_by) == 1 else 'need'} it."
+        why += f"; {', '.join(_link(n) for n in sorted(needed_by))} {'needs' if len(needed_by) == 1 else 'need'} it."
     else:
         why += "; nothing else needs it."
     blocks.append(Para(f"Why here: {why}"))

@@ -43,7 +43,8 @@ def generate(spec: GraphSpec, *, modes: Sequence[str], read_text: ReadText, grap
         suffix = "" if mode == "prod" else f".{mode}"
         svg = render_svg(plan)
         blocks = build_runbook(plan, spec, resources, graph_path=graph_path, mode_diff=difference,
-                               mermaid=mermaid(plan), svg=svg, secret_names=secret_names)
+                               mermaid=mermaid(plan), svg=svg, secret_names=secret_names,
+                               svg_file=f"recovery-order{suffix}.svg")
         title = f"Recovery order of {plan.cluster} ({mode})"
         files += [GeneratedFile(f"recovery-order{suffix}.md", to_markdown(blocks)),
                   GeneratedFile(f"recovery-order{suffix}.svg", svg),

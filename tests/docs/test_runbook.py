@@ -42,7 +42,7 @@ def prod_plan():
 
 
 def step_order(markdown: str) -> list[str]:
-    return re.findall(r"^### \d+\. (\S+)$", markdown, flags=re.M)
+    return re.findall(r"^### \d+\. (\S+)(?: ★)?$", markdown, flags=re.M)
 
 
 @pytest.mark.parametrize(("name", "mode"), [("recovery-order.md", "prod"), ("recovery-order.drill.md", "drill")])
@@ -72,7 +72,9 @@ def test_svg_is_produced_and_names_every_component(files: dict[str, str], prod_p
     assert svg.startswith("<svg")
     texts = {html.unescape(t) for t in re.findall(r">([^<>]+)</text>", svg)}
     for step in prod_plan.steps:
-        assert step.name in texts, step.name
+        # The critical path is marked the same way as in the text: a star (and a yellow box).
+        assert (f"★ {step.name}" if step.on_critical_path else step.name) in texts, step.name
+        assert f'href="#step-{step.name}"' in svg, "each box links to its step"
     assert svg in files["recovery-order.html"], "the HTML carries the SVG inline"
 
 
