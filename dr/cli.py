@@ -554,7 +554,7 @@ def _print_report(report: Any, files: Mapping[str, Path]) -> int:
     for check in report.checks:
         if not check.ok:
             print(f"  check failed: {check.step} {check.kind}: {check.detail}")
-    print(f"report: {files['markdown']} (also {files['json'].name}, {files['junit'].name}, "
+    print(f"report: {files['html']} (also {files['markdown'].name}, {files['json'].name}, {files['junit'].name}, "
           f"{files['prometheus'].name})")
     return EXIT_OK if report.success else EXIT_PROBLEM
 

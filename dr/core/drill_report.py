@@ -28,6 +28,8 @@ class StepResult:
     # first resource event and of its last resource outputs event; else the executor's start and end.
     started_at: float | None = None
     finished_at: float | None = None
+    on_critical_path: bool = False
+    depends_on: tuple[str, ...] = ()
 
     @property
     def ran(self) -> bool:

@@ -4,6 +4,7 @@ or one plain line per change (in CI and logs)."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -56,11 +57,40 @@ def is_terminal(stream: Any = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def plain_progress(stream: Any = None) -> Callable[[StepRecord], None]:
-    """One line per step state to `stream` (default: sys.stderr as it is when a line is printed)."""
+HEARTBEAT_S = 15.0  # a plain log says which steps are still running at least this often
+
+
+def plain_progress(stream: Any = None, *, heartbeat_s: float = HEARTBEAT_S) -> Callable[[StepRecord], None]:
+    """One line per step state to `stream` (default: sys.stderr as it is when a line is printed), and every
+    `heartbeat_s` while steps run, a line naming them and how long they have run: a log never goes quiet
+    for long, even during a 30-second restore."""
+    running: dict[str, float] = {}
+    lock = threading.Lock()
+    started = threading.Event()
+
+    def out() -> Any:
+        return sys.stderr if stream is None else stream
+
+    def beat() -> None:
+        while True:
+            time.sleep(heartbeat_s)
+            with lock:  # printed under the lock: never a heartbeat naming a step after its last line
+                now = time.time()
+                names = [f"{name} ({now - since:.0f}s)" for name, since in running.items()]
+                if names:
+                    print(f"{time.strftime('%H:%M:%S')} still running: {', '.join(names)}", file=out(), flush=True)
+
     def show(record: StepRecord) -> None:
         extra = f" ({record.duration_s:.1f}s)" if record.finished else ""
         detail = f": {record.error}" if record.error and record.state != StepState.NOT_RUN else ""
-        print(f"{time.strftime('%H:%M:%S')} {record.name:<26} {record.state.value}{extra}{detail}",
-              file=sys.stderr if stream is None else stream, flush=True)
+        with lock:
+            if record.state == StepState.RUNNING:
+                running[record.name] = record.started or time.time()
+            else:
+                running.pop(record.name, None)
+            print(f"{time.strftime('%H:%M:%S')} {record.name:<26} {record.state.value}{extra}{detail}",
+                  file=out(), flush=True)
+        if not started.is_set():
+            started.set()
+            threading.Thread(target=beat, name="dr-progress-heartbeat", daemon=True).start()
     return show

@@ -86,9 +86,13 @@ def publish(report: DrillReport, paths: DrillPaths, say: Callable[[str], None]) 
 
 def write_reports(report: DrillReport, directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
+    from dr.drill.report_html import report_html
+
     files = {"markdown": directory / "report.md", "json": directory / "report.json",
-             "junit": directory / "junit.xml", "prometheus": directory / "dr_drill.prom"}
+             "junit": directory / "junit.xml", "prometheus": directory / "dr_drill.prom",
+             "html": directory / "report.html"}
     write_owned(files["markdown"], to_markdown(report))
+    write_owned(files["html"], report_html(report))
     write_owned(files["json"], to_json_text(report))
     write_owned(files["junit"], to_junit(report))
     write_owned(files["prometheus"], to_prometheus(report))
@@ -121,7 +125,8 @@ def step_results(plan: Plan, records: Mapping[str, StepRecord], journal: Journal
             detail = "; ".join(n for n in (detail, *outputs["stand_in"]) if n)
         results.append(StepResult(name=s.name, layer=s.layer, state=state, attempts=record.attempts,
                                   duration_s=round(record.duration_s, 3), detail=detail, started_at=started,
-                                  finished_at=finished))
+                                  finished_at=finished, on_critical_path=s.on_critical_path,
+                                  depends_on=s.depends_on))
     return tuple(results)
 
 
@@ -180,6 +185,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
         write_owned(paths.current, run_id)
     journal = Journal(paths.journal, run_id)
     sandbox = Sandbox(paths.sandbox(run_id), plan, spec, resources)
+    sandbox.say = say
     started = time.time()
     finished = interrupted = False
     try:

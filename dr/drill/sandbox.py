@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +102,7 @@ class Sandbox:
         # Per backup, inputs a scenario sets on its restore (e.g. allow_collapsed, the answer a refusal names).
         self.input_overrides: dict[str, dict[str, Any]] = {}
         self.production_members = 1  # production's etcd members (3 for a scenario that loses quorum)
+        self.say: Callable[[str], None] = lambda _: None  # progress of the phases before the rebuild
 
     # -- where things live -----------------------------------------------------------------
     def hostfs(self, path: str) -> Path:
@@ -119,8 +120,10 @@ class Sandbox:
     # -- production ------------------------------------------------------------------------
     def build_production(self) -> None:
         if self.host_restores("etcd-snapshot"):
+            self.say(f"production: a control plane on {self.production_members} etcd member(s), with a writer")
             self._start_production_cluster()
         if self.host_restores("pgbackrest"):
+            self.say("production: PostgreSQL 15 with a workload writing rows, its WAL archived by pgBackRest")
             pg = PgSandbox.create()
             self.state.pg_base, self.state.pg_port = str(pg.base), pg.port
             self.state.save()  # at once: a crash from here on must still find (and stop) this server
@@ -131,6 +134,7 @@ class Sandbox:
             self._start_workload()
         for _, inputs in self.host_restores("restic"):
             backup = str(inputs["backup"])
+            self.say(f"production: volume {backup} (files) and its restic repository")
             source = self.root / "production" / backup
             self._write_files(source, count=80, round_=0)
             repo = self.root / "backups" / f"restic-{backup}"
@@ -216,11 +220,14 @@ class Sandbox:
     def take_backups(self) -> None:
         """Real backups: etcd snapshots, a pgBackRest full backup (WAL keeps archiving), restic rounds."""
         if self.host_restores("pgbackrest"):
+            self.say("backup: pgBackRest full backup (WAL keeps archiving)")
             stanza = ["pgbackrest", f"--config={self.pg.config}", "--stanza=main"]
             as_postgres(*stanza, "stanza-create")
             as_postgres(*stanza, "--type=full", "backup")
             self.state.backups_taken_at["pgbackrest"] = time.time()
         for round_ in range(1, 4):
+            if self.state.restic:
+                self.say(f"backup: restic round {round_} of 3 ({', '.join(self.state.restic)})")
             for backup, places in self.state.restic.items():
                 if round_ > 1:
                     self._write_files(Path(places["source"]), count=80, round_=round_)
@@ -228,6 +235,7 @@ class Sandbox:
                 self.state.backups_taken_at[backup] = time.time()
             time.sleep(0.3)
         if self.host_restores("etcd-snapshot"):
+            self.say("backup: two etcd snapshots")
             snapshots = self.root / "backups" / "etcd-snapshots"
             snapshots.mkdir(parents=True, exist_ok=True)
             client = f"http://127.0.0.1:{self.state.etcd_client_port}"
@@ -236,6 +244,7 @@ class Sandbox:
                                check=True, capture_output=True, env={**os.environ, "ETCDCTL_API": "3"})
                 time.sleep(1.0)
             self.state.backups_taken_at["etcd-snapshot"] = time.time()
+        self.say("production goes on for 4 s after the last backup: what the rebuild cannot bring back (the RPO)")
         time.sleep(4)  # production goes on: more rows, more WAL archived, more etcd events
         self.state.save()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM, render
 from tests.conftest import REPO
 from tests.drill.test_sandbox_drill import dr_command, sandbox_processes
 
@@ -194,6 +195,17 @@ def test_storage_wipe_comes_back_byte_identical_and_the_audit_names_what_a_missi
     assert scenario["detected"] == ["stateful component 'registry' has no backup"]
     assert scenario["detect_s"] is not None and scenario["detect_s"] >= 0
     assert "## Scenario storage-wipe: recovered" in markdown and "recovered: every volume" in done.stdout
+    # The HTML report, as a person opens it: a timeline of every step, drawn (not blank), then the rest.
+    if CHROMIUM is not None:
+        (report_dir,) = (tmp_path / "state" / "reports").iterdir()
+        page = render(report_dir / "report.html", tmp_path)
+        assert page.ink() > 0.05, f"the report's first screen is blank ({page.screenshot})"
+        text = page.text()
+        assert text.index("Timeline") < text.index("Data lost (RPO)") < text.index("Scenario storage-wipe")
+        for step in report["steps"]:
+            assert f"{step['name']} ({step['state']})" in page.dom or step["name"] in text, step["name"]
+        assert "<svg" in page.dom and "seconds since the disaster" in page.dom
+        assert "What next" in text and not [link for link in page.links() if link[1:] not in page.ids()]
     # The benchmark's table reads the same report.
     bench = subprocess.run([sys.executable, str(REPO / "bench" / "scenarios.py"), "--reports",
                             str(tmp_path / "state" / "reports")], capture_output=True, text=True, timeout=60)
