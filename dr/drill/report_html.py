@@ -99,7 +99,7 @@ def timeline_svg(report: DrillReport) -> str:
     origin = report.disaster_at
     rows = {s.name: index for index, s in enumerate(steps)}
     end = max([report.rto_s] + [s.finished_at - origin for s in steps if s.finished_at is not None])
-    figure, axis = plt.subplots(figsize=(11, 0.32 * len(steps) + 1.4))
+    figure, axis = plt.subplots(figsize=(11, max(2.8, 0.32 * len(steps) + 1.4)))
     for step in steps:
         row = rows[step.name]
         start, finish = _span(step, origin)

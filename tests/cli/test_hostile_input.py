@@ -135,7 +135,7 @@ def test_schedule_drills_the_graph_it_was_given_and_checks_it_first(tmp_path: Pa
                         "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and "absent.yaml" in output and not (tmp_path / "out").exists()
     code, output = run(["schedule", "--cron", "0 3 * * 0", "--graph", str(EXAMPLE_GRAPH), "--workdir", "/opt/dr",
-                        "--out", str(tmp_path / "out")], capsys)
+                        "--image", "registry.example/dr:1.0", "--out", str(tmp_path / "out")], capsys)
     assert code == 0, output
     service = (tmp_path / "out" / "dr-drill.service").read_text()
     assert f'--graph "{EXAMPLE_GRAPH}"' in service
