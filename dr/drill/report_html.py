@@ -117,13 +117,14 @@ def timeline_svg(report: DrillReport) -> str:
     axis.set_yticks(range(len(steps)),
                     labels=[("★ " if s.on_critical_path else "") + f"{s.name} ({s.state})" for s in steps],
                     fontsize=8)
-    axis.invert_yaxis()
+    axis.set_ylim(len(steps) - 0.5, -0.5)  # the first step on top
+    above = axis.get_xaxis_transform()  # x in seconds, y in the axes' height: labels just above the plot
     axis.axvline(report.rto_s, color="#000000", linestyle="--", linewidth=1)
-    axis.text(report.rto_s, -0.8, f" RTO {format_duration(report.rto_s)}", fontsize=8, va="bottom")
+    axis.text(report.rto_s, 1.01, f" RTO {format_duration(report.rto_s)}", fontsize=8, va="bottom", transform=above)
     if 0 < report.rto_target_s <= 3 * end:
         axis.axvline(report.rto_target_s, color="#d62728", linestyle="--", linewidth=1)
-        axis.text(report.rto_target_s, -0.8, f" target {format_duration(report.rto_target_s)}", fontsize=8,
-                  va="bottom", color="#d62728")
+        axis.text(report.rto_target_s, 1.01, f" target {format_duration(report.rto_target_s)}", fontsize=8,
+                  va="bottom", color="#d62728", transform=above)
     axis.set_xlim(left=0)
     axis.set_xlabel("seconds since the disaster"
                     + (f" (RTO target {format_duration(report.rto_target_s)}, off this scale)"
