@@ -173,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "finished steps are not run again")
     drill.add_argument("--scenario", metavar="NAME",
                        help="with --sandbox: replay a real incident as the disaster, then check what dr prevented and "
-                            "recovered: storage-wipe, blank-volume, cascade-delete, quorum-loss, namespace-delete, "
-                            "or all (one sandbox drill each; docs/incidents.md)")
+                            "recovered: storage-wipe, blank-volume, cascade-delete, quorum-loss, "
+                            "quorum-loss-from-scratch, namespace-delete, or all (one sandbox drill each; "
+                            "docs/incidents.md)")
     drill.add_argument("--keep", action="store_true", help="with --stack: do not destroy the stack afterwards")
     drill.add_argument("--concurrency", type=_positive_int, default=4, metavar="N",
                        help="steps run at once, 1 or more (default 4)")

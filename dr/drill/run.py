@@ -216,7 +216,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
                                                        round(max(0.0, sandbox.state.disaster_at - newest[name]), 3)),
                               target_s=spec.backups[name].rpo_s)
                     for name in sorted({str(inputs["backup"]) for tool in ("etcd-snapshot", "restic", "pgbackrest")
-                                        for _, inputs in sandbox.host_restores(tool)}))
+                                        for _, inputs in sandbox.host_restores(tool)} - set(sandbox.declared_unusable)))
         report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="sandbox", started_at=started,
                              disaster_at=sandbox.state.disaster_at, verified_at=verified_at,
                              rto_target_s=spec.rto_s or plan.predicted_rto_s,

@@ -103,6 +103,9 @@ class Sandbox:
         self.input_overrides: dict[str, dict[str, Any]] = {}
         self.production_members = 1  # production's etcd members (3 for a scenario that loses quorum)
         self.say: Callable[[str], None] = lambda _: None  # progress of the phases before the rebuild
+        # Backups declared unusable before the rebuild (backup -> why): their restores are not run, and the
+        # rebuild goes on from scratch (an etcd snapshot declared unusable: the control plane on an empty etcd).
+        self.declared_unusable: dict[str, str] = {}
 
     # -- where things live -----------------------------------------------------------------
     def hostfs(self, path: str) -> Path:
@@ -298,7 +301,12 @@ class Sandbox:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="run"))
             elif host:
                 inputs = step_inputs(host[0])
-                if host[0].kind == "playbook" and inputs["playbook"] not in SANDBOX_PLAYBOOKS:
+                unusable = self.declared_unusable.get(str(inputs.get("backup", "")))
+                if unusable is not None:
+                    tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
+                                      reason=f"backup {inputs['backup']} declared unusable ({unusable}): rebuilt "
+                                             "from scratch"))
+                elif host[0].kind == "playbook" and inputs["playbook"] not in SANDBOX_PLAYBOOKS:
                     reason = NOT_RUN_STAND_INS.get(str(inputs["playbook"]),
                                                    f"{inputs['playbook']} needs real hosts; the sandbox cannot run it")
                     tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run", reason=reason))

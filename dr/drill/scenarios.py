@@ -572,6 +572,47 @@ def _newest_snapshot_size(sandbox: Sandbox) -> int:
     return snapshots[-1].stat().st_size if snapshots else 0
 
 
+class QuorumLossFromScratch(QuorumLoss):
+    """The same lost quorum, with the snapshot declared unusable: the rebuild from scratch."""
+
+    name = "quorum-loss-from-scratch"
+    incident = QuorumLoss.incident + "; the snapshot could not be trusted, so the cluster was rebuilt from scratch"
+
+    def before_disaster(self, sandbox: Sandbox) -> None:
+        super().before_disaster(sandbox)
+        self.backups = [str(i["backup"]) for _, i in sandbox.host_restores("etcd-snapshot")]
+        for backup in self.backups:
+            sandbox.declared_unusable[backup] = "the operator does not trust the newest snapshot"
+
+    def after_rebuild(self, sandbox: Sandbox, records: Mapping[str, StepRecord]) -> ScenarioResult:
+        restores = [name for name, i in sandbox.host_restores("etcd-snapshot")]
+        not_run = all(records[name].state.value == "not-run" for name in restores if name in records)
+        control = [records[s.name] for s in sandbox.plan.steps if s.name in records
+                   and (records[s.name].outputs or {}).get("etcd")]
+        empty = bool(control) and all(r.outputs.get("etcd") == "empty (from scratch)" for r in control)
+        self.check("snapshot-not-restored", not_run and empty,
+                   f"{', '.join(restores)}: not run; the control plane started on "
+                   + (control[0].outputs.get("etcd", "?") if control else "nothing"))
+        gone = sandbox.drill_cluster.kubectl("get", "namespace", "production-workload", check=False)
+        kube = [s.name for s in sandbox.plan.steps if records.get(s.name) is not None
+                and (records[s.name].outputs or {}).get("engine")]
+        self.check("rebuilt-from-scratch", gone.returncode != 0,
+                   f"production's objects are not there (namespace production-workload: "
+                   f"{'absent' if gone.returncode else 'present'}); {len(kube)} Kubernetes-level steps created "
+                   "everything anew through pulumi up")
+        ok, detail = _runbook_order_followed(sandbox, records)
+        self.check("the-runbook-order-was-followed", ok, detail)
+        return ScenarioResult(
+            name=self.name, incident=self.incident,
+            disaster="two of production's three etcd members were killed (quorum lost), and the etcd snapshots "
+                     "were declared unusable",
+            detected=(), detect_s=None,
+            prevented="nothing to prevent: the runbook's from-scratch recovery (dr:recovery scratch) was followed",
+            recovered="a control plane on an empty etcd; every Kubernetes object created again by pulumi up, the "
+                      "other backups restored as before",
+            lost="every object that only etcd held (the snapshot was not used): production's namespace among them")
+
+
 def _etcdctl(sandbox: Sandbox, endpoint: str, *args: str, check: bool = True) -> str:
     from dr.kube.toolchain import Toolchain
 
@@ -641,7 +682,8 @@ def _clock(moment: float | None) -> str:
 
 SCENARIOS: Mapping[str, Callable[[], Scenario]] = {
     StorageWipe.name: StorageWipe, BlankVolume.name: BlankVolume, CascadeDelete.name: CascadeDelete,
-    QuorumLoss.name: QuorumLoss, NamespaceDelete.name: NamespaceDelete}
+    QuorumLoss.name: QuorumLoss, QuorumLossFromScratch.name: QuorumLossFromScratch,
+    NamespaceDelete.name: NamespaceDelete}
 
 
 def scenario_named(name: str) -> Scenario:

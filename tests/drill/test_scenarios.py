@@ -301,6 +301,21 @@ def test_quorum_loss_is_rebuilt_from_the_newest_snapshot_in_the_runbook_order(tm
     assert "## Scenario quorum-loss: recovered" in markdown
 
 
+@pytest.mark.integration
+def test_quorum_loss_with_the_snapshot_declared_unusable_is_rebuilt_from_scratch(tmp_path: Path) -> None:
+    done, report, _ = replay(tmp_path, "quorum-loss-from-scratch", QUORUM_GRAPH)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = scenario_checks(report, "quorum-loss-from-scratch")
+    assert all(c["ok"] for c in checks.values()), checks
+    assert "context deadline exceeded" in checks["quorum-really-lost"]["detail"]
+    assert "the control plane started on empty (from scratch)" in checks["snapshot-not-restored"]["detail"]
+    assert "namespace production-workload: absent" in checks["rebuilt-from-scratch"]["detail"]
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["etcd"]["state"] == "not-run" and "declared unusable" in steps["etcd"]["detail"]
+    assert steps["k3s-server"]["state"] == "succeeded"
+    assert report["rpo"] == [], "a snapshot declared unusable has no RPO to measure: everything it held is lost"
+
+
 def test_an_unknown_scenario_is_refused_before_any_drill(tmp_path: Path) -> None:
     (tmp_path / "graph.yaml").write_text(GRAPH)
     for name, expected in (("flood", "no scenario 'flood'"),):
