@@ -139,7 +139,7 @@ class Sandbox:
             backup = str(inputs["backup"])
             self.say(f"production: volume {backup} (files) and its restic repository")
             source = self.root / "production" / backup
-            self._write_files(source, count=80, round_=0)
+            self.write_files(source, count=80, round_=0)
             repo = self.root / "backups" / f"restic-{backup}"
             restic.ResticRepository(str(repo), self.password).run("init")
             self.state.restic[backup] = {"repo": str(repo), "source": str(source)}
@@ -211,7 +211,9 @@ class Sandbox:
                                                         "-d", "postgres", "-c", loop), stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL)
 
-    def _write_files(self, root: Path, *, count: int, round_: int) -> None:
+    def write_files(self, root: Path, *, count: int, round_: int) -> None:
+        """Files of a production volume: `count` of them in eight directories, each a timestamp and random bytes;
+        round 0 writes every file, round N rewrites every tenth (what changes between backups)."""
         for i in range(count):
             path = root / f"dir{i % 8}" / f"file-{i:04d}.dat"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +235,7 @@ class Sandbox:
                 self.say(f"backup: restic round {round_} of 3 ({', '.join(self.state.restic)})")
             for backup, places in self.state.restic.items():
                 if round_ > 1:
-                    self._write_files(Path(places["source"]), count=80, round_=round_)
+                    self.write_files(Path(places["source"]), count=80, round_=round_)
                 restic.ResticRepository(places["repo"], self.password).run("backup", places["source"])
                 self.state.backups_taken_at[backup] = time.time()
             time.sleep(0.3)
@@ -256,7 +258,7 @@ class Sandbox:
         killed, data deleted."""
         self.state.disaster_at = at if at is not None else time.time()
         self._stop_writers.set()
-        self._stop_production_cluster()
+        self.stop_production_cluster()
         self.stop_database()
         if self.state.pg_base:
             shutil.rmtree(self.pg.data, ignore_errors=True)
@@ -466,7 +468,7 @@ class Sandbox:
                               "pg_socket_dir": str(pg.base)})
         return local
 
-    def _stop_production_cluster(self) -> None:
+    def stop_production_cluster(self) -> None:
         production = self.root / "production" / "cluster"
         if production.is_dir():
             SandboxCluster(production).down()
@@ -563,7 +565,7 @@ class Sandbox:
             self._operators.stop()
         self._served.close()
         self.drill_cluster.down()
-        self._stop_production_cluster()
+        self.stop_production_cluster()
         if self._workload is not None and self._workload.poll() is None:
             self._workload.kill()
             self._workload.wait()

@@ -139,11 +139,11 @@ class StorageWipe(Scenario):
                    + f"; with it: {len(unprotected)} coverage finding(s) for {', '.join(self.owners)}")
         # Production goes on after the last backup: these writes are what the wipe really loses.
         for backup in self.at_backup:
-            sandbox._write_files(Path(sandbox.state.restic[backup]["source"]), count=80, round_=4)
+            sandbox.write_files(Path(sandbox.state.restic[backup]["source"]), count=80, round_=4)
         self.before_wipe = {b: manifest(Path(sandbox.state.restic[b]["source"])) for b in self.at_backup}
 
     def disaster(self, sandbox: Sandbox) -> None:
-        sandbox._stop_production_cluster()  # the control plane goes quiet first
+        sandbox.stop_production_cluster()  # the control plane goes quiet first
         self.wiped = 0
         for backup in self.at_backup:
             source = Path(sandbox.state.restic[backup]["source"])
@@ -420,7 +420,7 @@ class CascadeDelete(Scenario):
         self.contents: dict[str, Manifest] = {}
         for name, policy in (("guarded", "Retain"), ("unguarded", "Delete")):
             directory = Path(tempfile.mkdtemp(prefix=f"dr-cascade-{name}-", dir="/tmp"))
-            sandbox._write_files(directory, count=40, round_=0)
+            sandbox.write_files(directory, count=40, round_=0)
             self.volumes[name], self.contents[name] = directory, manifest(directory)
             self._database(name, policy, directory)
         kubectl = self.production.toolchain.path("kubectl")
