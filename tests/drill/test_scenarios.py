@@ -250,7 +250,9 @@ def test_namespace_delete_with_failing_archiving_is_seen_by_the_audit_and_restor
     # the RPO (20 s): the time to detect is measured, not assumed.
     assert int(checks["archiving-really-failed"]["detail"].split()[1]) > 0
     assert any("WAL archiving stopped" in line for line in scenario["detected"])
-    assert 20 <= scenario["detect_s"] < 20 + 60
+    # About the RPO: the newest archived segment may predate the failure by up to archive_timeout (3 s here),
+    # and the audit looks every 2 s.
+    assert 20 - 6 <= scenario["detect_s"] < 20 + 60
     # The real namespace controller deleted the database cluster and both claims.
     assert "db-1-wal" in checks["namespace-deleted-by-the-namespace-controller"]["detail"]
     assert "namespace gone with every object in it" in checks["namespace-deleted-by-the-namespace-controller"][
