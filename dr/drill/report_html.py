@@ -81,8 +81,10 @@ def _next_steps(report: DrillReport) -> tuple[str, ...]:
                 "A drill on real hosts or a test cluster (what `dr audit` counts): `dr drill --hosts` or "
                 "`dr drill --stack drill`.")
     failed = [s.name for s in report.failed_steps]
+    again = ("run the stack drill again (`dr drill --stack <name>`)" if report.kind == "stack" else
+             f"`dr drill {'--hosts ' if report.kind == 'hosts' else ''}--resume`: finished steps are not run again")
     return ((f"Read why {', '.join(f'`{n}`' for n in failed)} failed in the steps table above, fix it, then "
-             "`dr drill --resume`: finished steps are not run again.") if failed else
+             f"{again}.") if failed else
             "Every step finished; a check or a target failed: see the checks and the RPO table above.",
             "The step's section of the runbook (`docs/recovery-order.html`) says what the automation does and "
             "what to type by hand.")

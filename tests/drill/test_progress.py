@@ -23,3 +23,4 @@ def test_a_long_step_is_named_while_it_runs_and_no_longer_once_done() -> None:
     time.sleep(0.2)  # a few heartbeats: none may name the finished step
     after = out.getvalue().split(" etcd                       succeeded")[1]
     assert "still running" not in after
+
