@@ -93,7 +93,8 @@ def s3_tls(s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 def runbook_commands(markdown: str, step_heading: str) -> tuple[str, list[str]]:
     """The find line and the 'what the playbook does' commands of one step's section."""
-    section = markdown.split(f". {step_heading}\n", 1)[1].split("\n## ", 1)[0]
+    # The heading is "N. name", starred when the step is on the critical path.
+    section = re.split(rf"\. {re.escape(step_heading)}(?: ★)?\n", markdown, maxsplit=1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     find = blocks[0].splitlines()[0].split("   #")[0]
     return find, blocks[2].splitlines()
