@@ -506,21 +506,19 @@ def _sandbox_drills(args: argparse.Namespace, spec: Any, paths: Any) -> int:
     from dr.core.plan import plan_for
     from dr.drill.progress import LiveProgress, is_terminal, plain_progress
     from dr.drill.run import sandbox_drill
-    from dr.drill.scenarios import SCENARIOS, scenario_named
+    from dr.drill.scenarios import SCENARIOS, Scenario, scenario_named
 
-    names: list[str | None] = [None]
-    if args.scenario:
-        names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-        for name in names:  # an unknown or unbuilt name is refused before any drill starts
-            try:
-                scenario_named(str(name))
-            except DrError as exc:
-                raise UsageError(f"--scenario: {exc}") from None
+    scenarios: list[Scenario | None] = [None]
+    if args.scenario:  # an unknown name is refused before any drill starts
+        try:
+            scenarios = [scenario_named(n) for n in (list(SCENARIOS) if args.scenario == "all" else [args.scenario])]
+        except DrError as exc:
+            raise UsageError(f"--scenario: {exc}") from None
     steps = [s.name for s in plan_for(spec, mode="drill", read_text=read_text).steps]
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     code = EXIT_OK
-    for name in names:
-        scenario = scenario_named(name) if name else None
+    for scenario in scenarios:
+        name = scenario.name if scenario is not None else ""
         title = f"sandbox drill of {spec.cluster}" + (f", scenario {name}" if name else "")
         if is_terminal():
             with LiveProgress(steps, title) as live:

@@ -20,21 +20,11 @@ from dr.core.leaks import RESTORE_SOURCES, JsonPath, find_markers
 from dr.core.modes import ReadText
 from dr.core.plan import Plan, Step
 from dr.core.spec import GraphSpec
-from dr.core.steps import (
-    HOST_STEP_KINDS,
-    NOT_RUN_IN_DRILLS,
-    STEP_KIND,
-    BuildContext,
-    Child,
-    step_inputs,
-    step_kind_of,
-)
+from dr.core.steps import BuildContext, Child, step_kind_of
 from dr.core.steps.gitops_gate import with_holds
-from dr.core.steps.restore import restore_needs
 from dr.errors import Diagnostic, GraphError
 
-__all__ = ["HOST_STEP_KINDS", "NOT_RUN_IN_DRILLS", "STEP_KIND", "Child", "ComponentResources", "ResourcePlan",
-           "find_object_leaks", "resource_plan", "restore_needs", "step_inputs"]
+__all__ = ["Child", "ComponentResources", "KubeObject", "ResourcePlan", "find_object_leaks", "resource_plan"]
 
 
 @dataclass(frozen=True)

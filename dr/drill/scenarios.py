@@ -16,6 +16,7 @@ pgBackRest point-in-time recovery (namespace-delete). docs/incidents.md says wha
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import os
@@ -26,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from dr.audit.checks import AuditInput, BackupState, Finding, audit
 from dr.audit.sources import HOST_READERS, cascade_view, k8s_status_from_kubectl
@@ -38,6 +41,7 @@ from dr.restore import restic
 
 if TYPE_CHECKING:
     from dr.drill.sandbox import Sandbox
+    from dr.kube.sandbox_cluster import SandboxCluster
 
 Manifest = dict[str, tuple[str, int]]  # relative path -> (sha256, size)
 
@@ -64,7 +68,9 @@ def changed_bytes(before: Manifest, after: Manifest) -> int:
     return sum(size for name, (digest, size) in after.items() if before.get(name, ("", 0))[0] != digest)
 
 
-class Scenario:
+class Scenario(abc.ABC):
+    """One incident: what it does to production before and at the disaster, and what it checks after."""
+
     name = ""
     incident = ""
 
@@ -76,19 +82,26 @@ class Scenario:
         self.checks.append(CheckResult(scenario_step(self.name), kind, ok, " ".join(detail.split())))
 
     def prepare(self, sandbox: Sandbox) -> None:
-        """Before production is built: what the scenario needs production to look like."""
+        """Before production is built: what the scenario needs production to look like (by default,
+        production as the graph makes it)."""
+        return None
 
+    @abc.abstractmethod
     def before_disaster(self, sandbox: Sandbox) -> None:
-        raise NotImplementedError
+        """After production is built and backed up: the audit, and what happens before the incident."""
 
+    @abc.abstractmethod
     def disaster(self, sandbox: Sandbox) -> None:
-        raise NotImplementedError
+        """The incident itself; the sandbox then destroys the rest of production."""
 
+    @abc.abstractmethod
     def after_rebuild(self, sandbox: Sandbox, records: Mapping[str, StepRecord]) -> ScenarioResult:
-        raise NotImplementedError
+        """What came back and what was lost, with the scenario's checks."""
 
     def cleanup(self) -> None:
-        """Remove what the scenario made outside the sandbox's directory (always called, also on failure)."""
+        """Remove what the scenario made outside the sandbox's directory (always called, also on failure);
+        by default it made nothing there."""
+        return None
 
 
 def restic_backups(sandbox: Sandbox) -> list[tuple[str, Mapping[str, Any]]]:
@@ -339,19 +352,7 @@ class NamespaceDelete(Scenario):
         cluster = self.production
         cluster.install_crds({CNPG_CLUSTER})
         cluster.kubectl("create", "namespace", INCIDENT_NAMESPACE)
-        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
-            {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1],
-             "metadata": {"name": "db", "namespace": INCIDENT_NAMESPACE},
-             "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
-        uid = cluster.kubectl("get", "clusters.postgresql.cnpg.io", "db", "-n", INCIDENT_NAMESPACE,
-                              "-o", "jsonpath={.metadata.uid}").stdout.strip()
-        for claim in ("db-1", "db-1-wal"):
-            cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
-                {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                 "metadata": {"name": claim, "namespace": INCIDENT_NAMESPACE, "ownerReferences": [
-                     {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1], "name": "db", "uid": uid,
-                      "controller": True}]},
-                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+        _database_owning_claims(cluster, INCIDENT_NAMESPACE, "db", {"db-1": None, "db-1-wal": None})
         self.objects_before = self._objects()
 
     def _objects(self) -> list[str]:
@@ -442,19 +443,7 @@ class CascadeDelete(Scenario):
              "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                       "persistentVolumeReclaimPolicy": policy, "hostPath": {"path": str(directory)},
                       "storageClassName": "", "claimRef": {"namespace": self.namespace, "name": f"{name}-1"}}}))
-        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
-            {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1],
-             "metadata": {"name": name, "namespace": self.namespace},
-             "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
-        uid = cluster.kubectl("get", "clusters.postgresql.cnpg.io", name, "-n", self.namespace,
-                              "-o", "jsonpath={.metadata.uid}").stdout.strip()
-        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
-            {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-             "metadata": {"name": f"{name}-1", "namespace": self.namespace, "ownerReferences": [
-                 {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1], "name": name, "uid": uid,
-                  "controller": True}]},
-             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
-                      "volumeName": f"cascade-{name}", "storageClassName": ""}}))
+        _database_owning_claims(cluster, self.namespace, name, {f"{name}-1": f"cascade-{name}"})
 
     def _phase(self, volume: str) -> str:
         done = self.production.kubectl("get", "pv", volume, "-o", "jsonpath={.status.phase}", check=False)
@@ -525,18 +514,16 @@ class QuorumLoss(Scenario):
         members = sandbox.state.production_etcd
         self.production = sandbox.production_cluster()
         self.endpoints = [f"http://127.0.0.1:{m['client_port']}" for m in members]
-        listed = _etcdctl(sandbox, self.endpoints[0], "member", "list")
+        listed = _etcdctl(self.endpoints[0], "member", "list")
         self.check("production-has-three-members", len(members) == 3 and listed.count("started") == 3,
                    f"{listed.count('started')} started members: " + ", ".join(m["name"] for m in members))
-        self.said: list[str] = []
-        self.detect_s = None
 
     def disaster(self, sandbox: Sandbox) -> None:
         lost = [m["name"] for m in sandbox.state.production_etcd[1:]]
         self.struck_at = time.time()
         sandbox.stop_production_members(lost)
         # With one member of three left, etcd has no quorum: a write times out, and so does the API server.
-        write = _etcdctl(sandbox, self.endpoints[0], "--command-timeout=3s", "put", "/dr-quorum-probe", "x",
+        write = _etcdctl(self.endpoints[0], "--command-timeout=3s", "put", "/dr-quorum-probe", "x",
                          check=False)
         api = self.production.kubectl("create", "namespace", "dr-quorum-probe", "--request-timeout=8s", check=False)
         self.check("quorum-really-lost", "OK" not in write and api.returncode != 0,
@@ -613,7 +600,7 @@ class QuorumLossFromScratch(QuorumLoss):
             lost="every object that only etcd held (the snapshot was not used): production's namespace among them")
 
 
-def _etcdctl(sandbox: Sandbox, endpoint: str, *args: str, check: bool = True) -> str:
+def _etcdctl(endpoint: str, *args: str, check: bool = True) -> str:
     from dr.kube.toolchain import Toolchain
 
     done = subprocess.run([Toolchain.find().path("etcdctl"), "--endpoints", endpoint, *args], capture_output=True,
@@ -663,9 +650,26 @@ def _tools_before_restores(sandbox: Sandbox, records: Mapping[str, StepRecord]) 
 
 
 def _yaml(document: Mapping[str, Any]) -> str:
-    import yaml
-
     return yaml.safe_dump(dict(document))
+
+
+def _database_owning_claims(cluster: SandboxCluster, namespace: str, name: str,
+                            claims: Mapping[str, str | None]) -> None:
+    """A CloudNativePG Cluster (its real CRD, installed first) and the claims it owns, as its operator makes
+    them: each claim with an owner reference to the Cluster, bound to the named volume if one is given."""
+    cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
+        {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1], "metadata": {"name": name, "namespace": namespace},
+         "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
+    uid = cluster.kubectl("get", "clusters.postgresql.cnpg.io", name, "-n", namespace,
+                          "-o", "jsonpath={.metadata.uid}").stdout.strip()
+    for claim, volume in claims.items():
+        bound = {"volumeName": volume, "storageClassName": ""} if volume else {}
+        cluster.kubectl("apply", "--server-side", "-f", "-", input_text=_yaml(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": claim, "namespace": namespace, "ownerReferences": [
+                 {"apiVersion": CNPG_CLUSTER[0], "kind": CNPG_CLUSTER[1], "name": name, "uid": uid,
+                  "controller": True}]},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, **bound}}))
 
 
 def _guard(repo: Path, inputs: Mapping[str, Any], password: str) -> RestoreError | None:

@@ -25,9 +25,9 @@ import pulumi_kubernetes as k8s
 
 from dr.core.invocations import OPTIONAL_PLAYBOOK_SECRETS, PLAYBOOK_SECRETS, hosts_inventory, target_hosts
 from dr.core.plan import plan_for
-from dr.core.resources import Child, ComponentResources, ResourcePlan, resource_plan, step_inputs
+from dr.core.resources import Child, ComponentResources, ResourcePlan, resource_plan
 from dr.core.spec import GraphSpec
-from dr.core.steps import CHILD_KINDS
+from dr.core.steps import CHILD_KINDS, step_inputs
 from dr.errors import GraphError
 from dr.graph_file import load_graph_file, read_text
 from dr.stack.host_step import HostStep, HostStepProvider

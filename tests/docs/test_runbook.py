@@ -14,7 +14,8 @@ import yaml
 import dr.hosts.host_steps
 from dr.core.invocations import ChosenBackup, PlaybookInvocation, hosts_inventory
 from dr.core.plan import plan_for
-from dr.core.resources import resource_plan, step_inputs
+from dr.core.resources import resource_plan
+from dr.core.steps import step_inputs
 from dr.core.steps.base import BACKUP_SET, CLUSTER_TOKEN, SNAPSHOT, SNAPSHOT_FILE, SNAPSHOT_PATH
 from dr.docs.writer import generate
 from dr.graph_file import load_graph_file

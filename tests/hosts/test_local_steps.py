@@ -15,8 +15,9 @@ import pytest
 
 from dr.core.invocations import talos_commands
 from dr.core.plan import plan_for
-from dr.core.resources import resource_plan, step_inputs
+from dr.core.resources import resource_plan
 from dr.core.spec import GraphSpec
+from dr.core.steps import step_inputs
 from dr.errors import DrError, GraphError
 from dr.hosts.host_steps import run_step
 from tests.restore.test_etcd_restore import cleanup_pids, snapshot  # noqa: F401 (fixtures)

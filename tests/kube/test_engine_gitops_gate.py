@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from dr.core.plan import plan_for
-from dr.core.resources import resource_plan, step_inputs
+from dr.core.resources import resource_plan
 from dr.core.spec import GraphSpec
+from dr.core.steps import step_inputs
 from dr.kube.sandbox_cluster import SandboxCluster
 from dr.kube.toolchain import Toolchain
 from dr.stack.engine import Engine

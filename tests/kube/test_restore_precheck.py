@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from dr.core.resources import restore_needs
+from dr.core.steps.restore import restore_needs
 from dr.errors import DrError
 from dr.hosts.host_steps import run_step
 from dr.kube.sandbox_cluster import SandboxCluster

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from dr.core.plan import plan_for
-from dr.core.resources import resource_plan, restore_needs
+from dr.core.resources import resource_plan
 from dr.core.restore_tools import TOOLS, object_problems, repository_problem, restore_done
 from dr.core.restore_tools.kopiur import backend_problems
 from dr.core.spec import GraphSpec
+from dr.core.steps.restore import restore_needs
 from dr.errors import GraphError
 from dr.kube.validate import validate_object
 from tests.pulumi.test_gitops_backup_objects import objects
