@@ -101,14 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Pulumi program of a stack offline, under mocks, with the stack file's own config: "
                     "list the resources in dependency order, write every Kubernetes object dr renders as YAML "
                     "and validate it (core kinds against the graph's Kubernetes version, custom resources "
-                    "against the real upstream CRDs in ../shared/crds or DR_CRDS_DIR). Exit 1 when an object "
-                    "does not validate.")
+                    "against the real upstream CRDs `make toolchain` fetched from the operators' Go modules, "
+                    "DR_CRDS_DIR, the graph's crds:, --crds DIR and, with --kubeconfig, the cluster's own). A custom "
+                    "resource whose CRD is in none of them is listed as not validated, per kind. Exit 1 when an "
+                    "object does not validate.")
     preview.add_argument("--stack", choices=("prod", "drill"), default="prod",
                          help="the stack file stacks/Pulumi.<stack>.yaml (default: prod)")
     preview.add_argument("--out", metavar="DIR", help="write the Kubernetes objects as YAML under DIR")
     preview.add_argument("--crds", action="append", default=[], metavar="DIR",
                          help="a directory of your own CustomResourceDefinitions to validate objects against "
                               "(repeatable; the graph's `crds:` directories are used too)")
+    preview.add_argument("--kubeconfig", metavar="FILE",
+                         help="also validate against the CRDs of this cluster (read once with kubectl; for operators "
+                              "no registry publishes, such as kopiur)")
     preview.add_argument("--json", action="store_true", help="print resources and objects as JSON")
     preview.add_argument("--diff", nargs=2, metavar=("A", "B"),
                          help="instead, print what changes from stack A to stack B, object by object")
@@ -393,27 +398,40 @@ def _measured_estimates(history_file: Path, cluster: str) -> tuple[dict[str, int
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
+    import tempfile
+
     from dr.core.mode_diff import diff_modes
-    from dr.stack.preview import render_preview, run_preview, validation_problems, write_objects
+    from dr.kube.crds import crds_from_cluster
+    from dr.stack.preview import render_preview, run_preview, validation, write_objects
     from dr.stack_config import load_stack_config
 
     if args.diff:
         first, second = (run_preview(stack) for stack in args.diff)
         sys.stdout.write(diff_modes(first.plan, second.plan))
         return EXIT_OK
-    print(f"preview: running dr's Pulumi program for stack {args.stack} offline (no cluster, no state)",
-          file=sys.stderr)
-    preview = run_preview(args.stack)
     crd_dirs = [Path(d) for d in args.crds]
     for directory in crd_dirs:
         if not directory.is_dir():
             raise UsageError(f"--crds {directory}: not a directory")
+    if args.kubeconfig and not Path(args.kubeconfig).is_file():
+        raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
+    print(f"preview: running dr's Pulumi program for stack {args.stack} offline (no cluster, no state)",
+          file=sys.stderr)
+    preview = run_preview(args.stack)
     graph_path = load_stack_config(args.stack).get("dr:graph")
     if graph_path:
         crd_dirs += load_graph_file(graph_path).crd_dirs
-    problems = validation_problems(preview, crd_dirs=crd_dirs)
+    with tempfile.TemporaryDirectory(prefix="dr-cluster-crds-") as from_cluster:
+        if args.kubeconfig:
+            count = crds_from_cluster(Path(args.kubeconfig), Path(from_cluster))
+            print(f"preview: {count} CustomResourceDefinitions read from the cluster of {args.kubeconfig}",
+                  file=sys.stderr)
+            crd_dirs.append(Path(from_cluster))
+        checked = validation(preview, crd_dirs=crd_dirs)
+    problems = list(checked.problems)
     if args.json:
-        print(json.dumps({**preview.to_json(), "problems": problems}, indent=2))
+        print(json.dumps({**preview.to_json(), "problems": problems,
+                          "not_validated": dict(sorted(checked.not_validated.items()))}, indent=2))
     else:
         sys.stdout.write(render_preview(preview))
     if args.out:
@@ -421,9 +439,13 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         print(f"wrote {len(written)} objects under {args.out}", file=sys.stderr)
     for problem in problems:
         print(f"invalid: {problem}", file=sys.stderr)
+    for note in checked.notes():
+        print(f"not validated: {note}", file=sys.stderr)
     objects = sum(1 for _ in preview.plan.objects())
+    unchecked = sum(checked.not_validated.values())
     if not problems:
-        print(f"valid: {objects} Kubernetes objects checked against their schemas"
+        print(f"valid: {objects - unchecked} Kubernetes objects checked against their schemas"
+              + (f", {unchecked} not validated (no CRD: above)" if unchecked else "")
               + ("" if args.out else "; nothing written (--out DIR writes them)"), file=sys.stderr)
     return EXIT_PROBLEM if problems else EXIT_OK
 

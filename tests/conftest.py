@@ -30,6 +30,27 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("dr")
 EXAMPLE_GRAPH = REPO / "stacks" / "cluster.yaml"
 
+# Test data only, never read by dr: the project's reference copies of upstream CRDs, beside the checkout on
+# the project's own machines (../shared/crds, with its SOURCES.md). Only the `reference_crds` fixture reads
+# it, for operators no registry publishes (kopiur) and for old releases a test compares against; a test that
+# needs it skips where it is missing (a user's clone), saying so.
+REFERENCE_CRDS = REPO.parent / "shared" / "crds"
+
+
+@pytest.fixture
+def reference_crds(monkeypatch: pytest.MonkeyPatch):
+    """`reference_crds("kopiur-0.1.0")`: that directory of the reference CRDs, added to DR_CRDS_DIR for the
+    test; skips when the reference copies are not beside the checkout."""
+    def use(name: str) -> Path:
+        directory = REFERENCE_CRDS / name
+        if not directory.is_dir():
+            pytest.skip(f"{directory} is not here: the reference CRDs of {name} (published by no registry, or an "
+                        "old release) sit beside the project's own checkouts only")
+        current = os.environ.get("DR_CRDS_DIR")
+        monkeypatch.setenv("DR_CRDS_DIR", os.pathsep.join(p for p in (current, str(directory)) if p))
+        return directory
+    return use
+
 MINIMAL = """\
 cluster: lab
 kubernetes: "1.30"

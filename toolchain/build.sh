@@ -31,7 +31,8 @@ export GOTOOLCHAIN=local
 PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "toolchain: Go is not installed (Go 1.24 or newer builds the toolchain)" >&2; exit 2; }
 
-say() { printf 'toolchain: %s\n' "$*" >&2; }
+# shellcheck source=toolchain/modules.sh
+source "$HERE/modules.sh"  # say, module_dir
 
 # build NAME... -- go build arguments: runs only when one of the named binaries is missing.
 build() {
@@ -90,7 +91,7 @@ done
 
 # The SDK module of the same release ships the scripts the engine runs for Python dynamic providers.
 if [ ! -x "$BIN/pulumi-resource-pulumi-python" ] || [ ! -x "$BIN/pulumi-language-python-exec" ]; then
-    sdk=$(cd "$HERE/pulumi" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+    sdk=$(module_dir "$HERE/pulumi" github.com/pulumi/pulumi/sdk/v3)
     install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$BIN/pulumi-resource-pulumi-python"
     install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$BIN/pulumi-language-python-exec"
     say "pulumi-resource-pulumi-python, pulumi-language-python-exec: from the SDK module $PULUMI_VERSION"
@@ -113,7 +114,7 @@ if [ ! -e "$BIN/pulumi-resource-kubernetes" ]; then
 fi
 build_provider() {
     local src work="$ROOT/build/pulumi-kubernetes-$K8S_PROVIDER_VERSION"
-    src=$(cd "$HERE/pulumi-kubernetes" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+    src=$(module_dir "$HERE/pulumi-kubernetes" github.com/pulumi/pulumi-kubernetes/provider/v4)
     rm -rf "$work" && mkdir -p "$work"
     install -m 0644 "$HERE/pulumi-kubernetes/go.mod" "$HERE/pulumi-kubernetes/go.sum" "$work/"
     for f in main.go generate.go schema.json terraform-mapping.json; do
@@ -125,36 +126,49 @@ build_provider() {
 }
 build pulumi-resource-kubernetes -- build_provider
 
-# CloudNativePG CRDs newer than the shared ones (1.24.1): recovery through the barman-cloud plugin
-# (externalClusters[].plugin) needs 1.26. They are the upstream files of the release's Go module, read
-# from the module proxy into the cache, never into the checkout.
-CNPG_VERSION=v1.26.1
-CRDS="$ROOT/crds/cloudnative-pg-${CNPG_VERSION#v}"
-if [ ! -f "$CRDS/postgresql.cnpg.io_clusters.yaml" ]; then
-    module=$(cd "$HERE" && go mod download -json "github.com/cloudnative-pg/cloudnative-pg@$CNPG_VERSION" \
-             | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-    mkdir -p "$CRDS"
-    install -m 0644 "$module"/config/crd/bases/*.yaml "$CRDS/"
-    say "CloudNativePG $CNPG_VERSION CRDs: from its module into $CRDS"
-else
-    say "CloudNativePG $CNPG_VERSION CRDs: cached"
-fi
-
-# Flux CRDs of a current release (v2.7: kustomize-controller 1.7.3, helm-controller 1.4.3, source-controller
-# 1.7.3): the shared ones are Flux 2.4's, which refuse fields current repositories use (a Kustomization's
-# healthCheckExprs and deletionPolicy). Read from each controller's Go module, into the cache.
-FLUX_CRDS="$ROOT/crds/flux-2.7"
-if [ ! -f "$FLUX_CRDS/kustomize.toolkit.fluxcd.io_kustomizations.yaml" ]; then
-    mkdir -p "$FLUX_CRDS"
-    for module in kustomize-controller@v1.7.3 helm-controller@v1.4.3 source-controller@v1.7.3; do
-        dir=$(cd "$HERE" && go mod download -json "github.com/fluxcd/$module" \
-              | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-        install -m 0644 "$dir"/config/crd/bases/*.yaml "$FLUX_CRDS/"
+# Every CRD dr validates against or installs, from its project's own Go module at a pinned release, copied
+# from the module cache into the toolchain cache (never into the checkout), one directory per release.
+# dr reads them from there at run time (dr/kube/crds.py); a directory is complete once its stamp is
+# written, so an interrupted copy is redone. kopiur is published by no registry: its CRDs come from the
+# user (--crds DIR, DR_CRDS_DIR, the graph's crds:, the repository being imported, a live cluster).
+#   directory                    module@version                                   files in the module
+CRD_SOURCES=(
+    "cloudnative-pg-1.26.1       github.com/cloudnative-pg/cloudnative-pg@v1.26.1       config/crd/bases/*.yaml"
+    "plugin-barman-cloud-0.14.0  github.com/cloudnative-pg/plugin-barman-cloud@v0.14.0  config/crd/bases/*.yaml"
+    "flux-source-controller-1.7.3    github.com/fluxcd/source-controller@v1.7.3     config/crd/bases/*.yaml"
+    "flux-kustomize-controller-1.7.3 github.com/fluxcd/kustomize-controller@v1.7.3  config/crd/bases/*.yaml"
+    "flux-helm-controller-1.4.3      github.com/fluxcd/helm-controller@v1.4.3       config/crd/bases/*.yaml"
+    "cert-manager-1.16.1         github.com/cert-manager/cert-manager@v1.16.1           deploy/crds/crd-*.yaml"
+    "velero-1.14.0               github.com/vmware-tanzu/velero@v1.14.0                 config/crd/v1/bases/*.yaml config/crd/v2alpha1/bases/*.yaml"
+    "longhorn-1.7.2              github.com/longhorn/longhorn-manager@v1.7.2            k8s/crds.yaml"
+    "external-dns-0.15.0         sigs.k8s.io/external-dns@v0.15.0                       charts/external-dns/crds/*.yaml"
+    "argo-cd-2.13.9              github.com/argoproj/argo-cd/v2@v2.13.9                 manifests/crds/*-crd.yaml"
+    "volsync-0.16.0              github.com/backube/volsync@v0.16.0                     config/crd/bases/*.yaml"
+)
+fetch_crds() {
+    local directory=$1 module=$2 dest src pattern file count=0
+    shift 2
+    dest="$ROOT/crds/$directory"
+    if [ -f "$dest/.complete" ]; then
+        say "$directory CRDs: cached"
+        return 0
+    fi
+    src=$(module_dir "$HERE" "$module")
+    rm -rf "$dest" && mkdir -p "$dest"
+    for pattern in "$@"; do
+        for file in "$src"/$pattern; do
+            [ -f "$file" ] || { echo "toolchain: $module has no $pattern" >&2; return 1; }
+            install -m 0644 "$file" "$dest/"
+            count=$((count + 1))
+        done
     done
-    say "Flux 2.7 CRDs: from the controllers' modules into $FLUX_CRDS"
-else
-    say "Flux 2.7 CRDs: cached"
-fi
+    printf '%s\n' "$module" > "$dest/.complete"
+    say "$directory CRDs: $count files from $module into $dest"
+}
+for source in "${CRD_SOURCES[@]}"; do
+    read -r -a fields <<< "$source"  # split on blanks, globs left for fetch_crds to expand in the module
+    fetch_crds "${fields[@]}"
+done
 
 du -sh "$ROOT/$KEY" 2>/dev/null | awk '{print "toolchain: " $1 " on disk"}' >&2
 echo "$BIN"

@@ -72,17 +72,18 @@ data:
 """
 
 
-def crd_files(groups: Iterable[str], dirs: Iterable[Path]) -> list[Path]:
-    """The CRD files of these API groups; each group from the first directory that has it (the
-    directories come newest first, as `dr.kube.crds.default_dirs` orders them)."""
-    files: list[Path] = []
+def chart_crds(groups: Iterable[str], dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the CustomResourceDefinitions of these API groups, ready to install; the groups none was found for)."""
+    from dr.kube import crds
+
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
     for group in sorted(set(groups)):
-        for directory in dirs:
-            matching = sorted(Path(directory).rglob(f"{group}_*.yaml"))
-            if matching:
-                files += matching
-                break
-    return files
+        definitions = [dict(crd.definition) for crd in crds.of_group(group, extra_dirs=dirs)]
+        found += definitions
+        if not definitions:
+            missing.append(group)
+    return found, missing
 
 
 def write_chart(pin: ChartPin, root: Path, crd_dirs: Iterable[Path], services: Iterable[tuple[str, int]] = ()
@@ -104,11 +105,12 @@ def write_chart(pin: ChartPin, root: Path, crd_dirs: Iterable[Path], services: I
     if extra:
         (chart / "templates" / "checked-services.yaml").write_text(yaml.safe_dump_all(extra, sort_keys=False),
                                                                    encoding="utf-8")
-    groups = OPERATOR_CRD_GROUPS.get(pin.name, ())
-    if groups:
+    definitions, _ = chart_crds(OPERATOR_CRD_GROUPS.get(pin.name, ()), crd_dirs)
+    if definitions:
         (chart / "crds").mkdir(exist_ok=True)
-        for path in crd_files(groups, crd_dirs):
-            (chart / "crds" / path.name).write_bytes(path.read_bytes())
+        for definition in definitions:
+            (chart / "crds" / f"{definition['metadata']['name']}.yaml").write_text(
+                yaml.safe_dump(definition, sort_keys=False), encoding="utf-8")
     return chart
 
 
@@ -129,14 +131,13 @@ def write_upstream(pins: Iterable[ChartPin], directory: Path, crd_dirs: Iterable
 
 @contextmanager
 def sandbox_mirror(pins: Iterable[ChartPin], root: Path, *,
-                   services: Mapping[str, Iterable[tuple[str, int]]] | None = None) -> Iterator[str]:
+                   services: Mapping[str, Iterable[tuple[str, int]]] | None = None,
+                   crd_dirs: Iterable[Path] = ()) -> Iterator[str]:
     """A chart mirror of the stand-in charts in `root/charts`, filled over HTTP from a loopback "upstream"
     (`root/charts-upstream`) exactly as a user fills one from the internet; yields the mirror's URL while
-    it is served."""
-    from dr.kube.crds import default_dirs
-
+    it is served. An operator's chart carries its CRDs from `crd_dirs` (the graph's own) and dr's."""
     pins = list(pins)
-    with Server(write_upstream(pins, root / "charts-upstream", default_dirs(), services=services)) as upstream:
+    with Server(write_upstream(pins, root / "charts-upstream", crd_dirs, services=services)) as upstream:
         fill(root / "charts", pins, upstream={pin.repo: upstream.url for pin in pins})
     with Server(root / "charts") as mirror:
         yield mirror.url

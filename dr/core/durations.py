@@ -34,3 +34,28 @@ def format_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
+
+
+# How long a step may run before dr calls it stuck: a multiple of its estimate, never less than a floor (a
+# step estimated at seconds still needs time to start), and a fixed default for a step with no estimate.
+STEP_TIMEOUT_FACTOR = 3
+STEP_TIMEOUT_FLOOR_S = 120
+STEP_TIMEOUT_DEFAULT_S = 900
+
+
+def step_timeout_s(estimate_s: float) -> int:
+    """A step's timeout: 3 x its estimate, at least 2 minutes; 15 minutes when it has no estimate."""
+    if estimate_s <= 0:
+        return STEP_TIMEOUT_DEFAULT_S
+    return max(STEP_TIMEOUT_FLOOR_S, round(STEP_TIMEOUT_FACTOR * estimate_s))
+
+
+def step_timeout_reason(estimate_s: float) -> str:
+    """Where a step's timeout came from, for the message that reports it."""
+    if estimate_s <= 0:
+        return f"the default for a step with no estimate ({format_duration(STEP_TIMEOUT_DEFAULT_S)})"
+    timeout = step_timeout_s(estimate_s)
+    if timeout == STEP_TIMEOUT_FLOOR_S and STEP_TIMEOUT_FACTOR * estimate_s < STEP_TIMEOUT_FLOOR_S:
+        return f"the floor of {format_duration(STEP_TIMEOUT_FLOOR_S)} (3 x its estimate of " \
+               f"{format_duration(estimate_s)} is less)"
+    return f"{STEP_TIMEOUT_FACTOR} x its estimate of {format_duration(estimate_s)}"

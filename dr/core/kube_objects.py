@@ -64,6 +64,21 @@ def api_group(api_version: str) -> str:
     return api_version.split("/")[0] if "/" in api_version else ""
 
 
+# The API groups Kubernetes itself serves under *.k8s.io (an operator's group may end in k8s.io too:
+# externaldns.k8s.io is a CRD).
+_KUBERNETES_GROUPS = frozenset({
+    "admissionregistration", "apiextensions", "apiregistration", "authentication", "authorization",
+    "certificates", "coordination", "discovery", "events", "flowcontrol", "internal", "networking", "node",
+    "policy", "rbac", "resource", "scheduling", "storage", "storagemigration"})
+
+
+def is_builtin(api_version: str) -> bool:
+    """Served by every API server: no group, a dotless one (`apps`, `batch`), or a *.k8s.io group that
+    Kubernetes itself serves. Anything else needs a CustomResourceDefinition."""
+    group = api_group(api_version)
+    return "." not in group or (group.endswith(".k8s.io") and group.split(".")[0] in _KUBERNETES_GROUPS)
+
+
 def group_kind(manifest: Mapping[str, Any]) -> tuple[str, str]:
     """(group, kind) of a manifest: the key every per-kind table uses (two tools both have a `Restore`)."""
     return api_group(str(manifest.get("apiVersion", ""))), str(manifest.get("kind", ""))

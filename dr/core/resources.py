@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dr.core.kube_objects import KubeObject, MissingInput
+from dr.core.kube_objects import KubeObject, MissingInput, is_builtin
 from dr.core.leaks import RESTORE_SOURCES, JsonPath, find_markers
 from dr.core.modes import ReadText
 from dr.core.plan import Plan, Step
@@ -34,6 +34,28 @@ class ComponentResources:
     depends_on: tuple[str, ...]
     children: tuple[Child, ...]
     provides_kubeconfig: bool = False
+
+    def custom_kinds(self) -> tuple[tuple[str, str], ...]:
+        """The custom resource kinds (apiVersion, kind) this component creates or waits for, whose CRDs must
+        be served before it starts: its own objects' kinds and the backups its precheck waits for, less the
+        kinds whose CRD it creates itself. A GitOps hold under a controller's step is left out: the
+        controller's own chart, in the same step, installs that CRD."""
+        kinds: set[tuple[str, str]] = set()
+        defined: set[tuple[str, str]] = set()
+        for child in self.children:
+            if child.kind == "gitops-hold":
+                continue
+            manifests = [obj.manifest for obj in child.objects]
+            for manifest in manifests:
+                if manifest.get("kind") == "CustomResourceDefinition":
+                    spec = manifest.get("spec") or {}
+                    defined |= {(f"{spec.get('group')}/{v.get('name')}", str((spec.get("names") or {}).get("kind")))
+                                for v in spec.get("versions") or []}
+            needs = child.inputs.get("precheck", {}) if child.kind == "restore-precheck" else {}
+            manifests += [backup for backup in needs.get("backups", [])]
+            kinds |= {(str(m.get("apiVersion", "")), str(m.get("kind", ""))) for m in manifests
+                      if m.get("apiVersion") and not is_builtin(str(m["apiVersion"]))}
+        return tuple(sorted(kinds - defined))
 
 
 @dataclass(frozen=True)

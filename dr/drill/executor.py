@@ -51,6 +51,9 @@ class Task:
     run: Callable[[int], Mapping[str, Any]]
     kind: str = "run"  # run | rendered | not-run
     reason: str = ""   # for not-run: why not
+    timeout_s: float | None = None  # this step's own timeout (the run's when None)
+    timeout_reason: str = ""        # where it came from, for the message (`dr.core.durations.step_timeout_reason`)
+    waiting_for: Callable[[], str] | None = None  # what the step waits for now, said when it times out
 
 
 @dataclass
@@ -197,6 +200,7 @@ class _Scheduler:
         self.retries, self.backoff_s, self.timeout_s = retries, backoff_s, timeout_s
         self.on_event, self.sleep = on_event, sleep
         self.records = {t.name: StepRecord(t.name) for t in tasks}
+        self._task = {t.name: t for t in tasks}
         for name, previous in journal.load().items():
             if name in self.records and previous.state in FINISHED_OK:
                 self.records[name] = previous  # finished before a crash: never run again
@@ -219,12 +223,12 @@ class _Scheduler:
                     if progressed:
                         continue
                     break
-                done, _ = wait(list(self.running), timeout=0.2 if self.timeout_s else None,
-                               return_when=FIRST_COMPLETED)
+                timed = self.timeout_s or any(self._task[n].timeout_s for n in self.running.values())
+                done, _ = wait(list(self.running), timeout=0.2 if timed else None, return_when=FIRST_COMPLETED)
                 for future in done:
                     self._collect(future)
-                if self.timeout_s:
-                    self._enforce_timeout(self.timeout_s)
+                if timed:
+                    self._enforce_timeouts()
         finally:
             # A timed-out step's thread cannot be joined in time: do not wait for it.
             pool.shutdown(wait=False, cancel_futures=True)
@@ -300,12 +304,14 @@ class _Scheduler:
             record.state, record.error = StepState.FAILED, f"{type(exc).__name__}: {exc}"
         self.emit(record)
 
-    def _enforce_timeout(self, timeout_s: float) -> None:
+    def _enforce_timeouts(self) -> None:
         now = time.monotonic()
         for future, name in list(self.running.items()):
-            record = self.records[name]
-            if record.mono_started is None or now - record.mono_started <= timeout_s:
+            record, task = self.records[name], self._task[name]
+            timeout_s = task.timeout_s or self.timeout_s
+            if not timeout_s or record.mono_started is None or now - record.mono_started <= timeout_s:
                 continue
+            waiting = _waiting_for(task)  # asked before its processes are stopped: what it was doing
             # The thread cannot be killed, but the processes it started can: their whole process groups
             # are stopped, the thread's result is ignored and the step fails.
             self.running.pop(future)
@@ -313,7 +319,19 @@ class _Scheduler:
             record.state = StepState.FAILED
             record.finish()
             stopped = process_groups.stop(name, grace_s=5)
-            record.error = f"timed out after {timeout_s:g}s" + (
-                f" (stopped {stopped} process group{'s' if stopped != 1 else ''} it started)" if stopped else "")
+            record.error = "".join((
+                f"timed out after {timeout_s:g}s",
+                f" ({task.timeout_reason})" if task.timeout_reason else "",
+                f"; it was waiting for {waiting}" if waiting else "",
+                f"; stopped {stopped} process group{'s' if stopped != 1 else ''} it started" if stopped else ""))
             self.emit(record)
             future.cancel()
+
+
+def _waiting_for(task: Task) -> str:
+    if task.waiting_for is None:
+        return ""
+    try:
+        return task.waiting_for()
+    except Exception as exc:  # the cluster it would be asked of may be the thing that is stuck
+        return f"(what it waited for could not be read: {type(exc).__name__}: {exc})"

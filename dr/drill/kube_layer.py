@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dr.core.resources import ComponentResources, ResourcePlan
 from dr.core.steps import CLUSTER_CHILD_KINDS
@@ -45,14 +45,31 @@ def is_kube_step(component: ComponentResources) -> bool:
 
 
 def _short_error(text: str) -> str:
+    """The engine's last `error:` line without its prefix, else the last line: at most 600 characters."""
     lines = [line.strip() for line in text.splitlines() if "error:" in line]
-    return (lines[-1].split("error:", 1)[-1].strip() if lines else text.strip().splitlines()[-1:] or [""])[0][:600]
+    if lines:
+        return lines[-1].split("error:", 1)[-1].strip()[:600]
+    rest = text.strip().splitlines()
+    return rest[-1].strip()[:600] if rest else ""
 
 
 def component_of(parent_urn: str) -> str | None:
     """The recovery-graph component a resource belongs to, from its parent's URN."""
     head, _, name = parent_urn.rpartition("::")
     return name if (head + "::").endswith(COMPONENT_URN) else None
+
+
+class LayerCluster(Protocol):
+    """What the layer asks of the cluster it applies to, besides what the engine does."""
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves this kind now (its discovery lists it)."""
+
+    def crd_hint(self, api_version: str, kind: str) -> str:
+        """Where dr looked for the CRD of this kind, and what would install it."""
+
+    def live_status(self, api_version: str, kind: str, namespace: str, name: str) -> str:
+        """The object's last status in the cluster, in a line."""
 
 
 class StepGates:
@@ -86,6 +103,14 @@ class StepGates:
     def reopen(self) -> None:
         with self._lock:
             self._stopped = False
+
+    def stopped(self) -> bool:
+        with self._lock:
+            return self._stopped
+
+    def done(self) -> set[str]:
+        with self._lock:
+            return {name for name, ok in self._finished.items() if ok}
 
     def failed(self) -> set[str]:
         with self._lock:
@@ -121,6 +146,7 @@ class _Component:
     done_at: float | None = None
     changes: dict[str, int] = dataclasses.field(default_factory=dict)
     failures: list[str] = dataclasses.field(default_factory=list)
+    pending: dict[str, tuple[str, Mapping[str, Any]]] = dataclasses.field(default_factory=dict)  # urn: (type, inputs)
 
 
 class _Run:
@@ -177,7 +203,9 @@ class _Run:
                 self.owners[step.metadata.urn] = name
                 if is_start:
                     entry.first_start = min(entry.first_start or now, now)
+                    entry.pending[step.metadata.urn] = (str(state.type), dict(state.inputs or {}))
                 else:
+                    entry.pending.pop(step.metadata.urn, None)
                     entry.last_done = max(entry.last_done or now, now)
                     op = str(getattr(step.metadata.op, "value", step.metadata.op))
                     entry.changes[op] = entry.changes.get(op, 0) + 1
@@ -192,22 +220,32 @@ class _Run:
 
 
 class KubeLayer:
-    """Applies the Kubernetes-level steps to a running cluster: one engine run for all of them."""
+    """Applies the Kubernetes-level steps to a running cluster: one engine run for all of them.
+
+    With a `cluster` (`LayerCluster`), a component whose objects need a custom resource kind is created only
+    once its own dependencies in the layer are done and the API server serves that kind: when it does not
+    within `crd_grace_s`, the step fails at once, naming the kind and where dr looked for its CRD, instead
+    of the engine waiting on an object that cannot come."""
 
     def __init__(self, *, root: Path, resources: ResourcePlan, kubeconfig: Callable[[], str], chart_mirror: str,
                  secrets: Mapping[str, Any], operators: StandInOperators | None = None,
-                 toolchain: Toolchain | None = None, adopt: bool = False, gates: StepGates | None = None) -> None:
+                 toolchain: Toolchain | None = None, adopt: bool = False, gates: StepGates | None = None,
+                 cluster: LayerCluster | None = None, crd_grace_s: float = 20.0) -> None:
         self.root, self.resources, self.kubeconfig = root, resources, kubeconfig
         self.adopt = adopt  # the control plane came back from an etcd snapshot (dr:recovery etcd-snapshot)
         self.chart_mirror, self.secrets, self.operators = chart_mirror, dict(secrets), operators
         self.toolchain = toolchain or Toolchain.find()
         self.gates = gates or StepGates()
+        self.cluster, self.crd_grace_s = cluster, crd_grace_s
         self._by_name = {c.name: c for c in resources.components}
         self._layer = layer_plan(resources)
         self._kube = {c.name for c in self._layer.components}
+        self._layer_deps = {c.name: c.depends_on for c in self._layer.components}
+        self._refused: dict[str, str] = {}  # component: why it is not created (a kind the server does not serve)
         self._lock = threading.Lock()
         self._run: _Run | None = None
         self._thread: threading.Thread | None = None
+        self._engine: Any = None
         self.runs = 0  # engine runs so far (one, unless a step failed and was retried)
 
     def check_available(self) -> None:
@@ -216,6 +254,10 @@ class KubeLayer:
         missing = self.toolchain.missing((*ENGINE, *KUBERNETES_PROVIDER))
         if missing:
             raise KubeLayerError(f"the Kubernetes layer needs {', '.join(missing)}; run `make toolchain`")
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "engine" / "workspaces" / STACK
 
     def waits_of(self, name: str) -> tuple[str, ...]:
         """The steps outside the layer (host-level steps, milestones) this component waits for."""
@@ -229,9 +271,12 @@ class KubeLayer:
         with self._lock:
             run = self._run
             if run is None or (run.ended.is_set() and run.components.get(name, _Component()).done_at is None):
+                self._refused.pop(name, None)  # a retry asks the API server again
                 run = self._start()
         entry = run.wait(name)
         if entry is None:
+            if name in self._refused:
+                raise KubeLayerError(self._refused[name])
             with run.lock:
                 detail = next((f for f in run.components.get(name, _Component()).failures), "") or next(
                     (f for f in run.failures if "urn:" not in f), "") or run.error
@@ -245,6 +290,36 @@ class KubeLayer:
             outputs["stand_in"] = self.operators.notes_for(self._by_name[name])
         return outputs
 
+    def waiting_for(self, name: str) -> str:
+        """What this step waits for now, for a timeout's message: the objects the engine started and has not
+        finished (each with its awaited condition and its last status in the cluster), or what holds the
+        component back before the engine starts it."""
+        run = self._run
+        if run is None:
+            return "the Kubernetes layer's engine run to start"
+        with run.lock:
+            entry = run.components.get(name, _Component())
+            pending = list(entry.pending.values())
+        if not pending:
+            held = [d for d in self.waits_of(name) if d not in self.gates.done()]
+            held += [d for d in self._layer_deps.get(name, ()) if run.components.get(d, _Component()).done_at is None]
+            return (f"{', '.join(held)} to finish (the engine has not started creating it)" if held else
+                    "the engine to start creating it")
+        return "; ".join(self._describe(type_, inputs) for type_, inputs in pending)
+
+    def _describe(self, type_: str, inputs: Mapping[str, Any]) -> str:
+        meta = inputs.get("metadata") or {}
+        name, namespace = str(meta.get("name", "")), str(meta.get("namespace", ""))
+        kind = type_.rsplit(":", 1)[-1]
+        title = f"{kind} {namespace + '/' if namespace else ''}{name}".strip()
+        annotations = meta.get("annotations") or {}
+        condition = annotations.get("pulumi.com/waitFor")
+        text = title + (f" until {condition}" if condition else " to become ready")
+        api_version = str(inputs.get("apiVersion", ""))
+        if self.cluster is not None and api_version and name:
+            text += f" (last status: {self.cluster.live_status(api_version, kind, namespace, name)})"
+        return text
+
     def _start(self) -> _Run:
         import pulumi
         from pulumi import automation
@@ -253,12 +328,13 @@ class KubeLayer:
         from dr.stack.program import register
 
         run = _Run()
-        layer, kubeconfig, gates = self._layer, self.kubeconfig(), self.gates
+        layer, kubeconfig = self._layer, self.kubeconfig()
         secrets, mirror, adopt = self.secrets, self.chart_mirror, self.adopt
 
         def wait_for(name: str) -> Any:
             names = self.waits_of(name)
-            return gates.wait(name, names, settled=lambda: self._settled(run)) if names else None
+            kinds = self._by_name[name].custom_kinds() if self.cluster is not None else ()
+            return self._before_create(run, name, names, kinds) if names or kinds else None
 
         def on_component(name: str, resources: Sequence[pulumi.Resource]) -> None:
             run.component(name).resources = len(resources)
@@ -271,9 +347,8 @@ class KubeLayer:
                      kubeconfig=pulumi.Output.secret(kubeconfig), chart_mirror=mirror, adopt=adopt,
                      wait_for=wait_for, on_component=on_component)
 
-        engine = Engine.at(self.root / "engine", self.toolchain)
-        stack = engine.stack(project=PROJECT, stack=STACK, program=program,
-                             work_dir=self.root / "engine" / "workspaces" / STACK)
+        engine = self._engine = Engine.at(self.root / "engine", self.toolchain)
+        stack = engine.stack(project=PROJECT, stack=STACK, program=program, work_dir=self.work_dir)
 
         def up() -> None:
             try:
@@ -290,13 +365,52 @@ class KubeLayer:
         self._thread.start()
         return run
 
+    async def _before_create(self, run: _Run, name: str, waits: Sequence[str],
+                             kinds: Sequence[tuple[str, str]]) -> None:
+        """Holds a component's registration until the host-level steps it waits for finished and, when it
+        needs custom resource kinds, until its dependencies in the layer are done and the API server serves
+        those kinds. Raises (once the run has settled) when it will not be created."""
+        if waits:
+            await self.gates.wait(name, waits, settled=lambda: self._settled(run))
+        if not kinds:
+            return None
+        assert self.cluster is not None
+        deps = self._layer_deps.get(name, ())
+        while True:
+            pending = [d for d in deps if run.components.get(d, _Component()).done_at is None]
+            if not pending:
+                break
+            if run.ended.is_set() or self.gates.stopped() or (set(pending) & self.blocked() and self._settled(run)):
+                raise KubeLayerError(f"{name} is not created: {', '.join(pending)} did not finish")
+            await asyncio.sleep(self.gates.poll_s)
+        cluster, deadline = self.cluster, time.monotonic() + self.crd_grace_s
+        while True:
+            missing = [k for k in kinds if not await asyncio.to_thread(cluster.serves, *k)]
+            if not missing or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(1.0)  # a chart that just installed a CRD: discovery catches up in a moment
+        if not missing:
+            return None
+        after = f" after {', '.join(deps)} finished" if deps else ""
+        reason = "; ".join(
+            f"{name} needs {api_version} {kind}, which the API server does not serve: no CRD for it is installed "
+            f"(asked for {self.crd_grace_s:g} s{after}); {cluster.crd_hint(api_version, kind)}"
+            for api_version, kind in missing)
+        self._refused[name] = reason
+        with run.lock:
+            run.component(name).failures.append(reason)
+        while not (self._settled(run) or run.ended.is_set() or self.gates.stopped()):
+            await asyncio.sleep(self.gates.poll_s)  # the steps independent of this one still finish
+        raise KubeLayerError(reason)
+
     def blocked(self) -> set[str]:
-        """The components that cannot be created: a step outside the layer they wait for failed, or they
-        depend on such a component."""
+        """The components that cannot be created: a step outside the layer they wait for failed, a kind they
+        need is not served, or they depend on such a component."""
         failed = self.gates.failed()
         blocked: set[str] = set()
         for component in self._layer.components:  # in recovery order: dependencies first
-            if set(self.waits_of(component.name)) & failed or set(component.depends_on) & blocked:
+            if (component.name in self._refused or set(self.waits_of(component.name)) & failed
+                    or set(component.depends_on) & blocked):
                 blocked.add(component.name)
         return blocked
 
@@ -306,12 +420,18 @@ class KubeLayer:
             return all(run.components.get(name, _Component()).done_at is not None
                        for name in self._kube - blocked)
 
-    def close(self, timeout_s: float = 120.0) -> None:
-        """Stop waiting: components still held by a gate are not created, and the run ends."""
+    def close(self, timeout_s: float = 20.0) -> None:
+        """Stop: components still held back are not created, the engine's update is cancelled (its `pulumi`
+        process and the provider plugins it started are stopped), and every step waiting on the run ends."""
         self.gates.stop()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout=timeout_s)
+        thread, run = self._thread, self._run
+        if thread is None or not thread.is_alive():
+            return
+        if self._engine is not None:
+            self._engine.stop_commands(self.work_dir)
+        if run is not None and not run.ended.is_set():
+            run.end("the drill stopped before the Kubernetes layer finished")
+        thread.join(timeout=timeout_s)
 
 
 def layer_plan(resources: ResourcePlan) -> ResourcePlan:

@@ -201,8 +201,9 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
             if progress is not None:
                 progress(record)
 
+        # Each step's own timeout, from its estimate (`dr.core.durations.step_timeout_s`).
         records = execute(sandbox.tasks(), journal=journal, concurrency=concurrency, retries=2, backoff_s=1.0,
-                          timeout_s=900, on_event=on_event)
+                          on_event=on_event)
         fingerprint_at_disaster = (journal.phase("disaster") or {}).get("backups", {})
         outcome = scenario.after_rebuild(sandbox, records) if scenario is not None else None
         checks = (*_sandbox_checks(plan, records, sandbox),

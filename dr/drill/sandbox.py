@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dr.core.durations import step_timeout_reason, step_timeout_s
 from dr.core.plan import Plan
 from dr.core.resources import ResourcePlan
 from dr.core.spec import GraphSpec
@@ -43,6 +45,8 @@ from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
 from dr.hosts.host_steps import run_step
 from dr.kube.sandbox_cluster import SandboxCluster, free_port
 from dr.restore import restic
+
+ENGINE_REPORT_S = 60  # a Kubernetes-level step's timeout exceeds its objects' own waits by this much
 
 if TYPE_CHECKING:
     from dr.drill.kube_layer import KubeLayer
@@ -295,7 +299,9 @@ class Sandbox:
             # operator's machine or the world outside stay not-run here.
             local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS and c.kind not in CLUSTER_CHILD_KINDS]
             if component.provides_kubeconfig:
-                tasks.append(Task(step.name, step.depends_on, lambda attempt: self.start_control_plane()))
+                tasks.append(Task(step.name, step.depends_on, lambda attempt: self.start_control_plane(),
+                                  timeout_s=step_timeout_s(step.estimate_s),
+                                  timeout_reason=step_timeout_reason(step.estimate_s)))
             elif local:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
                                   reason=NOT_RUN_IN_DRILLS[local[0].kind]))
@@ -313,9 +319,16 @@ class Sandbox:
                                                    f"{inputs['playbook']} needs real hosts; the sandbox cannot run it")
                     tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run", reason=reason))
                 else:
-                    tasks.append(Task(step.name, step.depends_on, self._runner(step.name, inputs)))
+                    tasks.append(Task(step.name, step.depends_on, self._runner(step.name, inputs),
+                                      timeout_s=step_timeout_s(step.estimate_s),
+                                      timeout_reason=step_timeout_reason(step.estimate_s)))
             elif is_kube_step(component):
-                tasks.append(Task(step.name, step.depends_on, self._kube_runner(step.name)))
+                # A minute more than the objects' own waits (the same timeout): the engine's report comes first.
+                tasks.append(Task(step.name, step.depends_on, self._kube_runner(step.name),
+                                  timeout_s=step_timeout_s(step.estimate_s) + ENGINE_REPORT_S,
+                                  timeout_reason=f"{step_timeout_reason(step.estimate_s)}, and "
+                                                 f"{ENGINE_REPORT_S} s for the engine to report its own timeout",
+                                  waiting_for=functools.partial(self._waiting_for, step.name)))
             else:
                 kinds = ", ".join(sorted({c.kind for c in children}))
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
@@ -363,11 +376,13 @@ class Sandbox:
                 self.start_control_plane()  # a graph without a control-plane step, or a resumed drill
             self._start_operators()
             mirror = self._served.enter_context(sandbox_mirror(chart_pins(self.spec), self.root,
-                                                               services=self._verified_services()))
+                                                               services=self._verified_services(),
+                                                               crd_dirs=self.spec.crd_dirs))
             self._kube = KubeLayer(root=self.root, resources=self.resources,
                                    kubeconfig=lambda: cluster.kubeconfig.read_text(encoding="utf-8"),
                                    chart_mirror=mirror, secrets=self._restore_credentials(),
-                                   operators=self._operators, adopt=bool(self.state.etcd_members), gates=self.gates)
+                                   operators=self._operators, adopt=bool(self.state.etcd_members), gates=self.gates,
+                                   cluster=self)
             self._kube.check_available()
             return self._kube
 
@@ -375,6 +390,38 @@ class Sandbox:
         """The executor's event: a finished host-level step (or milestone) lets the Kubernetes-level steps
         that wait for it be created in the layer's engine run."""
         self.gates.observe(record)
+
+    def _waiting_for(self, name: str) -> str:
+        return self._kube.waiting_for(name) if self._kube is not None else "the Kubernetes layer to start"
+
+    # What the Kubernetes layer asks of the rebuilt cluster (`dr.drill.kube_layer.LayerCluster`).
+    def serves(self, api_version: str, kind: str) -> bool:
+        return self.drill_cluster.serves(api_version, kind)
+
+    def live_status(self, api_version: str, kind: str, namespace: str, name: str) -> str:
+        return self.drill_cluster.live_status(api_version, kind, namespace, name)
+
+    def crd_hint(self, api_version: str, kind: str) -> str:
+        """Where its CRD would have come from here: the stand-in chart of the operator of its group, which
+        carries the CRDs dr found for that group."""
+        from dr.charts.sandbox import OPERATOR_CRD_GROUPS
+        from dr.core.charts import chart_pins
+        from dr.core.kube_objects import api_group
+        from dr.kube import crds
+
+        group = api_group(api_version)
+        looked = ", ".join(crds.searched(self.spec.crd_dirs))
+        charts = [f"{pin.name} {pin.version}" for pin in chart_pins(self.spec)
+                  if group in OPERATOR_CRD_GROUPS.get(pin.name, ())]
+        found = crds.find(api_version, kind, extra_dirs=self.spec.crd_dirs)
+        if not charts:
+            return (f"no chart of the graph installs the CRDs of {group} in the sandbox (no stand-in chart carries "
+                    f"that group); dr looked for the CRD in {looked}")
+        if found is None:
+            return (f"the sandbox's stand-in chart {charts[0]} carries no CRD for it: none was found in {looked} "
+                    "(`make toolchain` fetches the operators' CRDs; give your own with the graph's crds: or "
+                    "DR_CRDS_DIR)")
+        return f"the stand-in chart {charts[0]} carries {found.name} (from {found.path}), yet it is not served"
 
     def _kube_runner(self, name: str):  # type: ignore[no-untyped-def]
         def run(attempt: int) -> dict[str, Any]:

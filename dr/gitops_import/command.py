@@ -4,6 +4,7 @@ with every rule plan, docs and preview run (the edge of import; inference is pur
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -27,6 +28,7 @@ def say(line: str) -> None:
 
 def read_draft(tool: str, root: Path, cluster: str | None) -> Draft:
     docs, skipped = read_repository(root)
+    crds = [d.obj for d in docs if d.kind == "CustomResourceDefinition"]
     for line in skipped:
         say(f"import: {line}")
     if not any(d.group in GROUPS[tool] for d in docs):
@@ -51,6 +53,7 @@ def read_draft(tool: str, root: Path, cluster: str | None) -> Draft:
     name = dns_name(cluster or found_cluster or root.resolve().name)
     draft = infer_flux(docs, name) if tool == "flux" else infer_argo(docs, name)
     draft.review += notes
+    draft.crds = crds
     return draft
 
 
@@ -81,8 +84,15 @@ def run_import(tool: str, path: str, *, cluster: str | None, out: Path | None, f
     if out is not None:  # what the graph's first line points editors at
         (out.parent / SCHEMA_FILE).write_text(schema_text(), encoding="utf-8")
     text = render(draft, source=path)
-    refused, warnings = refusals(text, where=str(out) if out is not None else "<imported graph>",
-                                 read_text=read_text)
+    # The repository's own CRDs (many keep their operators' CRDs beside the apps) count as much as dr's.
+    with tempfile.TemporaryDirectory(prefix="dr-import-crds-") as held:
+        for number, crd in enumerate(draft.crds):
+            Path(held, f"crd-{number}.yaml").write_text(yaml.safe_dump(dict(crd)), encoding="utf-8")
+        if draft.crds:
+            say(f"import: {len(draft.crds)} CustomResourceDefinitions in the repository are used to validate its "
+                "custom resources")
+        refused, warnings, unchecked = refusals(text, where=str(out) if out is not None else "<imported graph>",
+                                                read_text=read_text, crd_dirs=(Path(held),))
     if out is not None:
         out.write_text(text, encoding="utf-8")
         say(f"wrote {out}: {len(draft.components)} components, {len(draft.backups)} backups, {objects} GitOps "
@@ -91,13 +101,16 @@ def run_import(tool: str, path: str, *, cluster: str | None, out: Path | None, f
         sys.stdout.write(text)
     say(f"{len(review_items(text))} decisions marked `# REVIEW:` are yours to make; {warnings} warnings from "
         "`dr plan`.")
+    for note in unchecked:
+        say(f"not validated: {note}")
     if refused:
         say(f"not accepted: `dr plan`, `dr docs` or `dr preview` would refuse it until these {len(refused)} are "
             "fixed:")
         for line in refused:
             say(f"  {line}")
         return False
-    say("accepted: dr plan, docs and preview accept it in prod and drill mode (after your review, run `dr plan`).")
+    say("accepted: dr plan, docs and preview accept it in prod and drill mode (after your review, run `dr plan`)"
+        + (f"; {len(unchecked)} kind(s) of custom resource not validated (no CRD: above)." if unchecked else "."))
     return True
 
 

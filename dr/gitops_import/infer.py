@@ -104,6 +104,7 @@ class Draft:
     components: dict[str, Entry] = field(default_factory=dict)
     backups: dict[str, Entry] = field(default_factory=dict)
     review: list[str] = field(default_factory=list)
+    crds: list[Mapping[str, Any]] = field(default_factory=list)  # CustomResourceDefinitions the repository holds
 
 
 def dns_name(text: str) -> str:

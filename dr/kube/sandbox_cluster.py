@@ -328,6 +328,38 @@ class SandboxCluster:
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read()
 
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves this kind now: its discovery document of the group version lists it."""
+        path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        try:
+            status, body = self.api_get(path)
+        except (OSError, SandboxError, ssl.SSLError):
+            return False
+        if status != 200:
+            return False
+        try:
+            resources = json.loads(body).get("resources", [])
+        except ValueError:
+            return False
+        return any(r.get("kind") == kind and "/" not in str(r.get("name", "")) for r in resources)
+
+    def live_status(self, api_version: str, kind: str, namespace: str, name: str) -> str:
+        """An object's status in one line: its conditions and phase, or why it cannot be read."""
+        from dr.core.kube_objects import kubectl_resource
+
+        where = ["-n", namespace] if namespace else []
+        done = self.kubectl("get", kubectl_resource(api_version, kind), name, "-o", "json", *where, check=False,
+                            timeout=10)
+        if done.returncode != 0:
+            return (done.stderr.strip().splitlines() or ["not found"])[-1][:300]
+        status = json.loads(done.stdout).get("status") or {}
+        if not status:
+            return "no status yet"
+        parts = [f"{key}={status[key]}" for key in ("phase", "state") if key in status]
+        parts += [f"{c.get('type')}={c.get('status')}" + (f" ({c.get('reason')})" if c.get("reason") else "")
+                  for c in status.get("conditions", []) if isinstance(c, dict)]
+        return ", ".join(parts) or json.dumps(status, sort_keys=True)[:300]
+
     def _api_ready(self) -> bool:
         try:
             status, body = self.api_get("/readyz")
@@ -366,19 +398,22 @@ class SandboxCluster:
         return len(ready) >= len(FAKE_NODES)
 
     def install_crds(self, kinds: Iterable[tuple[str, str]], *, extra_dirs: Iterable[Path] = ()) -> list[str]:
-        """Install the real CRDs of these (apiVersion, kind) pairs and wait until they are served."""
+        """Install the real CRDs of these (apiVersion, kind) pairs and wait until they are served; returns the
+        files they came from."""
         from dr.kube import crds
 
         installed: list[str] = []
+        names: set[str] = set()
         for api_version, kind in sorted(set(kinds)):
             crd = crds.find(api_version, kind, extra_dirs=extra_dirs)
             if crd is None:
                 raise SandboxError(f"no CustomResourceDefinition for {api_version} {kind} in "
                                    f"{', '.join(crds.searched(extra_dirs))}")
-            if str(crd.path) in installed:
+            if crd.name in names:
                 continue
-            self.kubectl("apply", "--server-side", "-f", str(crd.path), timeout=120)
-            name = f"crd/{crd.plural}.{crd.group}"
+            names.add(crd.name)
+            self.kubectl("apply", "--server-side", "-f", "-", input_text=json.dumps(crd.definition), timeout=120)
+            name = f"crd/{crd.name}"
             # `kubectl wait` fails outright while the CRD has no status yet: ask until it is Established.
             def established(name: str = name) -> bool:
                 return self.kubectl("wait", "--for=condition=Established", name, "--timeout=5s",

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import os
 import secrets as secrets_module
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dr import process_tree
 from dr.errors import DrError
 from dr.kube.toolchain import ENGINE, KUBERNETES_PROVIDER_VERSION, Toolchain
 
@@ -69,6 +71,47 @@ class Engine:
 
     def describe(self) -> str:
         return describe(self.toolchain)
+
+    def commands_running(self, work_dir: Path) -> list[int]:
+        """The `pulumi` processes this process started in `work_dir` (a stack's workspace): its own children
+        whose executable is the toolchain's pulumi and whose working directory is that workspace."""
+        pulumi = self.toolchain.which("pulumi")
+        if pulumi is None:
+            return []
+        binary, where = os.path.realpath(pulumi), os.path.realpath(work_dir)
+        found = []
+        for pid in process_tree.children(os.getpid()):
+            try:
+                exe, cwd = os.readlink(f"/proc/{pid}/exe"), os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if exe == binary and cwd == where:
+                found.append(pid)
+        return found
+
+    def stop_commands(self, work_dir: Path, *, grace_s: float = 10.0) -> int:
+        """Cancel the engine's commands running in `work_dir` and stop the plugins they started.
+
+        SIGINT first (pulumi cancels the update: it asks its providers to cancel and writes its state), then,
+        after `grace_s`, SIGKILL to what is left. The plugins (the Kubernetes provider, the dynamic provider)
+        are the command's descendants, recorded with their start times before any signal, so a plugin
+        reparented after its engine died is still found, and a pid reused since is never signalled.
+        Returns how many commands were running."""
+        commands = self.commands_running(work_dir)
+        plugins = [p for pid in commands for p in process_tree.descendants(pid)]
+        for pid in commands:
+            process_tree.signal_if_same((pid, process_tree.start_ticks(pid)), signal.SIGINT)
+        process_tree.wait_gone([(pid, process_tree.start_ticks(pid)) for pid in commands], grace_s)
+        for pid in commands:  # a command that would not cancel, and what it started since
+            plugins += process_tree.descendants(pid)
+            process_tree.signal_if_same((pid, process_tree.start_ticks(pid)), signal.SIGKILL)
+        for plugin in plugins:
+            process_tree.signal_if_same(plugin, signal.SIGTERM)
+        process_tree.wait_gone(plugins, 3.0)
+        for plugin in plugins:
+            process_tree.signal_if_same(plugin, signal.SIGKILL)
+        process_tree.reap(pid for pid, _ in plugins)  # the commands themselves: the Automation API waits for them
+        return len(commands)
 
     def passphrase(self) -> str:
         from_env = os.environ.get("PULUMI_CONFIG_PASSPHRASE")

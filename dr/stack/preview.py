@@ -20,7 +20,7 @@ from pulumi.runtime.mocks import MockMonitor
 from dr.core.resources import ResourcePlan
 from dr.core.steps.base import yaml_text
 from dr.errors import DrError
-from dr.kube.validate import validate_object
+from dr.kube.validate import Validation, validate_objects
 from dr.stack_config import load_stack_config
 
 DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
@@ -151,15 +151,11 @@ def write_objects(preview: Preview, out: Path) -> list[Path]:
     return written
 
 
-def validation_problems(preview: Preview, *, crd_dirs: Iterable[Path] = ()) -> list[str]:
-    """Every rendered object checked against the Kubernetes schema or its CRD: the upstream CRDs dr
-    carries, then the user's own (`crds:` in the graph, `dr preview --crds DIR`)."""
-    problems = []
-    dirs = tuple(crd_dirs)
-    for component, obj in preview.plan.objects():
-        for problem in validate_object(obj.manifest, kubernetes=preview.plan.kubernetes, crd_dirs=dirs):
-            problems.append(f"{component}: {obj.title}: {problem}")
-    return problems
+def validation(preview: Preview, *, crd_dirs: Iterable[Path] = ()) -> Validation:
+    """Every rendered object checked against the Kubernetes schema or its CRD: the upstream CRDs `make
+    toolchain` fetched, then the user's own (`crds:` in the graph, `dr preview --crds DIR`, a cluster's)."""
+    return validate_objects(((f"{component}: {obj.title}", obj.manifest) for component, obj in preview.plan.objects()),
+                            kubernetes=preview.plan.kubernetes, crd_dirs=crd_dirs)
 
 
 MOCK_NOTE = ("mock preview, offline: the program ran under Pulumi's mocks. A real `pulumi preview` needs the "

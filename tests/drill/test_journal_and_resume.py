@@ -187,7 +187,7 @@ def test_a_timed_out_step_has_its_process_group_stopped_and_is_not_retried(tmp_p
     records = execute([Task("slow", (), slow)], journal=journal(tmp_path), retries=2, backoff_s=0.01,
                       timeout_s=0.5)
     assert records["slow"].state == StepState.FAILED
-    assert records["slow"].error == "timed out after 0.5s (stopped 1 process group it started)"
+    assert records["slow"].error == "timed out after 0.5s; stopped 1 process group it started"
     assert started[0].poll() is not None, "the step's shell still runs after its timeout"
     child = int(pid_file.read_text())
     deadline = time.time() + 5
@@ -226,3 +226,28 @@ def test_deciding_what_to_resume_leaves_no_journal_open(tmp_path: Path, phases: 
     assert abandoned == ([] if phases else ["run-1"])  # stopped before its disaster: what it left is stopped
     assert open_files(paths.journal) == 0
     assert said and ("resuming" in said[0]) == bool(continued)
+
+
+def test_a_step_times_out_on_its_own_timeout_and_says_why_and_what_it_waited_for(tmp_path: Path) -> None:
+    """Each step has its own timeout (from its estimate), not the run's flat one: the short step fails on
+    its own, the message says where its timeout came from and what it was waiting for, and the step with a
+    longer timeout beside it finishes."""
+    release = threading.Event()
+
+    def stuck(attempt: int) -> dict[str, int]:
+        release.wait(30)
+        return {}
+
+    def slower(attempt: int) -> dict[str, int]:
+        time.sleep(1.0)
+        return {"done": 1}
+
+    tasks = [Task("stuck", (), stuck, timeout_s=0.4, timeout_reason="3 x its estimate of 0s",
+                  waiting_for=lambda: "Restore velero/grafana until jsonpath={.status.phase}=Completed"),
+             Task("slower", (), slower, timeout_s=20)]
+    records = execute(tasks, journal=journal(tmp_path), retries=0)
+    release.set()
+    assert records["stuck"].state == StepState.FAILED
+    assert records["stuck"].error == ("timed out after 0.4s (3 x its estimate of 0s); it was waiting for Restore "
+                                      "velero/grafana until jsonpath={.status.phase}=Completed")
+    assert records["slower"].state == StepState.SUCCEEDED, records["slower"].error

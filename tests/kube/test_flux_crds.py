@@ -27,11 +27,9 @@ KUSTOMIZATION = {
 
 def test_current_flux_fields_are_checked_against_a_current_flux(cluster: SandboxCluster) -> None:
     found = crds.find("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
-    assert found is not None and "flux-2.7" in str(found.path), "make toolchain reads Flux 2.7's CRDs"
+    assert found is not None and "kustomize-controller-1.7.3" in str(found.path), \
+        "make toolchain reads Flux 2.7's CRDs"
     assert validate_object(KUSTOMIZATION, kubernetes="1.34") == []
-    shared = crds.REPO_ROOT.parent / "shared" / "crds" / "flux-kustomize-controller-1.4.0"
-    old = validate_object(KUSTOMIZATION, kubernetes="1.34", crd_dirs=[shared])
-    assert any("deletionPolicy" in p or "healthCheckExprs" in p for p in old), old
     cluster.install_crds({("kustomize.toolkit.fluxcd.io/v1", "Kustomization")})
     cluster.kubectl("create", "namespace", "media")
     done = cluster.kubectl("apply", "--server-side", "--validate=strict", "-f", "-",
@@ -40,3 +38,10 @@ def test_current_flux_fields_are_checked_against_a_current_flux(cluster: Sandbox
     bad = copy.deepcopy(KUSTOMIZATION)
     bad["spec"]["deletionPolicy"] = "Sometimes"
     assert validate_object(bad, kubernetes="1.34"), "an unknown policy is still refused"
+
+
+def test_flux_2_4s_crd_refuses_what_2_7_accepts(reference_crds) -> None:
+    """Why the toolchain reads a current Flux: 2.4's Kustomization CRD (a reference copy) refuses both fields."""
+    old_release = reference_crds("flux-kustomize-controller-1.4.0")
+    old = validate_object(KUSTOMIZATION, kubernetes="1.34", crd_dirs=[old_release])
+    assert any("deletionPolicy" in p or "healthCheckExprs" in p for p in old), old

@@ -29,7 +29,9 @@ def apply(cluster: SandboxCluster, manifest: dict) -> None:
     assert done.returncode == 0, f"{manifest['kind']} {manifest['metadata']['name']}: {done.stderr}"
 
 
-def test_the_server_accepts_kopiur_restores_and_the_wait_tells_done_from_not(cluster: SandboxCluster) -> None:
+def test_the_server_accepts_kopiur_restores_and_the_wait_tells_done_from_not(cluster: SandboxCluster,
+                                                                            reference_crds) -> None:
+    reference_crds("kopiur-0.1.0")  # no registry publishes kopiur's CRDs
     found = objects(GRAPH)
     installed = cluster.install_crds({(m["apiVersion"], m["kind"]) for m in found.values() if "." in m["apiVersion"]}
                                      | {("kopiur.home-operations.com/v1alpha1", "ClusterRepository")})
@@ -53,7 +55,8 @@ def test_the_server_accepts_kopiur_restores_and_the_wait_tells_done_from_not(clu
     assert done.returncode == 0, done.stderr
 
 
-def test_the_crd_refuses_a_restore_with_two_targets(cluster: SandboxCluster) -> None:
+def test_the_crd_refuses_a_restore_with_two_targets(cluster: SandboxCluster, reference_crds) -> None:
+    reference_crds("kopiur-0.1.0")
     restore = objects(GRAPH)["Restore/app-data-restore"]
     cluster.install_crds({(restore["apiVersion"], "Restore")})
     cluster.kubectl("create", "namespace", "apps")

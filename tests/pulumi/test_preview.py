@@ -73,7 +73,7 @@ def test_invalid_object_is_reported_and_exits_1(run_cli, monkeypatch: pytest.Mon
     result = run_cli("preview", "--stack", "prod")
     assert result.code == 1
     assert "invalid: grafana-restore: Restore velero/grafana-restore" in result.err
-    assert "'restorePVCs' was unexpected" in result.err and "velero-1.14.1/velero.io_restores.yaml" in result.err
+    assert "'restorePVCs' was unexpected" in result.err and "velero-1.14.0/velero.io_restores.yaml" in result.err
     assert "spec.includedNamespaces: 'grafana' is not of type 'array'" in result.err
 
 

@@ -182,6 +182,7 @@ def test_a_recovered_cloudnativepg_cluster_archives_under_a_new_server_name() ->
 def test_pulumi_up_waits_for_each_restore_object_before_its_dependents_start() -> None:
     from dr.core.plan import plan_for
     from dr.core.resources import resource_plan
+    from dr.core.durations import STEP_TIMEOUT_FACTOR, STEP_TIMEOUT_FLOOR_S, step_timeout_s
     from dr.graph_file import load_graph_file, read_text
     from tests.conftest import EXAMPLE_GRAPH
 
@@ -195,7 +196,9 @@ def test_pulumi_up_waits_for_each_restore_object_before_its_dependents_start() -
     assert waits["Volume"]["pulumi.com/waitFor"] == "jsonpath={.status.restoreRequired}=false"
     estimate = {s.name: s.estimate_s for s in plan.steps}["gitea-db"]
     cluster = next(o for _, o in resources.objects() if o.kind == "Cluster")
-    assert cluster.manifest["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == str(max(600, 2 * estimate))
+    # As long as the step's own timeout, which comes from its estimate.
+    assert cluster.manifest["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == str(step_timeout_s(estimate))
+    assert step_timeout_s(estimate) == max(STEP_TIMEOUT_FLOOR_S, STEP_TIMEOUT_FACTOR * estimate) != 900
 
 
 def test_every_restore_has_its_namespace_before_its_objects_even_beside_a_sibling(example: GraphSpec) -> None:

@@ -52,7 +52,8 @@ components:
 """
 
 
-def test_a_kopiur_restore_is_rendered_as_kopiur_reads_it() -> None:
+def test_a_kopiur_restore_is_rendered_as_kopiur_reads_it(reference_crds) -> None:
+    reference_crds("kopiur-0.1.0")  # no registry publishes kopiur's CRDs
     found = objects(GRAPH)
     for name, manifest in found.items():
         assert validate_object(manifest, kubernetes="1.30") == [], name
@@ -127,9 +128,10 @@ spec:
     ("kopia", "https://minio.lab:9000", "without a scheme"),
 ])
 def test_a_repository_backend_is_checked_as_kopiur_reads_it(bucket: str, endpoint: str, problem: str | None,
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path, reference_crds) -> None:
     import yaml
 
+    reference_crds("kopiur-0.1.0")
     manifest = yaml.safe_load(REPOSITORY.replace("BUCKET", bucket).replace("ENDPOINT", endpoint))
     assert validate_object(manifest, kubernetes="1.30") == [], "the upstream CRD accepts every one of them"
     found = backend_problems(manifest)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dr.core.docmodel import Block, Code, Para
+from dr.core.durations import step_timeout_s
 from dr.core.invocations import (
     ChosenBackup,
     etcd_snapshot_dir,
@@ -67,7 +68,7 @@ def children(step: Step, ctx: BuildContext) -> list[Child]:
     needs = restore_needs([obj.manifest for obj in objects])
     precheck = [Child(kind="restore-precheck", name=f"{step.name}-precheck",
                       inputs={"step": step.name, "precheck": needs,
-                              "timeout_s": max(600, 2 * step.component.estimate_s)})] if any(needs.values()) else []
+                              "timeout_s": step_timeout_s(step.component.estimate_s)})] if any(needs.values()) else []
     made = [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
                   protect=ctx.prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))
             for obj in objects]
@@ -108,14 +109,15 @@ def _namespace(name: str, created: dict[str, set[str]], component: str, ancestor
 
 
 def _awaited(obj: KubeObject, estimate_s: int) -> KubeObject:
-    """The object with the annotations that make `pulumi up` wait for it, for up to twice the estimate."""
+    """The object with the annotations that make `pulumi up` wait for it, as long as the step's timeout
+    (`dr.core.durations.step_timeout_s`)."""
     condition = restore_done(obj.manifest)
     if condition is None:
         return obj
     manifest = copy.deepcopy(dict(obj.manifest))
     annotations = manifest.setdefault("metadata", {}).setdefault("annotations", {})
     annotations["pulumi.com/waitFor"] = condition
-    annotations["pulumi.com/timeoutSeconds"] = str(max(600, 2 * estimate_s))
+    annotations["pulumi.com/timeoutSeconds"] = str(step_timeout_s(estimate_s))
     return KubeObject(manifest=manifest, data_bearing=obj.data_bearing, restore_sources=obj.restore_sources)
 
 
