@@ -15,6 +15,7 @@ from typing import Any
 
 from dr import reaper
 from dr.core.drill_report import DrillReport
+from dr.core.durations import step_timeout_reason, step_timeout_s
 from dr.core.invocations import hosts_inventory, target_hosts
 from dr.core.spec import GraphSpec
 from dr.core.steps import NOT_RUN_IN_DRILLS, ON_HOSTS, step_inputs
@@ -57,6 +58,8 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
     journal = Journal(paths.journal, run_id)
     interrupted = {name for name, record in journal.load().items() if record.state == StepState.RUNNING}
 
+    estimates = {s.name: s.estimate_s for s in plan.steps}
+
     def task_for(name: str, depends_on: tuple[str, ...]) -> Task:
         child = host_children.get(name)
         component = next(c for c in resources.components if c.name == name)
@@ -72,12 +75,13 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
             # A rerun after a failed or interrupted attempt moves what that attempt left aside.
             force = True if attempt > 1 or name in interrupted else None
             return runner(step_inputs(child), hosts=hosts, secrets=secrets, force=force)
-        return Task(name, depends_on, run)
+        return Task(name, depends_on, run, timeout_s=step_timeout_s(estimates[name]),
+                    timeout_reason=step_timeout_reason(estimates[name]))
 
     start = Moment.now()
     try:
         records = execute([task_for(s.name, s.depends_on) for s in plan.steps], journal=journal,
-                          concurrency=concurrency, retries=1, backoff_s=1.0, timeout_s=1800, on_event=progress)
+                          concurrency=concurrency, retries=1, backoff_s=1.0, on_event=progress)
         done = Moment.now()
         report = DrillReport(run_id=run_id, cluster=spec.cluster, kind="hosts", started_at=start.wall,
                              disaster_at=start.wall, verified_at=done.wall,

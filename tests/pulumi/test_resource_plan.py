@@ -180,9 +180,9 @@ def test_a_recovered_cloudnativepg_cluster_archives_under_a_new_server_name() ->
 
 
 def test_pulumi_up_waits_for_each_restore_object_before_its_dependents_start() -> None:
+    from dr.core.durations import STEP_TIMEOUT_FACTOR, STEP_TIMEOUT_FLOOR_S, step_timeout_s
     from dr.core.plan import plan_for
     from dr.core.resources import resource_plan
-    from dr.core.durations import STEP_TIMEOUT_FACTOR, STEP_TIMEOUT_FLOOR_S, step_timeout_s
     from dr.graph_file import load_graph_file, read_text
     from tests.conftest import EXAMPLE_GRAPH
 
