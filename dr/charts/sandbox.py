@@ -119,6 +119,7 @@ def write_upstream(pins: Iterable[ChartPin], directory: Path, crd_dirs: Iterable
     """A Helm repository of stand-in charts (packaged archives and `index.yaml`) in `directory`;
     `services` adds Services to the charts it names."""
     dirs = list(crd_dirs)
+    directory.mkdir(parents=True, exist_ok=True)  # a graph with no chart still gets its (empty) repository
     entries = []
     for pin in pins:
         chart = write_chart(pin, directory / "src", dirs, (services or {}).get(pin.name, ()))

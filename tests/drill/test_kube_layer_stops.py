@@ -71,7 +71,7 @@ def test_a_step_whose_kind_has_no_crd_fails_at_once_naming_it(tmp_path: Path) ->
     assert steps["after"]["state"] == "skipped"
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_while_the_layer_waits_on_an_object_ends_everything(tmp_path: Path, stop: signal.Signals) -> None:
     """The layer's engine waits on an object that never becomes ready; a stop cancels the update, ends the
     engine, its provider plugins and every process of the rebuilt cluster, and dr exits within 30 s."""
