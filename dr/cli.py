@@ -775,5 +775,28 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+INTERRUPTED_EXIT_GRACE_S = 5.0
+
+
+def console() -> None:
+    """The `dr` command. After a stop (SIGTERM, SIGINT, SIGHUP) dr has already stopped what it started; a
+    thread still blocked on something that will never answer must not keep the process alive: after a few
+    seconds' grace the process exits anyway, with the same code."""
+    code = main()
+    if code == 130:
+        import threading
+        import time
+
+        deadline = time.monotonic() + INTERRUPTED_EXIT_GRACE_S
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() and not t.daemon and t is not threading.current_thread() for t in threading.enumerate()):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -43,19 +43,29 @@ STEP_TIMEOUT_FLOOR_S = 120
 STEP_TIMEOUT_DEFAULT_S = 900
 
 
-def step_timeout_s(estimate_s: float) -> int:
-    """A step's timeout: 3 x its estimate, at least 2 minutes; 15 minutes when it has no estimate."""
+def step_timeout_s(estimate_s: float, timeout_s: float = 0) -> int:
+    """A step's timeout: its own (`timeout:`) when set, else 3 x its estimate, at least 2 minutes; 15 minutes
+    when it has no estimate."""
+    if timeout_s > 0:
+        return round(timeout_s)
     if estimate_s <= 0:
         return STEP_TIMEOUT_DEFAULT_S
     return max(STEP_TIMEOUT_FLOOR_S, round(STEP_TIMEOUT_FACTOR * estimate_s))
 
 
-def step_timeout_reason(estimate_s: float) -> str:
+def step_timeout_reason(estimate_s: float, timeout_s: float = 0) -> str:
     """Where a step's timeout came from, for the message that reports it."""
+    if timeout_s > 0:
+        return "its own timeout"
     if estimate_s <= 0:
         return f"the default for a step with no estimate ({format_duration(STEP_TIMEOUT_DEFAULT_S)})"
-    timeout = step_timeout_s(estimate_s)
-    if timeout == STEP_TIMEOUT_FLOOR_S and STEP_TIMEOUT_FACTOR * estimate_s < STEP_TIMEOUT_FLOOR_S:
-        return f"the floor of {format_duration(STEP_TIMEOUT_FLOOR_S)} (3 x its estimate of " \
-               f"{format_duration(estimate_s)} is less)"
+    if STEP_TIMEOUT_FACTOR * estimate_s < STEP_TIMEOUT_FLOOR_S:
+        return (f"the floor of {format_duration(STEP_TIMEOUT_FLOOR_S)} ({STEP_TIMEOUT_FACTOR} x its estimate of "
+                f"{format_duration(estimate_s)} is less)")
     return f"{STEP_TIMEOUT_FACTOR} x its estimate of {format_duration(estimate_s)}"
+
+
+def engine_margin_s(timeout_s: float) -> int:
+    """How much longer than its objects' own waits a Kubernetes-level step may run, so the engine's report of
+    a timeout comes first: a quarter of the timeout, between 5 s and a minute."""
+    return int(min(60, max(5, timeout_s // 4)))

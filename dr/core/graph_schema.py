@@ -120,7 +120,8 @@ def _component() -> dict[str, Any]:
     properties: dict[str, Any] = {
         "layer": {"enum": list(LAYERS)}, "depends_on": _NAMES, **_actions(), "hosts": _NAMES,
         "vars": {"type": ["object", "null"], "properties": {var: _HOST_PATH for var in PATH_VARS}},
-        "estimate": _DURATION, "stateful": _BOOLEAN, "prod_only": _BOOLEAN, "drill_only": _BOOLEAN, "drill": drill,
+        "estimate": _DURATION, "timeout": _DURATION, "stateful": _BOOLEAN, "prod_only": _BOOLEAN,
+        "drill_only": _BOOLEAN, "drill": drill,
         "verify": verify, "description": _TEXT, "reconciled_by": _reconciled_by(), "serves": _NAMES}
     component = _object(COMPONENT_FIELDS, properties, required=("layer",))
     # One action per component; `hosts` and `vars` only with a playbook or a restore.

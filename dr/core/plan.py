@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dr.core.durations import step_timeout_reason, step_timeout_s
 from dr.core.graph import RecoveryGraph
 from dr.core.modes import ReadText
 from dr.core.spec import Component, GraphSpec
@@ -31,6 +32,15 @@ class Step:
     estimate_s: int
     on_critical_path: bool
     component: Component
+
+    @property
+    def timeout_s(self) -> int:
+        """How long it may run before a drill fails it as stuck (`dr.core.durations.step_timeout_s`)."""
+        return step_timeout_s(self.estimate_s, self.component.timeout_s)
+
+    @property
+    def timeout_reason(self) -> str:
+        return step_timeout_reason(self.estimate_s, self.component.timeout_s)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "layer": self.layer, "depends_on": list(self.depends_on),

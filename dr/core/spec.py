@@ -24,8 +24,8 @@ LAYER_INDEX: dict[str, int] = {layer: i for i, layer in enumerate(LAYERS)}
 ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore", "command", "talos", "external")
 VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
 COMPONENT_FIELDS: tuple[str, ...] = (
-    "layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "stateful", "prod_only", "drill_only", "drill",
-    "verify", "description", "reconciled_by", "serves")
+    "layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "timeout", "stateful", "prod_only", "drill_only",
+    "drill", "verify", "description", "reconciled_by", "serves")
 # The fields of each part of the graph (the reader and the JSON Schema, dr/core/graph_schema.py, both use them).
 TOP_FIELDS: tuple[str, ...] = ("cluster", "kubernetes", "rto", "hosts", "drill_hosts", "prod_markers", "backups",
                                 "components", "crds", "playbooks")
@@ -263,6 +263,7 @@ class Component:
     depends_on: tuple[str, ...] = ()
     action: Action | None = None
     estimate_s: int = 0
+    timeout_s: int = 0  # its own timeout (`timeout:`); 0: from its estimate (`dr.core.durations.step_timeout_s`)
     stateful: bool = False
     prod_only: bool = False
     drill_only: bool = False

@@ -330,6 +330,11 @@ class SpecReader:
         estimate_s = 0
         if "estimate" in spec:
             estimate_s = self.duration(spec["estimate"], (*where, "estimate"), f"{what}: 'estimate'") or 0
+        timeout_s = 0
+        if "timeout" in spec:
+            timeout_s = self.duration(spec["timeout"], (*where, "timeout"), f"{what}: 'timeout'") or 0
+            if timeout_s <= 0:
+                self.error((*where, "timeout"), f"{what}: 'timeout' must be longer than 0s")
         prod_only = self.boolean(spec.get("prod_only"), (*where, "prod_only"), f"{what}: 'prod_only'")
         drill_only = self.boolean(spec.get("drill_only"), (*where, "drill_only"), f"{what}: 'drill_only'")
         if prod_only and drill_only:
@@ -351,6 +356,7 @@ class SpecReader:
         serves = self.names(spec.get("serves"), (*where, "serves"), f"{what}: 'serves'")
         return Component(
             name=name, layer=layer or "app", depends_on=depends_on, action=action, estimate_s=estimate_s,
+            timeout_s=timeout_s,
             stateful=self.boolean(spec.get("stateful"), (*where, "stateful"), f"{what}: 'stateful'"),
             prod_only=prod_only, drill_only=drill_only, drill=drill,
             verify=self.verify(spec.get("verify"), (*where, "verify"), what),

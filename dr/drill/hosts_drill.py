@@ -15,7 +15,6 @@ from typing import Any
 
 from dr import reaper
 from dr.core.drill_report import DrillReport
-from dr.core.durations import step_timeout_reason, step_timeout_s
 from dr.core.invocations import hosts_inventory, target_hosts
 from dr.core.spec import GraphSpec
 from dr.core.steps import NOT_RUN_IN_DRILLS, ON_HOSTS, step_inputs
@@ -58,7 +57,7 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
     journal = Journal(paths.journal, run_id)
     interrupted = {name for name, record in journal.load().items() if record.state == StepState.RUNNING}
 
-    estimates = {s.name: s.estimate_s for s in plan.steps}
+    steps = {s.name: s for s in plan.steps}
 
     def task_for(name: str, depends_on: tuple[str, ...]) -> Task:
         child = host_children.get(name)
@@ -75,8 +74,8 @@ def host_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Path]
             # A rerun after a failed or interrupted attempt moves what that attempt left aside.
             force = True if attempt > 1 or name in interrupted else None
             return runner(step_inputs(child), hosts=hosts, secrets=secrets, force=force)
-        return Task(name, depends_on, run, timeout_s=step_timeout_s(estimates[name]),
-                    timeout_reason=step_timeout_reason(estimates[name]))
+        return Task(name, depends_on, run, timeout_s=steps[name].timeout_s,
+                    timeout_reason=steps[name].timeout_reason)
 
     start = Moment.now()
     try:

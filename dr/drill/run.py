@@ -36,6 +36,7 @@ from dr.drill.history import record_drill
 from dr.errors import DrError
 from dr.hosts.ansible import stop_all_workers
 from dr.owned_paths import check_run_id, owned_path, read_run_id, remove_owned_tree, write_owned
+from dr.shutdown import run_every
 
 if TYPE_CHECKING:
     from dr.drill.scenarios import Scenario
@@ -243,15 +244,16 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
 
 
 def _stop_everything(sandbox: Any, scenario: Scenario | None, *, interrupted: bool) -> None:
-    stop_all_workers()  # an interrupted step must not go on starting services behind the cleanup
-    if scenario is not None:
-        scenario.cleanup()
+    """Every stage runs, whatever stops one of them (`dr.shutdown.run_every`)."""
     token = reaper.current_token()
-    if token and interrupted:  # and not what escaped its process group (setsid, daemons)
-        reaper.sweep(token)
-    sandbox.cleanup()
-    if token:  # whatever the cleanup did not stop
-        reaper.sweep(token)
+    run_every((
+        stop_all_workers,  # an interrupted step must not go on starting services behind the cleanup
+        scenario.cleanup if scenario is not None else None,
+        # and not what escaped its process group (setsid, daemons)
+        (lambda: reaper.sweep(token)) if token and interrupted else None,
+        sandbox.cleanup,
+        (lambda: reaper.sweep(token)) if token else None,  # whatever the cleanup did not stop
+    ))
 
 
 def _production_and_disaster(sandbox: Any, journal: Journal, scenario: Scenario | None,

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dr.core.durations import step_timeout_reason, step_timeout_s
+from dr.core.durations import engine_margin_s
 from dr.core.plan import Plan
 from dr.core.resources import ResourcePlan
 from dr.core.spec import GraphSpec
@@ -45,8 +45,7 @@ from dr.drill.sandbox_pg import PG_BIN, PgSandbox, as_postgres, postgres_argv
 from dr.hosts.host_steps import run_step
 from dr.kube.sandbox_cluster import SandboxCluster, free_port
 from dr.restore import restic
-
-ENGINE_REPORT_S = 60  # a Kubernetes-level step's timeout exceeds its objects' own waits by this much
+from dr.shutdown import run_every
 
 if TYPE_CHECKING:
     from dr.drill.kube_layer import KubeLayer
@@ -300,8 +299,7 @@ class Sandbox:
             local = [c for c in children if c.kind in NOT_RUN_IN_DRILLS and c.kind not in CLUSTER_CHILD_KINDS]
             if component.provides_kubeconfig:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: self.start_control_plane(),
-                                  timeout_s=step_timeout_s(step.estimate_s),
-                                  timeout_reason=step_timeout_reason(step.estimate_s)))
+                                  timeout_s=step.timeout_s, timeout_reason=step.timeout_reason))
             elif local:
                 tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run",
                                   reason=NOT_RUN_IN_DRILLS[local[0].kind]))
@@ -320,14 +318,14 @@ class Sandbox:
                     tasks.append(Task(step.name, step.depends_on, lambda attempt: {}, kind="not-run", reason=reason))
                 else:
                     tasks.append(Task(step.name, step.depends_on, self._runner(step.name, inputs),
-                                      timeout_s=step_timeout_s(step.estimate_s),
-                                      timeout_reason=step_timeout_reason(step.estimate_s)))
+                                      timeout_s=step.timeout_s, timeout_reason=step.timeout_reason))
             elif is_kube_step(component):
-                # A minute more than the objects' own waits (the same timeout): the engine's report comes first.
+                # Longer than the objects' own waits (the same timeout): the engine's report comes first.
+                margin = engine_margin_s(step.timeout_s)
                 tasks.append(Task(step.name, step.depends_on, self._kube_runner(step.name),
-                                  timeout_s=step_timeout_s(step.estimate_s) + ENGINE_REPORT_S,
-                                  timeout_reason=f"{step_timeout_reason(step.estimate_s)}, and "
-                                                 f"{ENGINE_REPORT_S} s for the engine to report its own timeout",
+                                  timeout_s=step.timeout_s + margin,
+                                  timeout_reason=f"{step.timeout_reason}, and {margin} s for the engine to report "
+                                                 "its own timeout",
                                   waiting_for=functools.partial(self._waiting_for, step.name)))
             else:
                 kinds = ", ".join(sorted({c.kind for c in children}))
@@ -604,22 +602,33 @@ class Sandbox:
         return prints
 
     def cleanup(self) -> None:
-        """Stop every process the drill started; keep the reports."""
+        """Stop every process the drill started; keep the reports. Each stage runs even when a stop arrives
+        during an earlier one (`dr.shutdown.run_every`)."""
         self._stop_writers.set()
-        if self._kube is not None:
-            self._kube.close()  # before the chart mirror and the cluster it applies to go away
-        if self._operators is not None:
-            self._operators.stop()
-        self._served.close()
-        self.drill_cluster.down()
-        self.stop_production_cluster()
+        kube, operators = self._kube, self._operators
+        run_every((
+            kube.close if kube is not None else None,  # before the chart mirror and the cluster it applies to go
+            operators.stop if operators is not None else None,
+            self._served.close,
+            self.drill_cluster.down,
+            self.stop_production_cluster,
+            self._stop_workload,
+            self._stop_etcd_members,
+            self._remove_postgres,
+            self._remove_files,
+        ))
+
+    def _stop_workload(self) -> None:
         if self._workload is not None and self._workload.poll() is None:
             self._workload.kill()
             self._workload.wait()
-        self._stop_etcd_members()
+
+    def _remove_postgres(self) -> None:
         if self.state.pg_base:
             as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
             shutil.rmtree(self.state.pg_base, ignore_errors=True)
+
+    def _remove_files(self) -> None:
         for sub in ("production", "hostfs", "restored", "backups", "cluster", "engine", "charts", "charts-upstream"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         (self.root / "secrets").unlink(missing_ok=True)  # the throwaway repositories it opened are gone too

@@ -133,3 +133,26 @@ def test_every_step_runs_after_its_dependencies(tmp_path: Path, concurrency: int
     for name, needs in deps.items():
         for need in needs:
             assert at(log, need, "end") <= at(log, name, "start")
+
+
+def test_every_cleanup_stage_runs_when_a_stop_arrives_during_one() -> None:
+    """A SIGTERM (KeyboardInterrupt here) during one stage of a cleanup used to end the cleanup there: the
+    stages after it never stopped what they own. The interruption is raised again once all have run."""
+    from dr.shutdown import run_every
+
+    ran: list[str] = []
+
+    def interrupted() -> None:
+        ran.append("engine")
+        raise KeyboardInterrupt("SIGTERM")
+
+    def broken() -> None:
+        ran.append("mirror")
+        raise OSError("already gone")
+
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        run_every([interrupted, broken, None, lambda: ran.append("cluster"), lambda: ran.append("files")])
+    assert ran == ["engine", "mirror", "cluster", "files"]
+    with pytest.raises(OSError, match="already gone"):
+        run_every([broken, lambda: ran.append("after")])
+    assert ran[-1] == "after"

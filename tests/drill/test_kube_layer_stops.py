@@ -139,3 +139,33 @@ def blocked_in_cluster(state_dir: Path) -> bool:
     found = subprocess.run([kubectl, "--kubeconfig", str(kubeconfigs[0]), "get", "configmap", "never-ready", "-n",
                             "default"], capture_output=True, text=True, check=False, timeout=30)
     return found.returncode == 0
+
+
+def test_a_kubernetes_step_past_its_timeout_says_what_it_waited_for_and_the_drill_ends(tmp_path: Path) -> None:
+    """The step's own `timeout:` fails it; the message says where the timeout came from and what it waited
+    for (the object, the condition, its last status); the engine still waiting on that object is cancelled,
+    so the drill ends by itself and leaves nothing running (it used to wait on the engine at exit)."""
+    path = graph(tmp_path, "  blocked: {layer: app, manifests: blocked.yaml, estimate: 1h, timeout: 10s}\n",
+                 {"blocked.yaml": BLOCKED})
+    state_dir = tmp_path / "state"
+    case = f"layer-timeout-{os.getpid()}-{time.monotonic_ns()}"
+    process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--graph", str(path), "--state-dir",
+                                str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "DR_TEST_CASE": case})
+    try:
+        out, err = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"the drill did not end after its step timed out: {err[-2000:]}")
+    assert process.returncode == 1, out + err
+    (report,) = state_dir.glob("reports/*/report.json")
+    (blocked,) = [s for s in json.loads(report.read_text())["steps"] if s["name"] == "blocked"]
+    assert blocked["state"] == "failed"
+    detail = blocked["detail"]
+    assert detail.startswith("timed out after 15s (its own timeout, and 5 s for the engine to report its own "
+                             "timeout)"), detail
+    assert ("it was waiting for ConfigMap default/never-ready until jsonpath={.data.ready}=yes (last status: "
+            in detail), detail
+    assert marked_processes(case) == []
+    assert sandbox_processes(state_dir) == []

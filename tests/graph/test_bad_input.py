@@ -241,3 +241,18 @@ def test_an_alias_bomb_of_long_strings_is_refused_by_bytes_not_only_by_count() -
         GraphSpec.from_yaml(text, path="g.yaml")
     shared = "cluster: x\ncomponents:\n  a: &d {layer: os, estimate: 1m}\n  b: *d\n"
     assert set(GraphSpec.from_yaml(shared, path="g.yaml").components) == {"a", "b"}, "honest anchors still work"
+
+
+def test_a_components_own_timeout_is_read_and_must_be_positive(write_graph) -> None:
+    """`timeout:` overrides the timeout a step gets from its estimate; 0s would fail every step at once."""
+    from dr.core.plan import plan_for
+    from dr.graph_file import load_graph_file
+
+    path = write_graph("cluster: x\ncomponents:\n  a: {layer: os, estimate: 1h, timeout: 90s}\n"
+                       "  b: {layer: os, estimate: 1h}\n  c: {layer: os, estimate: 10s}\n")
+    steps = {s.name: s for s in plan_for(load_graph_file(path)).steps}
+    assert (steps["a"].timeout_s, steps["a"].timeout_reason) == (90, "its own timeout")
+    assert (steps["b"].timeout_s, steps["b"].timeout_reason) == (3 * 3600, "3 x its estimate of 1h00m")
+    assert steps["c"].timeout_s == 120 and "floor" in steps["c"].timeout_reason
+    with pytest.raises(GraphError, match="'timeout' must be longer than 0s"):
+        GraphSpec.from_yaml("cluster: x\ncomponents:\n  a: {layer: os, timeout: 0s}\n", path="g.yaml")

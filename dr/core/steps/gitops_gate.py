@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 
 from dr.core.docmodel import Block, Code, Para
-from dr.core.durations import step_timeout_s
 from dr.core.gitops import held
 from dr.core.kube_objects import KubeObject, MissingInput
 from dr.core.plan import Step
@@ -59,7 +58,7 @@ def children(step: Step, ctx: BuildContext) -> list[Child]:
     return [Child(kind="gitops-release", name=f"{step.name}-release", inputs={
         "step": step.name, "gitops": "release", "manifest": obj, "restores": [],
         "controller": owner.controller if owner else "",
-        "restore_timeout_s": 3600, "ready_timeout_s": step_timeout_s(step.component.estimate_s)},
+        "restore_timeout_s": 3600, "ready_timeout_s": step.timeout_s},
         objects=(KubeObject(manifest=obj),))]
 
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from dr.core.docmodel import Block, Code, Para
-from dr.core.durations import step_timeout_s
 from dr.core.invocations import (
     ChosenBackup,
     etcd_snapshot_dir,
@@ -62,13 +61,13 @@ def children(step: Step, ctx: BuildContext) -> list[Child]:
                              namespace=str(need(values, "namespace", step.name,
                                                 "the namespace the restored data lives in")), mode=ctx.mode)
     ancestors = spec.ancestors(step.name) if step.name in spec.components else set()
-    objects = [_awaited(obj, step.component.estimate_s)
+    objects = [_awaited(obj, step.timeout_s)
                for obj in (*_namespace(request.namespace, ctx.namespaces_created, step.name, ancestors),
                            *TOOLS[backup.tool].objects(request))]
     needs = restore_needs([obj.manifest for obj in objects])
     precheck = [Child(kind="restore-precheck", name=f"{step.name}-precheck",
                       inputs={"step": step.name, "precheck": needs,
-                              "timeout_s": step_timeout_s(step.component.estimate_s)})] if any(needs.values()) else []
+                              "timeout_s": step.timeout_s})] if any(needs.values()) else []
     made = [Child(kind="kube-object", name=f"{step.name}-{obj.kind.lower()}", inputs={"manifest": obj.manifest},
                   protect=ctx.prod and obj.data_bearing, retain_on_delete=obj.data_bearing, objects=(obj,))
             for obj in objects]
@@ -108,7 +107,7 @@ def _namespace(name: str, created: dict[str, set[str]], component: str, ancestor
                        data_bearing=True)]
 
 
-def _awaited(obj: KubeObject, estimate_s: int) -> KubeObject:
+def _awaited(obj: KubeObject, timeout_s: int) -> KubeObject:
     """The object with the annotations that make `pulumi up` wait for it, as long as the step's timeout
     (`dr.core.durations.step_timeout_s`)."""
     condition = restore_done(obj.manifest)
@@ -117,7 +116,7 @@ def _awaited(obj: KubeObject, estimate_s: int) -> KubeObject:
     manifest = copy.deepcopy(dict(obj.manifest))
     annotations = manifest.setdefault("metadata", {}).setdefault("annotations", {})
     annotations["pulumi.com/waitFor"] = condition
-    annotations["pulumi.com/timeoutSeconds"] = str(step_timeout_s(estimate_s))
+    annotations["pulumi.com/timeoutSeconds"] = str(timeout_s)
     return KubeObject(manifest=manifest, data_bearing=obj.data_bearing, restore_sources=obj.restore_sources)
 
 
