@@ -14,7 +14,8 @@ from dr.process_identity import start_ticks
 
 Process = tuple[int, int | None]  # pid, start time in clock ticks after boot
 
-__all__ = ["Process", "children", "descendants", "reap", "signal_if_same", "start_ticks", "wait_gone"]
+__all__ = ["Process", "alive", "children", "descendants", "reap", "signal_if_same", "start_ticks", "wait_gone",
+           "with_environment"]
 
 
 def _parents() -> dict[int, int]:
@@ -46,6 +47,21 @@ def descendants(pid: int) -> list[Process]:
         for child in sorted(c for c, p in parents.items() if p == current):
             found.append((child, start_ticks(child)))
             frontier.append(child)
+    return found
+
+
+def with_environment(entry: bytes) -> list[int]:
+    """The processes whose environment holds exactly this `NAME=value` entry."""
+    found = []
+    for directory in Path("/proc").iterdir():
+        if not directory.name.isdigit():
+            continue
+        try:
+            environ = (directory / "environ").read_bytes()
+        except OSError:
+            continue
+        if entry in environ.split(b"\0"):
+            found.append(int(directory.name))
     return found
 
 

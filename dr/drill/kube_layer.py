@@ -230,13 +230,14 @@ class KubeLayer:
     def __init__(self, *, root: Path, resources: ResourcePlan, kubeconfig: Callable[[], str], chart_mirror: str,
                  secrets: Mapping[str, Any], operators: StandInOperators | None = None,
                  toolchain: Toolchain | None = None, adopt: bool = False, gates: StepGates | None = None,
-                 cluster: LayerCluster | None = None, crd_grace_s: float = 20.0) -> None:
+                 cluster: LayerCluster | None = None, crd_grace_s: float = 20.0,
+                 say: Callable[[str], None] = lambda _: None) -> None:
         self.root, self.resources, self.kubeconfig = root, resources, kubeconfig
         self.adopt = adopt  # the control plane came back from an etcd snapshot (dr:recovery etcd-snapshot)
         self.chart_mirror, self.secrets, self.operators = chart_mirror, dict(secrets), operators
         self.toolchain = toolchain or Toolchain.find()
         self.gates = gates or StepGates()
-        self.cluster, self.crd_grace_s = cluster, crd_grace_s
+        self.cluster, self.crd_grace_s, self.say = cluster, crd_grace_s, say
         self._by_name = {c.name: c for c in resources.components}
         self._layer = layer_plan(resources)
         self._kube = {c.name for c in self._layer.components}
@@ -247,6 +248,8 @@ class KubeLayer:
         self._thread: threading.Thread | None = None
         self._engine: Any = None
         self.runs = 0  # engine runs so far (one, unless a step failed and was retried)
+        self.left_behind: list[str] = []   # processes of an engine run a crash left, stopped before the first run
+        self.locks_cleared: list[Path] = []  # that run's stack locks, removed once its holder was found dead
 
     def check_available(self) -> None:
         from dr.kube.toolchain import ENGINE
@@ -348,6 +351,14 @@ class KubeLayer:
                      wait_for=wait_for, on_component=on_component)
 
         engine = self._engine = Engine.at(self.root / "engine", self.toolchain)
+        if self.runs == 0:  # what a run killed before this process started left: its processes, its lock
+            self.left_behind = engine.stop_leftovers()
+            self.locks_cleared = engine.clear_dead_locks(PROJECT, STACK)
+            if self.left_behind:
+                self.say(f"stopped what an interrupted engine run left running: {', '.join(self.left_behind)}")
+            if self.locks_cleared:
+                self.say(f"removed {len(self.locks_cleared)} lock(s) on the Kubernetes layer's stack whose engine is "
+                         "dead")
         stack = engine.stack(project=PROJECT, stack=STACK, program=program, work_dir=self.work_dir)
 
         def up() -> None:

@@ -187,6 +187,7 @@ def sandbox_drill(spec: GraphSpec, *, paths: DrillPaths, read_text: Callable[[Pa
     journal = Journal(paths.journal, run_id)
     sandbox = Sandbox(paths.sandbox(run_id), plan, spec, resources)
     sandbox.say = say
+    sandbox.resumed = bool(journal.phase("disaster"))
     started = time.time()
     finished = interrupted = False
     try:

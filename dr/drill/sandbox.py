@@ -106,6 +106,7 @@ class Sandbox:
         self.input_overrides: dict[str, dict[str, Any]] = {}
         self.production_members = 1  # production's etcd members (3 for a scenario that loses quorum)
         self.say: Callable[[str], None] = lambda _: None  # progress of the phases before the rebuild
+        self.resumed = False  # continuing a drill a crash interrupted (`dr drill --resume`)
         # Backups declared unusable before the rebuild (backup -> why): their restores are not run, and the
         # rebuild goes on from scratch (an etcd snapshot declared unusable: the control plane on an empty etcd).
         self.declared_unusable: dict[str, str] = {}
@@ -379,8 +380,10 @@ class Sandbox:
             self._kube = KubeLayer(root=self.root, resources=self.resources,
                                    kubeconfig=lambda: cluster.kubeconfig.read_text(encoding="utf-8"),
                                    chart_mirror=mirror, secrets=self._restore_credentials(),
-                                   operators=self._operators, adopt=bool(self.state.etcd_members), gates=self.gates,
-                                   cluster=self)
+                                   operators=self._operators, gates=self.gates, cluster=self, say=self.say,
+                                   # Objects that came back with a restored etcd, or that this drill created
+                                   # before a crash (not in the engine's state): adopted, not refused.
+                                   adopt=bool(self.state.etcd_members) or self.resumed)
             self._kube.check_available()
             return self._kube
 

@@ -89,6 +89,76 @@ class Engine:
                 found.append(pid)
         return found
 
+    @property
+    def home(self) -> Path | None:
+        """The engine's own PULUMI_HOME (dr's stacks only): every engine process and plugin of these stacks
+        carries it in its environment, which is how what a dead run left is recognised as dr's."""
+        return None if self.project_dir is not None else self.state_dir / "pulumi-home"
+
+    def stop_leftovers(self) -> list[str]:
+        """Stop the engine processes and plugins a dead run of dr's own stacks left (after `kill -9`: the
+        `pulumi` command, the Kubernetes provider, the dynamic provider, reparented and still running).
+        Only processes whose environment names this engine's PULUMI_HOME, never this process or its
+        children. Returns their executables' names."""
+        home = self.home
+        if home is None:
+            return []
+        needle = f"PULUMI_HOME={home}".encode()
+        ours = {os.getpid(), *(pid for pid, _ in process_tree.descendants(os.getpid()))}
+        found: list[process_tree.Process] = []
+        for pid in process_tree.with_environment(needle):
+            if pid not in ours:
+                found.append((pid, process_tree.start_ticks(pid)))
+        names = []
+        for process in found:
+            try:
+                names.append(os.path.basename(os.readlink(f"/proc/{process[0]}/exe")))
+            except OSError:
+                names.append(str(process[0]))
+            process_tree.signal_if_same(process, signal.SIGTERM)
+        if not process_tree.wait_gone(found, 5.0):
+            for process in found:
+                process_tree.signal_if_same(process, signal.SIGKILL)
+            process_tree.wait_gone(found, 5.0)
+        process_tree.reap(pid for pid, _ in found)
+        return names
+
+    def clear_dead_locks(self, project: str, stack: str) -> list[Path]:
+        """Remove the locks of dr's own `file://` backend whose holder is verifiably dead: written on this
+        host by a pid that is no longer a running `pulumi` (a `kill -9` leaves its lock, and the next `up`
+        fails at once with "the stack is currently locked"). A lock held by a live engine is left alone.
+        Returns the lock files removed."""
+        if self.project_dir is not None:
+            return []  # the user's backend: their locks, their `pulumi cancel`
+        import json
+        import socket
+
+        locks = self.state_dir / "pulumi-state" / ".pulumi" / "locks" / "organization" / project / stack
+        if not locks.is_dir() or locks.is_symlink():
+            return []
+        pulumi = self.toolchain.which("pulumi")
+        binary = os.path.realpath(pulumi) if pulumi else ""
+        removed = []
+        for lock in sorted(locks.glob("*.json")):
+            if lock.is_symlink() or not lock.is_file():
+                continue
+            try:
+                content = json.loads(lock.read_text(encoding="utf-8"))
+                pid, host = int(content.get("pid", 0)), str(content.get("hostname", ""))
+            except (OSError, ValueError, TypeError, AttributeError):
+                continue  # not a lock dr can judge: left for a person
+            if host != socket.gethostname() or pid <= 0:
+                continue
+            try:
+                alive = os.path.realpath(f"/proc/{pid}/exe") == binary
+            except OSError:
+                alive = False
+            if alive and process_tree.alive((pid, None)):
+                continue
+            lock.unlink()
+            removed.append(lock)
+        return removed
+
     def stop_commands(self, work_dir: Path, *, grace_s: float = 10.0) -> int:
         """Cancel the engine's commands running in `work_dir` and stop the plugins they started.
 

@@ -169,3 +169,50 @@ def test_a_kubernetes_step_past_its_timeout_says_what_it_waited_for_and_the_dril
             in detail), detail
     assert marked_processes(case) == []
     assert sandbox_processes(state_dir) == []
+
+
+def test_resume_after_the_drill_and_its_engine_are_killed_in_the_kubernetes_layer(tmp_path: Path) -> None:
+    """`kill -9` of dr and of its `pulumi up` while the layer waits: the lock stays in the stack's backend and
+    the provider plugins keep running. `--resume` stops those plugins, removes the lock of the dead engine,
+    adopts the object the dead run had created, and finishes the drill."""
+    waits_on_label = BLOCKED.replace("jsonpath={.data.ready}=yes", "jsonpath={.metadata.labels.ready}=yes")
+    path = graph(tmp_path, "  plain: {layer: addon, manifests: plain.yaml, estimate: 30s}\n"
+                           "  blocked: {layer: app, depends_on: [plain], manifests: blocked.yaml, estimate: 1m}\n",
+                 {"plain.yaml": PLAIN, "blocked.yaml": waits_on_label})
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--graph", str(path), "--state-dir",
+                                str(state_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        if step_state(state_dir, "plain") == "succeeded" and blocked_in_cluster(state_dir):
+            break
+        time.sleep(0.5)
+    assert process.poll() is None and step_state(state_dir, "blocked") == "running"
+    started = process_tree.descendants(process.pid)
+    engine = [(pid, ticks) for pid, ticks in started if Path(process_tree_exe(pid)).name == "pulumi"]
+    plugins = [(pid, ticks) for pid, ticks in started
+               if Path(process_tree_exe(pid)).name == "pulumi-resource-kubernetes"]
+    assert engine and plugins
+    for pid, _ in [(process.pid, None), *engine]:
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+    time.sleep(1)
+    assert any(process_tree.alive(p) for p in plugins), "the provider outlives its killed engine"
+    locks = list(state_dir.glob("drills/*/engine/pulumi-state/.pulumi/locks/**/*.json"))
+    assert locks, "the killed engine left its lock"
+
+    kubeconfig = next(state_dir.glob("drills/*/cluster/kubeconfig"))
+    from dr.kube.toolchain import Toolchain
+    kubectl = Toolchain.find().path("kubectl")
+    subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "label", "configmap", "never-ready", "-n", "default",
+                    "ready=yes"], check=True, capture_output=True, timeout=60)
+    resumed = subprocess.run([*dr_command(), "drill", "--sandbox", "--graph", str(path), "--state-dir",
+                              str(state_dir), "--resume"], capture_output=True, text=True, timeout=900, check=False)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "stopped what an interrupted engine run left running" in resumed.stderr + resumed.stdout
+    assert not any(process_tree.alive(p) for p in plugins)
+    assert not any(lock.exists() for lock in locks)
+    (report,) = state_dir.glob("reports/*/report.json")
+    steps = {s["name"]: s["state"] for s in json.loads(report.read_text())["steps"]}
+    assert steps == {"plain": "succeeded", "blocked": "succeeded"}, steps
+    assert sandbox_processes(state_dir) == []
