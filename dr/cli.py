@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schedule = commands.add_parser(
         "schedule", parents=[_graph_option()],
-        help="write a Kubernetes CronJob and a systemd timer that run drills",
+        help="write a systemd timer that runs drills (and, with --image, a Kubernetes CronJob)",
         description="Write dr-drill-cronjob.yaml (a Kubernetes CronJob running `dr drill --stack drill`) and "
                     "dr-drill.service + dr-drill.timer (systemd, running the drill on this machine) for a cron "
                     "schedule. Both drill the graph given with --graph (checked now, so a scheduled drill "
@@ -606,6 +606,12 @@ def _secrets_file(path: str | None) -> dict[str, str]:
 def _cmd_history(args: argparse.Namespace) -> int:
     from dr.drill.history import History, draw_chart, render_trend
 
+    if args.png:  # checked before the history is read: an empty history must not hide a wrong option
+        target = Path(args.png)
+        if target.is_dir():
+            raise UsageError(f"--png {args.png}: is a directory; give a file name such as rto.png")
+        if not target.parent.is_dir():
+            raise UsageError(f"--png {args.png}: the directory {target.parent} does not exist")
     history_file = Path(args.state_dir) / "history.sqlite"
     entries = []
     if history_file.is_file():  # read-only: a mistyped --state-dir must not be created, nothing is written

@@ -24,7 +24,8 @@ class Diagnostic:
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{self.path}:{self.line}: {prefix}{self.message}"
+        where = f"{self.path}:{self.line}" if self.line > 0 else self.path  # no line: the file as a whole
+        return f"{where}: {prefix}{self.message}"
 
 
 class GraphError(DrError):

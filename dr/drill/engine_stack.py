@@ -19,15 +19,21 @@ class EngineStack:
         from dr.stack.engine import Engine
         from dr.stack.program import run
 
-        engine = Engine.for_project(project_dir)
+        engine = self._engine = Engine.for_project(project_dir)
         say(engine.describe())
         project = yaml.safe_load((engine.project_dir or project_dir).joinpath("Pulumi.yaml").read_text())["name"]
         self._stack = engine.stack(project=str(project), stack=stack_name, program=run)  # created when new
 
     def up(self, on_output: Callable[[str], None]) -> Mapping[str, Any]:
-        self._stack.refresh(on_output=on_output, color="never")  # the test cluster may have changed
-        result = self._stack.up(on_output=on_output, color="never")
+        try:
+            self._stack.refresh(on_output=on_output, color="never")  # the test cluster may have changed
+            result = self._stack.up(on_output=on_output, color="never")
+        finally:
+            self._engine.remove_tmp()  # the provider's kubeconfig files hold the test cluster's credentials
         return {key: value.value for key, value in result.outputs.items()}
 
     def destroy(self, on_output: Callable[[str], None]) -> None:
-        self._stack.destroy(on_output=on_output, color="never")
+        try:
+            self._stack.destroy(on_output=on_output, color="never")
+        finally:
+            self._engine.remove_tmp()

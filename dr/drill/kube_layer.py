@@ -436,13 +436,14 @@ class KubeLayer:
         process and the provider plugins it started are stopped), and every step waiting on the run ends."""
         self.gates.stop()
         thread, run = self._thread, self._run
-        if thread is None or not thread.is_alive():
-            return
+        if thread is not None and thread.is_alive():
+            if self._engine is not None:
+                self._engine.stop_commands(self.work_dir)
+            if run is not None and not run.ended.is_set():
+                run.end("the drill stopped before the Kubernetes layer finished")
+            thread.join(timeout=timeout_s)
         if self._engine is not None:
-            self._engine.stop_commands(self.work_dir)
-        if run is not None and not run.ended.is_set():
-            run.end("the drill stopped before the Kubernetes layer finished")
-        thread.join(timeout=timeout_s)
+            self._engine.remove_tmp()  # the provider's kubeconfig files: credentials of the rebuilt cluster
 
 
 def layer_plan(resources: ResourcePlan) -> ResourcePlan:

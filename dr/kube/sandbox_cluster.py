@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -52,6 +53,31 @@ class ClusterState:
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
     starts: dict[str, int] = field(default_factory=dict)  # each process's start tick (dr.process_identity)
+
+
+def why_it_exited(log_text: str) -> str:
+    """The cause a crashed Go program's log gives: the message and error of its last panic, fatal or error
+    line (etcd's JSON lines, klog's `F…`/`E…` lines), else its last lines without the goroutine dump."""
+    import re
+
+    for line in reversed(log_text.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("panic", "fatal", "error"):
+                message = str(entry.get("msg", "")).strip()
+                error = str(entry.get("error", "")).strip()
+                return f"{message}: {error}" if message and error else message or error
+        elif re.fullmatch(r"[FE]\d{4} [\d:.]+\s+\d+ \S+\] .+", line):
+            return line.split("] ", 1)[1].strip()
+    kept = [line for line in log_text.splitlines()
+            if line.strip() and not line.startswith(("\t", "goroutine ")) and ".go:" not in line
+            and not re.fullmatch(r"\S+\(.*\)", line.strip())]
+    tail = "; ".join(line.strip() for line in kept[-3:])
+    return tail[:600] or "no reason in its log"
 
 
 def free_port() -> int:
@@ -232,17 +258,25 @@ class SandboxCluster:
             if state is not None:
                 dead = [n for n, p in state.pids.items() if not _alive(p)]
                 if dead:
-                    raise SandboxError(f"{dead[0]} exited while starting; see {self.dir / 'logs' / (dead[0] + '.log')}"
-                                       f":\n{self._tail(dead[0])}")
+                    raise SandboxError(self._exited(dead[0], state))
             time.sleep(0.2)
         raise SandboxError(f"{what} was not ready after {timeout:.0f} s; logs in {self.dir / 'logs'}")
 
-    def _tail(self, name: str, lines: int = 5) -> str:
+    def _exited(self, name: str, state: ClusterState) -> str:
+        """Why a process exited while starting, in words: the cause its log names (a full disk first, with
+        what is free where it writes), not the Go stack trace it ends with."""
+        log = self.dir / "logs" / f"{name}.log"
         try:
-            text = (self.dir / "logs" / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+            text = log.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+            text = ""
+        reason = why_it_exited(text)
+        if "no space left on device" in reason:
+            where = Path(state.etcd_data) if name == "etcd" and state.etcd_data else self.dir
+            with contextlib.suppress(OSError):
+                free = shutil.disk_usage(where).free
+                reason += f" (the disk of {where} has {free / 2**20:.1f} MiB free: make room, or move the state dir)"
+        return f"{name} exited while starting: {reason}; its log: {log}"
 
     def _etcd_args(self, state: ClusterState, *, restored: bool) -> list[str]:
         client = f"http://127.0.0.1:{state.etcd_client_port}"

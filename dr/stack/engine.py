@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets as secrets_module
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -195,10 +196,21 @@ class Engine:
                 handle.write(secrets_module.token_urlsafe(32))
         return path.read_text(encoding="utf-8").strip()
 
+    @property
+    def tmp_dir(self) -> Path:
+        """The engine's temporary directory (TMPDIR of the engine and its plugins): the Kubernetes provider
+        writes a kubeconfig file per Helm release there and never removes it, and a plugin stopped by a
+        signal leaves what it had open (the GitOps gate's `dr-gate-*`). dr removes it (`remove_tmp`)."""
+        return self.state_dir / "tmp"
+
+    def remove_tmp(self) -> None:
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
     def env(self) -> dict[str, str]:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         common = {"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
                   "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true", "PULUMI_PYTHON_CMD": sys.executable,
-                  "PATH": self.toolchain.env_path()}
+                  "PATH": self.toolchain.env_path(), "TMPDIR": str(self.tmp_dir)}
         if self.project_dir is not None:
             return common  # the user's backend, home and secrets provider, as their environment says
         backend = self.state_dir / "pulumi-state"

@@ -147,3 +147,19 @@ def test_history_reads_and_never_creates_the_state_dir(tmp_path: Path, capsys: p
     code, output = run(["history", "--state-dir", str(tmp_path / "typo" / "state")], capsys)
     assert code == 0 and "No drills recorded yet" in output
     assert not (tmp_path / "typo").exists(), "a mistyped --state-dir was created by a read-only command"
+
+
+def test_options_are_checked_before_the_data_and_messages_say_what_is_true(run_cli, tmp_path) -> None:
+    """`dr history --png` into a directory that does not exist was accepted whenever the history was empty;
+    a missing graph was reported at "line 0"; `dr --help` promised a CronJob `schedule` writes only with
+    --image."""
+    result = run_cli("history", "--state-dir", str(tmp_path / "empty"), "--png", str(tmp_path / "no" / "x.png"))
+    assert result.code == 2 and "does not exist" in result.err
+    result = run_cli("history", "--state-dir", str(tmp_path / "empty"), "--png", str(tmp_path))
+    assert result.code == 2 and "is a directory" in result.err
+    missing = tmp_path / "missing.yaml"
+    result = run_cli("plan", "--graph", str(missing))
+    assert result.code == 2 and f"{missing}: no such file" in result.err and ":0:" not in result.err
+    from dr.cli import build_parser
+
+    assert "with --image, a Kubernetes CronJob" in " ".join(build_parser().format_help().split())

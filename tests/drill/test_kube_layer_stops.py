@@ -41,6 +41,20 @@ spec: {selfSigned: {}}
 PLAIN = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain, namespace: default}\ndata: {k: v}\n"
 
 
+def system_tmp(tmp_path: Path) -> dict[str, str]:
+    """The environment of a drill whose system temporary directory is the test's own, to look into after."""
+    directory = tmp_path / "system-tmp"
+    directory.mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(directory)}
+
+
+def credentials_left(tmp_path: Path) -> list[str]:
+    """The provider's kubeconfig files and the GitOps gate's scratch directories left in the system's
+    temporary directory (each holds a kubeconfig with the rebuilt cluster's credentials)."""
+    return sorted(p.name for p in (tmp_path / "system-tmp").iterdir()
+                  if p.name.startswith(("kubeconfig", "dr-gate-")))
+
+
 def graph(tmp_path: Path, components: str, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -58,7 +72,8 @@ def test_a_step_whose_kind_has_no_crd_fails_at_once_naming_it(tmp_path: Path) ->
   after: {layer: app, depends_on: [issuer], manifests: after.yaml, estimate: 30s}
 """, {"plain.yaml": PLAIN, "issuer.yaml": ISSUER, "after.yaml": PLAIN.replace("plain", "after")})
     done = subprocess.run([*dr_command(), "drill", "--sandbox", "--graph", str(path), "--state-dir",
-                           str(tmp_path / "state")], capture_output=True, text=True, timeout=1200, check=False)
+                           str(tmp_path / "state")], capture_output=True, text=True, timeout=1200, check=False,
+                          env=system_tmp(tmp_path))
     assert done.returncode == 1, done.stdout + done.stderr
     (report,) = (tmp_path / "state" / "reports").glob("*/report.json")
     steps = {s["name"]: s for s in json.loads(report.read_text())["steps"]}
@@ -69,6 +84,7 @@ def test_a_step_whose_kind_has_no_crd_fails_at_once_naming_it(tmp_path: Path) ->
     assert "timed out" not in issuer["detail"]
     assert steps["plain"]["state"] == "succeeded", steps["plain"]
     assert steps["after"]["state"] == "skipped"
+    assert credentials_left(tmp_path) == []
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -81,7 +97,7 @@ def test_a_stop_while_the_layer_waits_on_an_object_ends_everything(tmp_path: Pat
     case = f"layer-stop-{os.getpid()}-{time.monotonic_ns()}"
     process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--graph", str(path), "--state-dir",
                                 str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "DR_TEST_CASE": case})
+                               env={**system_tmp(tmp_path), "DR_TEST_CASE": case})
     started = []
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
@@ -105,6 +121,7 @@ def test_a_stop_while_the_layer_waits_on_an_object_ends_everything(tmp_path: Pat
     assert left == [], f"still running: {[process_tree_exe(p) for p in left]}"
     assert marked_processes(case) == []
     assert sandbox_processes(state_dir) == []
+    assert credentials_left(tmp_path) == []
 
 
 def process_tree_exe(pid: int) -> str:

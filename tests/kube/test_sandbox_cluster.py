@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dr.cli import main
-from dr.kube.sandbox_cluster import SandboxCluster
+from dr.kube.sandbox_cluster import SandboxCluster, SandboxError
 from dr.kube.toolchain import Toolchain
 from tests.kube.conftest import restore_etcd_snapshot
 
@@ -143,3 +143,38 @@ def test_control_plane_starts_on_a_restored_etcd_data_directory(toolchain: Toolc
         assert data["data"]["value"] == "before-disaster"
     finally:
         second.down()
+
+
+def test_a_crash_is_told_by_its_cause_not_its_stack_trace() -> None:
+    from dr.kube.sandbox_cluster import why_it_exited
+
+    etcd = ('{"level":"info","msg":"starting"}\n'
+            '{"level":"panic","msg":"failed to create WAL","error":"no space left on device","stacktrace":"x"}\n'
+            "panic: failed to create WAL\n\ngoroutine 1 [running]:\nmain.main()\n\tmain.go:31 +0x28\n")
+    assert why_it_exited(etcd) == "failed to create WAL: no space left on device"
+    klog = "I1208 03:00:00.1 1 server.go:1] fine\nF1208 03:00:01.2 7 run.go:9] error: cannot listen on 127.0.0.1:1\n"
+    assert why_it_exited(klog) == "error: cannot listen on 127.0.0.1:1"
+    assert why_it_exited("") == "no reason in its log"
+
+
+def test_etcd_on_a_full_disk_says_so(toolchain: Toolchain, tmp_path: Path) -> None:
+    """A disk too full for etcd's write-ahead log: dr says "no space left" and how much is free, not a Go
+    stack trace."""
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)], capture_output=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        (full / "etcd").mkdir()
+        cluster = SandboxCluster(tmp_path / "cluster", toolchain=toolchain)
+        with pytest.raises(SandboxError) as failed:
+            cluster.up(etcd_data=full / "etcd", timeout=60)
+        cluster.down()
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+    message = str(failed.value)
+    assert message.startswith("etcd exited while starting: failed to create WAL: no space left on device (the disk "
+                              f"of {full / 'etcd'} has "), message
+    assert "goroutine" not in message and ".go:" not in message
