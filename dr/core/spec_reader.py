@@ -56,9 +56,12 @@ from dr.core.spec import (
 from dr.core.yaml_source import LocatedDocument, PathKey
 from dr.errors import Diagnostic, GraphError
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_CRON_ITEM = r"(\*|\?|\d+(-\d+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/\d+)?"
-_CRON_FIELD = re.compile(rf"^{_CRON_ITEM}(,{_CRON_ITEM})*$")
+# Every pattern here is used with `fullmatch`: `$` with `match` also accepts the value and a newline after
+# it, and `[0-9]`, not `\d`, which matches any Unicode digit.
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_CRON_ITEM = r"(\*|\?|[0-9]+(-[0-9]+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]+)?"
+_CRON_FIELD = re.compile(rf"{_CRON_ITEM}(,{_CRON_ITEM})*")
+_KUBERNETES_MINOR = re.compile(r"1\.[0-9]+")
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 
@@ -160,7 +163,7 @@ class SpecReader:
         return tuple(out)
 
     def name(self, name: Any, where: PathKey, what: str) -> bool:
-        if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > 63:
             self.error(where, f"{what} name {name!r} must be lowercase letters, digits and '-', "
                               "start and end with a letter or digit, at most 63 characters "
                               "(it becomes a Kubernetes and Pulumi name)", at_key=True)
@@ -179,7 +182,7 @@ class SpecReader:
         playbooks = self.string(root.get("playbooks"), ("playbooks",), "'playbooks'") or ""
         cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
         kubernetes = self.version(root.get("kubernetes", "1.30"), ("kubernetes",), "'kubernetes'") or "1.30"
-        if not re.match(r"^1\.\d+$", kubernetes):
+        if not _KUBERNETES_MINOR.fullmatch(kubernetes):
             self.error(("kubernetes",), f"'kubernetes' must be a minor version like \"1.30\", not {kubernetes!r}")
         hosts = self.hosts(root.get("hosts"))
         drill_hosts = self.hosts(root.get("drill_hosts"), section_name="drill_hosts")
@@ -275,10 +278,10 @@ class SpecReader:
         text = self.string(value, where, f"{what}: 'schedule'", required=True)
         if text is None:
             return None
-        fields = text.split()
-        if text.strip() in _CRON_MACROS:
-            return text.strip()
-        if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+        if text in _CRON_MACROS:
+            return text
+        fields = [f for f in text.split(" ") if f]  # spaces only: a newline or a tab is no separator
+        if text != text.strip() or len(fields) not in (5, 6) or not all(_CRON_FIELD.fullmatch(f) for f in fields):
             self.error(where, f"{what}: 'schedule' must be a cron expression with five fields "
                               f"(minute hour day month weekday; six with seconds first), like \"0 3 * * *\", "
                               f"not {text!r}")
@@ -583,7 +586,7 @@ class SpecReader:
         return tuple(checks)
 
 
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")  # '_': /etc/hosts allows it
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")  # '_': /etc/hosts allows it
 
 
 def host_address_problem(value: str) -> str | None:
@@ -595,7 +598,7 @@ def host_address_problem(value: str) -> str | None:
     except ValueError:
         pass
     name = value[:-1] if value.endswith(".") else value
-    if len(name) > 253 or not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+    if len(name) > 253 or not name or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
         return f"{value!r} is not an IP address or a host name (letters, digits, '-', '_' and '.')"
     return None
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 GROUP = "kopiur.home-operations.com"
 API_VERSION = f"{GROUP}/v1alpha1"
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 WRITTEN = "kopiur:ClusterRepository/<name> or kopiur:Repository/<namespace>/<name>"
 
 
@@ -48,7 +48,7 @@ def repository_problem(repo: str) -> str | None:
     shapes = {"ClusterRepository": 2, "Repository": 3}
     if parts[0] not in shapes or len(parts) != shapes[parts[0]]:
         return f"{repo!r}: write {WRITTEN}"
-    bad = [p for p in parts[1:] if len(p) > 63 or not _NAME.match(p)]
+    bad = [p for p in parts[1:] if len(p) > 63 or not _NAME.fullmatch(p)]
     if bad:
         return f"{repo!r}: {bad[0]!r} is not a Kubernetes object name (lower-case letters, digits and '-')"
     return None
