@@ -20,6 +20,7 @@ from dr.core.resources import ComponentResources, ResourcePlan
 from dr.core.spec import GraphSpec, Retention
 from dr.core.steps import CHILD_KINDS
 from dr.core.steps.base import CLUSTER_TOKEN, SNAPSHOT, SNAPSHOT_PATH, yaml_text
+from dr.core.steps.gitops_gate import resume_commands
 
 SECRET_SOURCES = {
     "k3s_token": "the cluster join token (password manager; on a surviving server: /var/lib/rancher/k3s/server/token)",
@@ -161,10 +162,6 @@ def _secrets(component: ComponentResources) -> list[str]:
     return names
 
 
-GITOPS_GROUPS = {"Kustomization": "kustomize.toolkit.fluxcd.io", "HelmRelease": "helm.toolkit.fluxcd.io",
-                 "Application": "argoproj.io"}
-
-
 def _step(number: int, step: Step, spec: GraphSpec, component: ComponentResources,
           needed_by: list[str]) -> list[Block]:
     c = step.component
@@ -192,22 +189,12 @@ def _step(number: int, step: Step, spec: GraphSpec, component: ComponentResource
         blocks += CHILD_KINDS[child.kind].runbook(step, child, spec)
     owner = c.reconciled_by
     if owner is not None:
-        resource = f"{owner.kind.lower()}.{GITOPS_GROUPS[owner.kind]}/{owner.name}"
-        resume = (f"kubectl -n {owner.namespace} patch {resource} --type=merge "
-                  "-p '{\"spec\":{\"suspend\":false}}'"
-                  if owner.family == "flux" else
-                  f"kubectl -n {owner.namespace} patch {resource} --type=merge "
-                  "-p '{\"spec\":{\"syncPolicy\":{\"automated\":{}}}}'")
-        wait = (f"kubectl -n {owner.namespace} wait {resource} --for=condition=Ready --timeout=30m"
-                if owner.family == "flux" else
-                f"kubectl -n {owner.namespace} wait {resource} --for=jsonpath='{{.status.health.status}}'=Healthy "
-                "--timeout=30m")
         blocks.append(Para(f"GitOps installs it: {owner.ref}"
                            + (f" from `{owner.source}`" if owner.source else "")
                            + (f" path `{owner.path}`" if owner.path else "")
                            + ". It was held (suspended, or without automated sync) so it could not start on empty "
                              "storage; now that the steps it needs are done, resume it and wait until it is ready:"))
-        blocks.append(Code(f"{resume}\n{wait}\n", "sh"))
+        blocks.append(Code("".join(shlex.join(argv) + "\n" for argv in resume_commands(owner)), "sh"))
     elif not component.children:
         blocks.append(Para("A milestone: nothing to run; check that the steps it needs are done."))
     checks = _verify_commands(step, component)

@@ -31,7 +31,8 @@ def runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
 
 
 def verify(child: Child) -> str:
-    return f"helm status {child.inputs['release']} -n {child.inputs['namespace']}   # STATUS: deployed"
+    return shlex.join(["helm", "status", child.inputs["release"], "-n", child.inputs["namespace"]]) \
+        + "   # STATUS: deployed"
 
 
 KIND = StepKind(name="helm", claims=lambda component: isinstance(component.action, HelmAction),

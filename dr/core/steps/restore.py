@@ -42,6 +42,7 @@ from dr.core.steps.base import (
     StepKind,
     yaml_text,
 )
+from dr.core.text import one_line
 
 
 def children(step: Step, ctx: BuildContext) -> list[Child]:
@@ -127,12 +128,12 @@ def object_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     manifest = child.inputs["manifest"]
     protected = ("protected against deletion (`protect`) and kept on delete" if child.protect
                  else "kept on delete" if child.retain_on_delete else "")
-    file_name = f"restore/{step.name}-{manifest['kind'].lower()}.yaml"
+    file_name = f"restore/{step.name}-{str(manifest['kind']).lower()}.yaml"
     blocks: list[Block] = [
         Para(f"Automation: creates {manifest['kind']} `{manifest['metadata']['name']}` through Pulumi"
              + (f", {protected}." if protected else ".") + f" By hand, save as `{file_name}` and apply:"),
         Code(yaml_text(manifest), "yaml"),
-        Code(f"kubectl apply -f {file_name}\n", "sh")]
+        Code(shlex.join(["kubectl", "apply", "-f", file_name]) + "\n", "sh")]
     archive = manifest.get("spec", {}).get("backup", {}).get("barmanObjectStore", {})
     if manifest["kind"] == "Cluster" and archive.get("serverName"):
         source = manifest["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"]
@@ -154,19 +155,20 @@ _EXPECTED = {"Cluster": "   # STATUS: Cluster in healthy state",
 def object_verify(child: Child) -> str:
     manifest = child.inputs["manifest"]
     namespace = manifest["metadata"].get("namespace")
-    where = f" -n {namespace}" if namespace else ""
-    return (f"kubectl get {manifest['kind'].lower()}{where} {manifest['metadata']['name']}"
+    where = ["-n", str(namespace)] if namespace else []
+    return (shlex.join(["kubectl", "get", str(manifest["kind"]).lower(), *where, str(manifest["metadata"]["name"])])
             + _EXPECTED.get(manifest["kind"], ""))
 
 
 def precheck_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     needs = child.inputs["precheck"]
-    lines = [f"kubectl -n {s['namespace']} get secret {s['name']} -o jsonpath='{{.data}}'  # keys: "
-             f"{', '.join(s['keys'])}" for s in needs.get("secrets", [])]
+    lines = [shlex.join(["kubectl", "-n", str(s["namespace"]), "get", "secret", str(s["name"]), "-o",
+                         "jsonpath={.data}"]) + f"  # keys: {one_line(', '.join(s['keys']))}"
+             for s in needs.get("secrets", [])]
     for backup in needs.get("backups", []):
         resource = kubectl_resource(str(backup["apiVersion"]), str(backup["kind"]), plural=True)
-        lines.append(f"kubectl -n {backup['namespace']} get {resource} "
-                     + (str(backup["name"]) if backup.get("name") else f"-l {backup['selector']}"))
+        which = [str(backup["name"])] if backup.get("name") else ["-l", str(backup["selector"])]
+        lines.append(shlex.join(["kubectl", "-n", str(backup["namespace"]), "get", resource, *which]))
     return [Para("Before the restore objects: the credentials they read must exist, and the backups they "
                  "restore from must have been synced from the backup target (dr waits for them; Longhorn "
                  "and Velero refuse a restore that comes too early, for good). By hand:"),
@@ -197,15 +199,18 @@ def host_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
         fetch = []
         if str(inputs.get("repo", "")).startswith(("s3://", "s3:", "gs:", "azure:")) and "snapshot_dir" in variables:
             # The snapshots live in a bucket; the restore reads files on the member hosts.
-            fetch = [f"# the snapshots are in {inputs['repo']}: copy the newest to every member first, e.g.",
+            fetch = [f"# the snapshots are in {one_line(shlex.quote(str(inputs['repo'])))}: copy the newest to every "
+                     "member first, e.g.",
                      f"aws s3 cp {shlex.quote(str(inputs['repo']).rstrip('/') + '/')}{SNAPSHOT_FILE} "
                      f"{shlex.quote(directory.rstrip('/') + '/')}   # or rclone copy; with the bucket's credentials"]
         find = [*fetch, f"ls -lt {shlex.quote(directory)}   # the newest snapshot file: {SNAPSHOT_FILE}",
                 f"ETCDCTL_API=3 etcdctl snapshot status {SNAPSHOT_FILE} -w table   # refuse a damaged one"]
         members = invocation.extravars["etcd_members"]
         direct = [line for m, argv in zip(members, direct, strict=True)
-                  for line in (f"# on {m['host']}:", argv,
-                               f"systemctl start etcd   # or etcd --name {m['name']} --data-dir {m['data_dir']} ...")]
+                  for line in (f"# on {one_line(shlex.quote(str(m['host'])))}:", argv,
+                               "systemctl start etcd   # or "
+                               + one_line(shlex.join(["etcd", "--name", str(m["name"]), "--data-dir",
+                                                      str(m["data_dir"])])) + " ...")]
         note = ("Use a new cluster token for every restore. Copy the snapshot file to every member first.")
     else:
         pg = pgbackrest_settings(variables)
