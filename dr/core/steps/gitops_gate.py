@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code, text
 from dr.core.durations import step_timeout_s
 from dr.core.gitops import held
 from dr.core.kube_objects import KubeObject, MissingInput
@@ -94,10 +94,11 @@ def hold_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     meta = obj.get("metadata", {})
     file_name = f"hold/{meta.get('name', step.name)}-{str(obj.get('kind', '')).lower()}.yaml"
     how = "suspended" if obj.get("kind") != "Application" else "without automated sync"
-    return [Para(f"Automation: as soon as {step.name} is installed, puts {obj.get('kind')} "
-                 f"`{meta.get('namespace', '')}/{meta.get('name', '')}` in place {how}, so it cannot deploy onto "
+    where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    return [Para(f"Automation: as soon as {text(step.name)} is installed, puts {text(str(obj.get('kind')))} "
+                 f"{code(where)} in place {how}, so it cannot deploy onto "
                  "empty storage before the restores it waits for (its own step resumes it). By hand, save as "
-                 f"`{file_name}` and apply:"),
+                 f"{code(file_name)} and apply:"),
             Code(yaml_text(obj), "yaml"),
             Code(shlex.join(["kubectl", "apply", "--server-side", "-f", file_name]) + "\n", "sh")]
 

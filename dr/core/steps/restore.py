@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code, text
 from dr.core.durations import step_timeout_s
 from dr.core.invocations import (
     ChosenBackup,
@@ -130,17 +130,17 @@ def object_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
                  else "kept on delete" if child.retain_on_delete else "")
     file_name = f"restore/{step.name}-{str(manifest['kind']).lower()}.yaml"
     blocks: list[Block] = [
-        Para(f"Automation: creates {manifest['kind']} `{manifest['metadata']['name']}` through Pulumi"
-             + (f", {protected}." if protected else ".") + f" By hand, save as `{file_name}` and apply:"),
+        Para(f"Automation: creates {text(str(manifest['kind']))} {code(str(manifest['metadata']['name']))} through "
+             "Pulumi" + (f", {protected}." if protected else ".") + f" By hand, save as {code(file_name)} and apply:"),
         Code(yaml_text(manifest), "yaml"),
         Code(shlex.join(["kubectl", "apply", "-f", file_name]) + "\n", "sh")]
     archive = manifest.get("spec", {}).get("backup", {}).get("barmanObjectStore", {})
     if manifest["kind"] == "Cluster" and archive.get("serverName"):
         source = manifest["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"]
         new = archive["serverName"]
-        blocks.append(Para(f"The recovered cluster archives under the new server name `{new}`, "
-                           f"not `{source}`: CloudNativePG refuses to write into the archive it recovers from. "
-                           f"After this recovery, set `server_name: {new}` in the graph so the "
+        blocks.append(Para(f"The recovered cluster archives under the new server name {code(new)}, "
+                           f"not {code(source)}: CloudNativePG refuses to write into the archive it recovers from. "
+                           f"After this recovery, set {code(f'server_name: {new}')} in the graph so the "
                            "next recovery reads the new timeline."))
     return blocks
 
@@ -192,7 +192,7 @@ def host_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
         credentials = (" For an `s3:` repository it also reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`."
                        if repo.startswith("s3:") else "")
         note = (f"Restic needs the password in `RESTIC_PASSWORD`.{credentials} Never restore over a non-empty "
-                f"`{restore_path}`: move it aside first. If the newest snapshot is much smaller than the ones "
+                f"{code(restore_path)}: move it aside first. If the newest snapshot is much smaller than the ones "
                 "before it, a blank volume was backed up: restore the one before it.")
     elif tool == "etcd-snapshot":
         directory = etcd_snapshot_dir(inputs)
@@ -221,16 +221,16 @@ def host_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
         options = pgbackrest_options(repository) if repository and not pgbackrest_problem(repository) else {}
         named = ""
         if options:
-            listed = ", ".join(f"`{key}={value}`" for key, value in options.items())
+            listed = ", ".join(code(f"{key}={value}") for key, value in options.items())
             extra = (" with its endpoint, region and key (`repo1-s3-endpoint`, `repo1-s3-region`, "
                      "`repo1-s3-key`, `repo1-s3-key-secret`: pgBackRest speaks S3 over TLS only)"
                      if options["repo1-type"] == "s3" else "")
-            named = f"`{pg.config}` on the host must name the repository as {listed}{extra}. "
-        note = (f"{named}The data directory `{pg.pg_data}` must be empty (move an old one aside, never delete it). "
+            named = f"{code(pg.config)} on the host must name the repository as {listed}{extra}. "
+        note = (f"{named}The data directory {code(pg.pg_data)} must be empty (move an old one aside, never delete it). "
                 "The server replays WAL up to the target and promotes itself; wait until "
                 "`SELECT pg_is_in_recovery()` returns `f`.")
-    return [Para(f"Automation: the {tool} driver picks the backup and runs `playbooks/{invocation.playbook}` "
-                 "through ansible-runner. By hand, find the backup:"),
+    return [Para(f"Automation: the {text(tool)} driver picks the backup and runs "
+                 f"{code('playbooks/' + invocation.playbook)} through ansible-runner. By hand, find the backup:"),
             Code("\n".join(find) + "\n", "sh"),
             Para("then run the same playbook dr runs:"),
             Code(invocation.command_line() + "\n", "sh"),
