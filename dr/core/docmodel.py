@@ -2,6 +2,11 @@
 
 The runbook is built once as blocks and rendered twice, so the Markdown and the HTML can never say
 different things. Pure: blocks in, text out; output is byte-for-byte deterministic.
+
+The text of a block is Markdown that dr writes: `code` spans, **bold** and [links](#anchor). Anything
+that came from a graph, a repository or a drill (a name, a description, a detail) goes in through
+`text()` (escaped: it reads as written, never as markup) or `code()` (a code span that holds it whole),
+so it can never make a link, a tag or an attribute. Links go to `#...`, relative paths and http(s) only.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from dr.core.text import one_line
 
 
 @dataclass(frozen=True)
@@ -52,15 +59,35 @@ class Raw:
 Block = Heading | Para | Code | Table | Bullets | Raw
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# What Markdown (CommonMark, GitHub's) could read as markup in text: escaped with a backslash by `text()`.
+_MARKUP = frozenset("\\`*_[]<>&|~#!")
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")  # what a backslash escapes in CommonMark
+
+
+def text(value: str) -> str:
+    """`value` (from the graph, a repository, a drill) as text in a block: its markup characters escaped,
+    line breaks and runs of spaces as one space, other control characters written as escapes."""
+    return "".join("\\" + ch if ch in _MARKUP else ch for ch in one_line(" ".join(str(value).split())))
+
+
+def code(value: str) -> str:
+    """`value` as a code span that holds it whole: fenced by more backticks than it holds in a row."""
+    shown = one_line(str(value))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", shown)), default=0) + 1)
+    # CommonMark takes one space off each end of a span that starts and ends with one: put one back.
+    pad = " " if shown[:1] == "`" or shown[-1:] == "`" or (shown[:1] == " " and shown[-1:] == " ") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
+def _md_cell(cell: str) -> str:
+    return re.sub(r"(?<!\\)\|", r"\\|", cell).replace("\n", " ")  # a `|` text() escaped stays escaped
 
 
 def to_markdown(blocks: Sequence[Block]) -> str:
     out: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):  # an explicit anchor stays a link target in Markdown too
-            anchor = f'<a id="{block.anchor}"></a>\n\n' if block.anchor else ""
+            anchor = f'<a id="{html.escape(block.anchor)}"></a>\n\n' if block.anchor else ""
             out.append(f"{anchor}{'#' * block.level} {block.text}")
         elif isinstance(block, Para):
             out.append(block.text)
@@ -79,11 +106,79 @@ def to_markdown(blocks: Sequence[Block]) -> str:
     return "\n\n".join(out) + "\n"
 
 
-def _inline_html(text: str) -> str:
-    escaped = html.escape(text, quote=False)
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-    escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', escaped)
+def safe_link(url: str) -> bool:
+    """A link dr makes: to an anchor of the page, a relative path, or http(s); never a script scheme
+    (`javascript:`, `data:`), another host without a scheme (`//host`) or a path from the root."""
+    if url.startswith("#") or re.match(r"https?://[^/\s]", url, flags=re.IGNORECASE):
+        return True
+    first = re.split(r"[/?#]", url, maxsplit=1)[0]
+    return bool(url) and ":" not in first and not url.startswith(("/", "\\")) and not re.search(r"[\s<>\"'`]", url)
+
+
+def _inline_html(markdown: str, *, links: bool = True) -> str:
+    """dr's inline Markdown as HTML: backslash escapes, code spans, **bold**, [text](url) links (see
+    `safe_link`); everything else is text, escaped."""
+    out: list[str] = []
+    i, end = 0, len(markdown)
+    while i < end:
+        ch = markdown[i]
+        if ch == "\\" and i + 1 < end and markdown[i + 1] in _PUNCTUATION:
+            out.append(html.escape(markdown[i + 1], quote=False))
+            i += 2
+        elif ch == "`":
+            fence = re.match(r"`+", markdown[i:])
+            assert fence is not None
+            run = fence.group()
+            close = re.compile(rf"(?<!`){run}(?!`)").search(markdown, i + len(run))
+            if close is None:
+                out.append(html.escape(run, quote=False))
+                i += len(run)
+                continue
+            inner = markdown[i + len(run):close.start()]
+            if len(inner) >= 2 and inner.startswith(" ") and inner.endswith(" ") and inner.strip(" "):
+                inner = inner[1:-1]
+            out.append(f"<code>{html.escape(inner, quote=False)}</code>")
+            i = close.end()
+        elif markdown.startswith("**", i) and (close_at := _closing(markdown, "**", i + 2)) > i + 2:
+            out.append(f"<strong>{_inline_html(markdown[i + 2:close_at], links=links)}</strong>")
+            i = close_at + 2
+        elif ch == "[" and links and (link := _link_at(markdown, i)) is not None:
+            label, url, i = link
+            inner = _inline_html(label, links=False)
+            out.append(f'<a href="{html.escape(url, quote=True)}">{inner}</a>' if safe_link(url) else inner)
+        else:
+            out.append(html.escape(ch, quote=False))
+            i += 1
+    return "".join(out)
+
+
+def _closing(markdown: str, delimiter: str, start: int) -> int:
+    """Where `delimiter` closes what opened before `start`, skipping escapes and code spans; -1 if nowhere."""
+    i = start
+    while i < len(markdown):
+        if markdown[i] == "\\":
+            i += 2
+        elif markdown[i] == "`":
+            run = re.match(r"`+", markdown[i:])
+            assert run is not None
+            close = re.compile(rf"(?<!`){run.group()}(?!`)").search(markdown, i + len(run.group()))
+            i = close.end() if close is not None else i + len(run.group())
+        elif markdown.startswith(delimiter, i):
+            return i
+        else:
+            i += 1
+    return -1
+
+
+def _link_at(markdown: str, start: int) -> tuple[str, str, int] | None:
+    """(label, url, where it ends) of a `[label](url)` at `start`, or None."""
+    close = _closing(markdown, "]", start + 1)
+    if close < 0 or not markdown.startswith("(", close + 1):
+        return None
+    url = re.match(r"\(([^()\s]*)\)", markdown[close + 1:])
+    if url is None:
+        return None
+    return markdown[start + 1:close], url.group(1), close + 1 + url.end()
 
 
 _STYLE = """

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from dr.core.docmodel import text
 from dr.core.durations import format_duration
 
 
@@ -126,8 +127,9 @@ def _time(epoch: float) -> str:
 
 def to_markdown(report: DrillReport) -> str:
     verdict = "PASSED" if report.success else "FAILED"
-    lines = [f"# Drill {report.run_id} of {report.cluster}: {verdict}", "",
-             f"- kind: {report.kind}", f"- disaster at {_time(report.disaster_at)}, verified at "
+    # Names, details and texts are data: escaped (`text`), never Markdown of their own.
+    lines = [f"# Drill {text(report.run_id)} of {text(report.cluster)}: {verdict}", "",
+             f"- kind: {text(report.kind)}", f"- disaster at {_time(report.disaster_at)}, verified at "
              f"{_time(report.verified_at)}",
              f"- **RTO {format_duration(report.rto_s)}** ({report.rto_s:.1f} s) against a target of "
              f"{format_duration(report.rto_target_s) if report.rto_target_s > 0 else 'none (set rto: in the graph)'}: "
@@ -138,12 +140,13 @@ def to_markdown(report: DrillReport) -> str:
              "", "## RPO per backup", "", "| backup | data lost | target | |", "|---|---|---|---|"]
     for r in report.rpo:
         measured = "nothing restored" if r.measured_s is None else f"{r.measured_s:.1f} s"
-        lines.append(f"| {r.backup} | {measured} | {format_duration(r.target_s)} | {'ok' if r.ok else 'MISSED'} |")
+        lines.append(f"| {text(r.backup)} | {measured} | {format_duration(r.target_s)} | "
+                     f"{'ok' if r.ok else 'MISSED'} |")
     lines += ["", "## Steps", "", "| step | layer | state | attempts | duration | detail |",
               "|---|---|---|---|---|---|"]
     for s in report.steps:
-        lines.append(f"| {s.name} | {s.layer} | {s.state} | {s.attempts} | {s.duration_s:.1f} s | "
-                     f"{s.detail.replace('|', '/')} |")
+        lines.append(f"| {text(s.name)} | {text(s.layer)} | {text(s.state)} | {s.attempts} | {s.duration_s:.1f} s | "
+                     f"{text(s.detail)} |")
     lines += ["", "Applied steps were created through `pulumi up` on a real API server and awaited, but no operator "
               "ran to move data (no kubelet in the sandbox); not-run steps need machines the sandbox does not have; "
               "rendered steps were only rendered and schema-checked.", "", "## Checks", "",
@@ -151,12 +154,12 @@ def to_markdown(report: DrillReport) -> str:
     in_scenarios = {scenario_step(s.name) for s in report.scenarios}  # listed under their scenario below
     for c in report.checks:
         if c.step not in in_scenarios:
-            lines.append(f"| {c.step} | {c.kind} | {'ok' if c.ok else 'FAILED'} | {c.detail.replace('|', '/')} |")
+            lines.append(f"| {text(c.step)} | {text(c.kind)} | {'ok' if c.ok else 'FAILED'} | {text(c.detail)} |")
     for scenario in report.scenarios:
         lines += _scenario_lines(report, scenario)
     if report.failed_steps:
         lines += ["", "## Failed or skipped", ""]
-        lines += [f"- {s.name}: {s.state}: {s.detail}" for s in report.failed_steps]
+        lines += [f"- {text(s.name)}: {text(s.state)}: {text(s.detail)}" for s in report.failed_steps]
     return "\n".join(lines) + "\n"
 
 
@@ -169,18 +172,19 @@ def _scenario_lines(report: DrillReport, scenario: ScenarioResult) -> list[str]:
     checks = [c for c in report.checks if c.step == scenario_step(scenario.name)]
     ok = all(c.ok for c in checks)
     detect = (f" (time to detect: {scenario.detect_s:.1f} s)" if scenario.detect_s is not None else "")
-    lines = ["", f"## Scenario {scenario.name}: {'recovered' if ok else 'FAILED'}", "",
-             f"- **incident**: {scenario.incident}", f"- **disaster, really done here**: {scenario.disaster}",
+    lines = ["", f"## Scenario {text(scenario.name)}: {'recovered' if ok else 'FAILED'}", "",
+             f"- **incident**: {text(scenario.incident)}",
+             f"- **disaster, really done here**: {text(scenario.disaster)}",
              f"- **dr said before it**{detect}:"]
-    lines += [f"  - {line}" for line in scenario.detected] or ["  - nothing"]
-    lines += [f"- **prevented**: {scenario.prevented}", f"- **recovered**: {scenario.recovered}",
-              f"- **lost**: {scenario.lost}",
+    lines += [f"  - {text(line)}" for line in scenario.detected] or ["  - nothing"]
+    lines += [f"- **prevented**: {text(scenario.prevented)}", f"- **recovered**: {text(scenario.recovered)}",
+              f"- **lost**: {text(scenario.lost)}",
               f"- bytes recovered {scenario.bytes_recovered}, bytes lost {scenario.bytes_lost}; "
               f"RTO {report.rto_s:.1f} s; RPO "
-              + (", ".join(f"{r.backup} {r.measured_s:.1f} s" for r in report.rpo if r.measured_s is not None)
+              + (", ".join(f"{text(r.backup)} {r.measured_s:.1f} s" for r in report.rpo if r.measured_s is not None)
                  or "nothing measured"),
               "", "| check | result | detail |", "|---|---|---|"]
-    lines += [f"| {c.kind} | {'ok' if c.ok else 'FAILED'} | {c.detail.replace('|', '/')} |" for c in checks]
+    lines += [f"| {text(c.kind)} | {'ok' if c.ok else 'FAILED'} | {text(c.detail)} |" for c in checks]
     return lines
 
 

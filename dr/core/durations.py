@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 
 _UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 
 
 def parse_duration(text: str) -> int:
     """Seconds in a duration like '1h30m'; ValueError with a hint otherwise."""
     cleaned = text.strip().replace(" ", "")
-    match = _DURATION.match(cleaned)
+    match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration; write it like 90s, 8m, 1h30m or 2d")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())

@@ -17,6 +17,7 @@ from pathlib import Path
 import networkx as nx
 
 from dr.core.gitops import gitops_problems
+from dr.core.kube_names import namespace_problem, object_name_problem
 from dr.core.modes import ReadText, find_leaks, for_mode
 from dr.core.repositories import restic_problem
 from dr.core.spec import (
@@ -176,6 +177,14 @@ REQUIRED_RESTORE_VARS: dict[str, tuple[tuple[str, str], ...]] = {
 # Restore vars that name a directory on a host: they reach Ansible tasks and the runbook's commands.
 PATH_VARS = ("restore_path", "pg_data", "etcd_data_dir", "snapshot_dir")
 
+# Restore vars that name Kubernetes objects (restores by the backup tool's own objects): they reach the
+# objects dr renders and the runbook's kubectl commands, checked as the API server checks them.
+KUBE_NAME_VARS: dict[str, Callable[[str], str | None]] = {
+    **dict.fromkeys(("namespace", "longhorn_namespace", "velero_namespace"), namespace_problem),
+    **dict.fromkeys(("pvc", "repository_secret", "s3_credentials_secret", "storage_class", "snapshot_class",
+                     "policy", "restore_name", "backup_name", "backup_volume", "schedule_name"),
+                    object_name_problem)}
+
 
 Error = Callable[[int, str], None]
 
@@ -237,11 +246,28 @@ def _check_restore(spec: GraphSpec, name: str, action: RestoreAction, error: Err
             None if value is None else f"must be a path, not {type(value).__name__}")
         if problem:
             error(line, f"component {name!r}: vars.{var} {problem}")
+    if backup is not None and not backup.host_level:
+        _check_kube_name_vars(spec, name, error)
     if backup is None:
         hint = did_you_mean(action.backup, spec.backups) or (
             f"; declared backups: {', '.join(sorted(spec.backups)) or 'none'}")
         error(spec.line_of("components", name, "restore", "backup"),
               f"component {name!r} restores unknown backup {action.backup!r}{hint}")
+
+
+def _check_kube_name_vars(spec: GraphSpec, name: str, error: Error) -> None:
+    """The restore vars that name Kubernetes objects, as written and as a drill merges them."""
+    component = spec.components[name]
+    assert isinstance(component.action, RestoreAction)
+    for where, variables in ((("vars",), component.action.vars), (("drill", "values"), component.drill.values)):
+        for var, problem_of in KUBE_NAME_VARS.items():
+            if var not in variables:
+                continue
+            value = variables[var]
+            problem = problem_of(value) if isinstance(value, str) else f"must be a name, not {type(value).__name__}"
+            if problem:
+                error(spec.line_of("components", name, *where, var) or spec.line_of("components", name, "restore"),
+                      f"component {name!r}: {'.'.join(where)}.{var} {problem}")
 
 
 def _check_talos(spec: GraphSpec, name: str, action: TalosAction, error: Error) -> None:

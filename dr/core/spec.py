@@ -23,6 +23,9 @@ LAYERS: tuple[str, ...] = ("os", "etcd", "control-plane", "cni", "storage", "add
 LAYER_INDEX: dict[str, int] = {layer: i for i, layer in enumerate(LAYERS)}
 ACTIONS: tuple[str, ...] = ("playbook", "helm", "manifests", "restore", "command", "talos", "external")
 VERIFY_KINDS: tuple[str, ...] = ("http", "command", "sql", "etcd", "files")
+# The fields each kind of verify check reads besides its own (`dr.drill.checks`, the sandbox, the runbook).
+VERIFY_FIELDS: Mapping[str, tuple[str, ...]] = {"http": ("status",), "command": (), "sql": ("database", "min"),
+                                                "etcd": ("min_keys",), "files": ("min_files",)}
 COMPONENT_FIELDS: tuple[str, ...] = (
     "layer", "depends_on", *ACTIONS, "hosts", "vars", "estimate", "timeout", "stateful", "prod_only", "drill_only",
     "drill", "verify", "description", "reconciled_by", "serves")

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from dr.core.durations import parse_duration
+from dr.core.kube_names import is_label, namespace_problem, object_name_problem, release_name_problem
 from dr.core.restore_tools import BACKUP_TOOLS, repository_problem
 from dr.core.spec import (
     ACTIONS,
@@ -33,6 +34,7 @@ from dr.core.spec import (
     RETENTION_KEYS,
     TALOS_FIELDS,
     TOP_FIELDS,
+    VERIFY_FIELDS,
     VERIFY_KINDS,
     Action,
     Backup,
@@ -56,9 +58,13 @@ from dr.core.spec import (
 from dr.core.yaml_source import LocatedDocument, PathKey
 from dr.errors import Diagnostic, GraphError
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_CRON_ITEM = r"(\*|\?|\d+(-\d+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/\d+)?"
-_CRON_FIELD = re.compile(rf"^{_CRON_ITEM}(,{_CRON_ITEM})*$")
+# Every pattern here is used with `fullmatch`: `$` with `match` also accepts the value and a newline after
+# it, and `[0-9]`, not `\d`, which matches any Unicode digit.
+_CRON_ITEM = r"(\*|\?|[0-9]+(-[0-9]+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]+)?"
+_CRON_FIELD = re.compile(rf"{_CRON_ITEM}(,{_CRON_ITEM})*")
+_KUBERNETES_MINOR = re.compile(r"1\.[0-9]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a shell takes before `=`
+_SECRET_NAME = re.compile(r"[A-Za-z0-9_-]+")  # passed as DR_SECRET_<NAME>, '-' as '_'
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 
@@ -160,7 +166,7 @@ class SpecReader:
         return tuple(out)
 
     def name(self, name: Any, where: PathKey, what: str) -> bool:
-        if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+        if not is_label(name):
             self.error(where, f"{what} name {name!r} must be lowercase letters, digits and '-', "
                               "start and end with a letter or digit, at most 63 characters "
                               "(it becomes a Kubernetes and Pulumi name)", at_key=True)
@@ -179,7 +185,7 @@ class SpecReader:
         playbooks = self.string(root.get("playbooks"), ("playbooks",), "'playbooks'") or ""
         cluster = self.string(root.get("cluster"), ("cluster",), "'cluster'", required=True) or ""
         kubernetes = self.version(root.get("kubernetes", "1.30"), ("kubernetes",), "'kubernetes'") or "1.30"
-        if not re.match(r"^1\.\d+$", kubernetes):
+        if not _KUBERNETES_MINOR.fullmatch(kubernetes):
             self.error(("kubernetes",), f"'kubernetes' must be a minor version like \"1.30\", not {kubernetes!r}")
         hosts = self.hosts(root.get("hosts"))
         drill_hosts = self.hosts(root.get("drill_hosts"), section_name="drill_hosts")
@@ -204,6 +210,9 @@ class SpecReader:
             where: PathKey = (section_name, name)
             if not isinstance(name, str) or not name:
                 self.error(where, f"host name {name!r} must be text", at_key=True)
+                continue
+            if host_address_problem(name):  # it names the host in Ansible's inventory and the runbook
+                self.error(where, f"host name {host_address_problem(name)}", at_key=True)
                 continue
             spec = self.mapping(body, where, f"host {name!r}")
             if spec is None:
@@ -256,7 +265,8 @@ class SpecReader:
                 self.error((*where, "tool"), f"{what}: unknown tool {tool!r}{did_you_mean(tool, BACKUP_TOOLS)}; "
                                              f"one of {', '.join(BACKUP_TOOLS)}")
             repo = self.string(spec.get("repo"), (*where, "repo"), f"{what}: 'repo'", required=True)
-            problem = repository_problem(tool, repo) if tool and repo else None
+            problem = (f"{repo!r} holds a control character" if repo and has_control_character(repo) else
+                       repository_problem(tool, repo) if tool and repo else None)
             if problem:
                 self.error((*where, "repo"), f"{what}: 'repo' {problem}")
             schedule = self.schedule(spec.get("schedule"), (*where, "schedule"), what)
@@ -275,10 +285,10 @@ class SpecReader:
         text = self.string(value, where, f"{what}: 'schedule'", required=True)
         if text is None:
             return None
-        fields = text.split()
-        if text.strip() in _CRON_MACROS:
-            return text.strip()
-        if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+        if text in _CRON_MACROS:
+            return text
+        fields = [f for f in text.split(" ") if f]  # spaces only: a newline or a tab is no separator
+        if text != text.strip() or len(fields) not in (5, 6) or not all(_CRON_FIELD.fullmatch(f) for f in fields):
             self.error(where, f"{what}: 'schedule' must be a cron expression with five fields "
                               f"(minute hour day month weekday; six with seconds first), like \"0 3 * * *\", "
                               f"not {text!r}")
@@ -378,6 +388,12 @@ class SpecReader:
             self.error((*where, "kind"), f"{label} 'kind' must be one of {', '.join(GITOPS_KINDS)}, not {kind!r}"
                                          f"{did_you_mean(kind, GITOPS_KINDS)}")
             return None
+        for key, problem_of in (("name", object_name_problem), ("namespace", namespace_problem)):
+            text = texts[key]
+            problem = problem_of(text) if text is not None else None
+            if problem:
+                self.error((*where, key), f"{label} '{key}' {problem}")
+                texts[key] = None
         if kind is None or texts["name"] is None or texts["controller"] is None:
             return None
         namespace = texts["namespace"] or ("argocd" if GITOPS_KINDS[kind] == "argo" else "flux-system")
@@ -444,10 +460,18 @@ class SpecReader:
                        f"{what} 'run' must be a command line (text, run by sh) or a list of arguments")
         cwd = self.string(spec.get("cwd"), (*at, "cwd"), f"{what} 'cwd'") or ""
         secrets = self.names(spec.get("secrets"), (*at, "secrets"), f"{what} 'secrets'")
+        for i, secret in enumerate(secrets):
+            if not _SECRET_NAME.fullmatch(secret):
+                self.error((*at, "secrets", i) if isinstance(spec.get("secrets"), list) else (*at, "secrets"),
+                           f"{what} 'secrets': {secret!r} must be letters, digits, '_' and '-' (it is passed as "
+                           "the environment variable DR_SECRET_<NAME>)")
         env = self.mapping(spec.get("env"), (*at, "env"), f"{what} 'env'") or {}
         for key, item in env.items():
             if not isinstance(key, str) or not isinstance(item, str):
                 self.error((*at, "env"), f"{what} 'env' must map names to text; quote {key!r}'s value")
+            elif not _ENV_NAME.fullmatch(key):
+                self.error((*at, "env", key), f"{what} 'env': {key!r} is not an environment variable name "
+                                              "(letters, digits and '_', not starting with a digit)", at_key=True)
         if not argv:
             return None
         return CommandAction(run=argv, cwd=cwd, secrets=secrets, env=freeze(env))
@@ -501,7 +525,14 @@ class SpecReader:
         namespace = self.string(spec.get("namespace"), (*at, "namespace"), f"{what} 'namespace'", required=True)
         values = self.mapping(spec.get("values"), (*at, "values"), f"{what} 'values'")
         release = self.string(spec.get("release"), (*at, "release"), f"{what} 'release'")
-        if None in (chart, repo, version, namespace) or values is None:
+        if namespace is not None and namespace_problem(namespace):
+            self.error((*at, "namespace"), f"{what} 'namespace' {namespace_problem(namespace)}")
+            namespace = None
+        release_problem = release_name_problem(release if release is not None else name)
+        if release_problem:
+            self.error((*at, "release") if release is not None else at, f"{what} 'release' {release_problem}"
+                       + ("" if release is not None else " (the component's name, the default release name)"))
+        if None in (chart, repo, version, namespace) or values is None or release_problem:
             return None
         assert chart is not None and repo is not None and version is not None and namespace is not None
         return HelmAction(chart=chart, repo=repo, version=version, namespace=namespace, values=freeze(values),
@@ -585,11 +616,30 @@ class SpecReader:
             if len(kinds) != 1:
                 self.error(at, f"{what}: a verify check needs exactly one of {', '.join(VERIFY_KINDS)}")
                 continue
-            checks.append(VerifyCheck(kind=kinds[0], spec=freeze(item)))
+            if self.verify_check(kinds[0], item, at, what):
+                checks.append(VerifyCheck(kind=kinds[0], spec=freeze(item)))
         return tuple(checks)
 
+    def verify_check(self, kind: str, item: Mapping[Any, Any], at: PathKey, what: str) -> bool:
+        """The fields of one check as its kind reads them: text to check, whole numbers to compare with (the
+        runbook prints them in its commands, the drills compare with them)."""
+        before = len(self.problems)
+        label = f"{what}: {kind} check"
+        self.fields(item, at, (kind, *VERIFY_FIELDS[kind]), label)
+        self.string(item[kind], (*at, kind), f"{label} '{kind}'", required=True)
+        if "database" in item:
+            self.string(item["database"], (*at, "database"), f"{label} 'database'", required=True)
+        for key in ("min", "min_keys", "min_files"):
+            if key in item:
+                self.count(item[key], (*at, key), f"{label} '{key}'")
+        status = item.get("status", 200)
+        if kind == "http" and (isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599):
+            self.error((*at, "status"), f"{label} 'status' must be an HTTP status code from 100 to 599, "
+                                        f"not {status!r}")
+        return len(self.problems) == before
 
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")  # '_': /etc/hosts allows it
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")  # '_': /etc/hosts allows it
 
 
 def host_address_problem(value: str) -> str | None:
@@ -601,9 +651,15 @@ def host_address_problem(value: str) -> str | None:
     except ValueError:
         pass
     name = value[:-1] if value.endswith(".") else value
-    if len(name) > 253 or not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+    if len(name) > 253 or not name or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
         return f"{value!r} is not an IP address or a host name (letters, digits, '-', '_' and '.')"
     return None
+
+
+def has_control_character(value: str) -> bool:
+    """A newline, a tab, an escape or another C0/C1 control character: text that could end a line or a
+    command, or move a terminal's cursor."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value)
 
 
 def path_problem(value: str) -> str | None:
@@ -611,7 +667,7 @@ def path_problem(value: str) -> str | None:
     no control characters (a newline or NUL would split or end it)."""
     if not value.startswith("/"):
         return f"{value!r} must be an absolute path"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if has_control_character(value):
         return f"{value!r} holds a control character"
     if ".." in value.split("/"):
         return f"{value!r} must not contain '..'"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 
-from dr.core.docmodel import Block, Bullets, Heading, Para, Raw, Table, to_html
+from dr.core.docmodel import Block, Bullets, Heading, Para, Raw, Table, code, text, to_html
 from dr.core.drill_report import DrillReport, StepResult, scenario_step
 from dr.core.durations import format_duration
 
@@ -30,11 +30,12 @@ def report_html(report: DrillReport) -> str:
 def _blocks(report: DrillReport) -> list[Block]:
     verdict = "PASSED" if report.success else "FAILED"
     target = format_duration(report.rto_target_s) if report.rto_target_s > 0 else "none"
+    # Every name, detail and text of the report is data (`text`, `code`): never markup, never a link.
     blocks: list[Block] = [
-        Heading(1, f"Drill {report.run_id} of {report.cluster}: {verdict}"),
+        Heading(1, f"Drill {text(report.run_id)} of {text(report.cluster)}: {verdict}"),
         Para(f"**RTO {format_duration(report.rto_s)}** against a target of {target}"
              + (": met." if report.rto_met else ": **MISSED**.")
-             + f" {report.ran_for_real} of {len(report.steps)} steps ran for real ({report.kind} drill)."),
+             + f" {report.ran_for_real} of {len(report.steps)} steps ran for real ({text(report.kind)} drill)."),
         Heading(2, "Timeline", anchor="timeline"),
         Para("Seconds since the disaster. One bar per step, coloured by what happened to it; ★ marks the critical "
              "path; a thin line runs from the end of each step to the start of every step that needs it, so a "
@@ -45,30 +46,31 @@ def _blocks(report: DrillReport) -> list[Block]:
             for state, (_, name) in STATE_COLOURS.items() if any(s.state == state for s in report.steps))),
         Heading(2, "Data lost (RPO)"),
         Table(("backup", "data lost", "target", ""), tuple(
-            (r.backup, "nothing restored" if r.measured_s is None else f"{r.measured_s:.1f} s",
+            (text(r.backup), "nothing restored" if r.measured_s is None else f"{r.measured_s:.1f} s",
              format_duration(r.target_s), "ok" if r.ok else "MISSED") for r in report.rpo)) if report.rpo else
         Para("No backup restored here was measured."),
         Heading(2, "Steps"),
         Table(("step", "layer", "state", "attempts", "duration", "detail"), tuple(
-            (s.name + (" ★" if s.on_critical_path else ""), s.layer, s.state, str(s.attempts),
-             f"{s.duration_s:.1f} s", s.detail) for s in report.steps)),
+            (text(s.name) + (" ★" if s.on_critical_path else ""), text(s.layer), text(s.state), str(s.attempts),
+             f"{s.duration_s:.1f} s", text(s.detail)) for s in report.steps)),
         Heading(2, "Checks"),
         Table(("step", "check", "result", "detail"), tuple(
-            (c.step, c.kind, "ok" if c.ok else "FAILED", c.detail) for c in report.checks
+            (text(c.step), text(c.kind), "ok" if c.ok else "FAILED", text(c.detail)) for c in report.checks
             if not c.step.startswith("scenario "))),
     ]
     for scenario in report.scenarios:
         checks = [c for c in report.checks if c.step == scenario_step(scenario.name)]
-        blocks += [Heading(2, f"Scenario {scenario.name}: {'recovered' if all(c.ok for c in checks) else 'FAILED'}"),
-                   Bullets((f"**incident**: {scenario.incident}",
-                            f"**disaster, really done here**: {scenario.disaster}",
+        blocks += [Heading(2, f"Scenario {text(scenario.name)}: "
+                              f"{'recovered' if all(c.ok for c in checks) else 'FAILED'}"),
+                   Bullets((f"**incident**: {text(scenario.incident)}",
+                            f"**disaster, really done here**: {text(scenario.disaster)}",
                             "**dr said before it**"
                             + (f" (time to detect {scenario.detect_s:.1f} s)" if scenario.detect_s is not None else "")
-                            + ": " + ("; ".join(scenario.detected) or "nothing"),
-                            f"**prevented**: {scenario.prevented}", f"**recovered**: {scenario.recovered}",
-                            f"**lost**: {scenario.lost}",
+                            + ": " + ("; ".join(text(d) for d in scenario.detected) or "nothing"),
+                            f"**prevented**: {text(scenario.prevented)}", f"**recovered**: {text(scenario.recovered)}",
+                            f"**lost**: {text(scenario.lost)}",
                             f"bytes recovered {scenario.bytes_recovered}, bytes lost {scenario.bytes_lost}")),
-                   Table(("check", "result", "detail"), tuple((c.kind, "ok" if c.ok else "FAILED", c.detail)
+                   Table(("check", "result", "detail"), tuple((text(c.kind), "ok" if c.ok else "FAILED", text(c.detail))
                                                                 for c in checks))]
     blocks += [Heading(2, "What next"), Bullets(_next_steps(report))]
     return blocks
@@ -83,7 +85,7 @@ def _next_steps(report: DrillReport) -> tuple[str, ...]:
     failed = [s.name for s in report.failed_steps]
     again = ("run the stack drill again (`dr drill --stack <name>`)" if report.kind == "stack" else
              f"`dr drill {'--hosts ' if report.kind == 'hosts' else ''}--resume`: finished steps are not run again")
-    return ((f"Read why {', '.join(f'`{n}`' for n in failed)} failed in the steps table above, fix it, then "
+    return ((f"Read why {', '.join(code(n) for n in failed)} failed in the steps table above, fix it, then "
              f"{again}.") if failed else
             "Every step finished; a check or a target failed: see the checks and the RPO table above.",
             "The step's section of the runbook (`docs/recovery-order.html`) says what the automation does and "

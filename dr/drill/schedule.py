@@ -15,6 +15,7 @@ from dr.errors import UsageError
 
 _DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _NAMES = {name.lower(): str(i) for i, name in enumerate(_DAYS)}
+_DIGITS = re.compile(r"[0-9]+")  # not str.isdigit(): it takes any Unicode digit, and '²' too
 
 
 def _field(value: str, *, start: int, days: bool = False, pad: bool = False,
@@ -31,14 +32,14 @@ def _field(value: str, *, start: int, days: bool = False, pad: bool = False,
         step = None
         if "/" in part:
             part, step = part.split("/", 1)
-            if not step.isdigit():
+            if not _DIGITS.fullmatch(step):
                 raise UsageError(f"cron step {step!r} must be a number")
         if part == "*":
             text = f"{start}/{step}" if step else "*"
-        elif re.fullmatch(r"\d+-\d+", part):
+        elif re.fullmatch(r"[0-9]+-[0-9]+", part):
             low, high = (number(x) for x in part.split("-"))
             text = f"{low}..{high}" + (f"/{step}" if step else "")
-        elif part.isdigit():
+        elif _DIGITS.fullmatch(part):
             number(part)
             text = (part.zfill(2) if pad else part) + (f"/{step}" if step else "")
         else:
@@ -63,7 +64,7 @@ def on_calendar(cron: str) -> str:
             if ".." in part:
                 low, high = (int(x) % 7 for x in part.split(".."))
                 days.append(f"{_DAYS[low]}..{_DAYS[high]}")
-            elif part.isdigit():
+            elif _DIGITS.fullmatch(part):
                 days.append(_DAYS[int(part) % 7])
             else:
                 raise UsageError(f"cannot read the weekday field {dow!r}")

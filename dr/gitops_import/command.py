@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from dr.core.graph_schema import SCHEMA_FILE, schema_text
+from dr.core.text import one_line
 from dr.errors import UsageError
 from dr.gitops_import.appset import expand, helm_rendered_apps
 from dr.gitops_import.checks import refusals
@@ -23,7 +24,7 @@ GROUPS = {"flux": ("kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"), "ar
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stderr)
+    print(one_line(line), file=sys.stderr)  # names and paths of the repository: no escape reaches the terminal
 
 
 def read_draft(tool: str, root: Path, cluster: str | None) -> Draft:

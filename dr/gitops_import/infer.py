@@ -134,7 +134,7 @@ def _rpo_for(schedule: str) -> str:
     hour = fields[-4] if len(fields) >= 5 else "*"
     if hour == "*":
         return "2h"
-    if hour.startswith("*/") and hour[2:].isdigit():
+    if hour.startswith("*/") and re.fullmatch(r"[0-9]+", hour[2:]):
         return f"{2 * int(hour[2:])}h"
     return "25h"
 

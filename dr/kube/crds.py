@@ -102,7 +102,7 @@ def _strict(schema: Any, *, top: bool = False) -> Any:
 # libyaml's safe loader when PyYAML has it: CRD files are large (Longhorn's and Argo CD's run to 1 MB)
 # and the pure-Python loader took seconds to index them all.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 
 def installable(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def installable(document: Mapping[str, Any]) -> dict[str, Any]:
     so is an annotation holding template text."""
     meta = document.get("metadata") or {}
     labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()
-              if isinstance(v, str) and len(v) <= 63 and _LABEL_VALUE.match(v)}
+              if isinstance(v, str) and len(v) <= 63 and _LABEL_VALUE.fullmatch(v)}
     annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items() if "{{" not in str(v)}
     metadata: dict[str, Any] = {"name": str(meta.get("name", ""))}
     if labels:

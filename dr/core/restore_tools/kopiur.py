@@ -16,11 +16,11 @@ explicit restore must never provision an empty volume instead.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dr.core.backups import BackupPoint
+from dr.core.kube_names import is_label
 from dr.core.kube_objects import KubeObject, MissingInput, labels, need
 from dr.core.restore_tools.base import BackupsFound, ClusterBackups, Completion, RestoreRequest, RestoreTool, parse_time
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 GROUP = "kopiur.home-operations.com"
 API_VERSION = f"{GROUP}/v1alpha1"
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 WRITTEN = "kopiur:ClusterRepository/<name> or kopiur:Repository/<namespace>/<name>"
 
 
@@ -48,7 +47,7 @@ def repository_problem(repo: str) -> str | None:
     shapes = {"ClusterRepository": 2, "Repository": 3}
     if parts[0] not in shapes or len(parts) != shapes[parts[0]]:
         return f"{repo!r}: write {WRITTEN}"
-    bad = [p for p in parts[1:] if len(p) > 63 or not _NAME.match(p)]
+    bad = [p for p in parts[1:] if not is_label(p)]
     if bad:
         return f"{repo!r}: {bad[0]!r} is not a Kubernetes object name (lower-case letters, digits and '-')"
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code
 from dr.core.plan import Step
 from dr.core.spec import CommandAction, GraphSpec, thaw
 from dr.core.steps.base import BuildContext, Child, ChildKind, StepKind, relative
@@ -22,7 +22,7 @@ def runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     inputs = child.inputs
     env = [f"{k}={shlex.quote(str(v))}" for k, v in dict(inputs.get("env", {})).items()]
     env += [f"DR_SECRET_{str(n).upper().replace('-', '_')}=<the {n} secret>" for n in inputs.get("secrets", [])]
-    return [Para(f"Automation: runs this command on the machine running dr, in `{relative(inputs['cwd'], spec)}`"
+    return [Para(f"Automation: runs this command on the machine running dr, in {code(relative(inputs['cwd'], spec))}"
                  + (" (its secrets as environment variables)." if inputs.get("secrets") else ".") + " By hand:"),
             Code(f"cd {shlex.quote(relative(inputs['cwd'], spec))}\n"
                  + (" ".join(env) + " " if env else "") + shlex.join(inputs["command"]) + "\n", "sh")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dr.core.docmodel import Block, Para
+from dr.core.docmodel import Block, Para, code
 from dr.core.plan import Step
 from dr.core.spec import ExternalAction, GraphSpec
 from dr.core.steps.base import BuildContext, Child, ChildKind, StepKind
@@ -15,7 +15,7 @@ def children(step: Step, ctx: BuildContext) -> list[Child]:
 
 
 def runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
-    return [Para(f"Outside the cluster: dr checks `{child.inputs['check']}` is there and never creates it. If the "
+    return [Para(f"Outside the cluster: dr checks {code(child.inputs['check'])} is there and never creates it. If the "
                  "check fails, bring it back first (a NAS, a bucket, a DNS provider).")]
 
 

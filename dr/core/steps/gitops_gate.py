@@ -8,21 +8,24 @@ on are done, so GitOps never deploys an app onto empty storage.
 from __future__ import annotations
 
 import copy
+import shlex
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import yaml
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code, text
 from dr.core.gitops import held
 from dr.core.kube_objects import KubeObject, MissingInput
 from dr.core.plan import Step
 from dr.core.restore_tools import restore_done
-from dr.core.spec import Component, GraphSpec, thaw
+from dr.core.spec import Component, GraphSpec, ReconciledBy, thaw
 from dr.core.steps.base import BuildContext, Child, ChildKind, StepKind, yaml_text
 
 NOT_RUN = "a GitOps gate: it needs the drill cluster (dr drill --stack)"
+GITOPS_GROUPS = {"Kustomization": "kustomize.toolkit.fluxcd.io", "HelmRelease": "helm.toolkit.fluxcd.io",
+                 "Application": "argoproj.io"}
 
 
 def _claims(component: Component) -> bool:
@@ -90,12 +93,26 @@ def hold_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     meta = obj.get("metadata", {})
     file_name = f"hold/{meta.get('name', step.name)}-{str(obj.get('kind', '')).lower()}.yaml"
     how = "suspended" if obj.get("kind") != "Application" else "without automated sync"
-    return [Para(f"Automation: as soon as {step.name} is installed, puts {obj.get('kind')} "
-                 f"`{meta.get('namespace', '')}/{meta.get('name', '')}` in place {how}, so it cannot deploy onto "
+    where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    return [Para(f"Automation: as soon as {text(step.name)} is installed, puts {text(str(obj.get('kind')))} "
+                 f"{code(where)} in place {how}, so it cannot deploy onto "
                  "empty storage before the restores it waits for (its own step resumes it). By hand, save as "
-                 f"`{file_name}` and apply:"),
+                 f"{code(file_name)} and apply:"),
             Code(yaml_text(obj), "yaml"),
-            Code(f"kubectl apply --server-side -f {file_name}\n", "sh")]
+            Code(shlex.join(["kubectl", "apply", "--server-side", "-f", file_name]) + "\n", "sh")]
+
+
+def resume_commands(owner: ReconciledBy) -> list[list[str]]:
+    """What a person types to release a held GitOps object and wait until it is ready, as argv lists."""
+    resource = f"{owner.kind.lower()}.{GITOPS_GROUPS[owner.kind]}/{owner.name}"
+    if owner.family == "flux":
+        return [["kubectl", "-n", owner.namespace, "patch", resource, "--type=merge",
+                 "-p", '{"spec":{"suspend":false}}'],
+                ["kubectl", "-n", owner.namespace, "wait", resource, "--for=condition=Ready", "--timeout=30m"]]
+    return [["kubectl", "-n", owner.namespace, "patch", resource, "--type=merge",
+             "-p", '{"spec":{"syncPolicy":{"automated":{}}}}'],
+            ["kubectl", "-n", owner.namespace, "wait", resource, "--for=jsonpath={.status.health.status}=Healthy",
+             "--timeout=30m"]]
 
 
 def release_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:

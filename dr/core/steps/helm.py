@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code, text
 from dr.core.plan import Step
 from dr.core.spec import GraphSpec, HelmAction, thaw
 from dr.core.steps.base import BuildContext, Child, ChildKind, StepKind, yaml_text
@@ -24,14 +24,15 @@ def runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     argv = ["helm", "upgrade", "--install", inputs["release"], inputs["chart"], "--repo", inputs["repo"],
             "--version", inputs["version"], "--namespace", inputs["namespace"], "--create-namespace",
             "-f", values_file, "--wait"]
-    return [Para(f"Automation: a Helm release (`{inputs['chart']}` {inputs['version']}) through Pulumi. "
-                 f"By hand, save the values as `{values_file}`:"),
+    return [Para(f"Automation: a Helm release ({code(inputs['chart'])} {text(inputs['version'])}) through Pulumi. "
+                 f"By hand, save the values as {code(values_file)}:"),
             Code(yaml_text(inputs["values"]) if inputs["values"] else "{}\n", "yaml"),
             Code(shlex.join(argv) + "\n", "sh")]
 
 
 def verify(child: Child) -> str:
-    return f"helm status {child.inputs['release']} -n {child.inputs['namespace']}   # STATUS: deployed"
+    return shlex.join(["helm", "status", child.inputs["release"], "-n", child.inputs["namespace"]]) \
+        + "   # STATUS: deployed"
 
 
 KIND = StepKind(name="helm", claims=lambda component: isinstance(component.action, HelmAction),

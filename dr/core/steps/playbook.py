@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code
 from dr.core.invocations import playbook_invocation
 from dr.core.plan import Step
 from dr.core.spec import GraphSpec, PlaybookAction, thaw
@@ -23,7 +23,7 @@ def runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     invocation = playbook_invocation(inputs)
     where = relative(str(inputs["playbook_dir"]), spec) + "/" if inputs.get("playbook_dir") else "playbooks/"
     blocks: list[Block] = [
-        Para(f"Automation: runs `{where}{invocation.playbook}` through ansible-runner. By hand:"),
+        Para(f"Automation: runs {code(where + invocation.playbook)} through ansible-runner. By hand:"),
         Code(invocation.command_line() + "\n", "sh")]
     if invocation.playbook == "k3s-server.yml":
         blocks += [Para("If the servers use k3s's embedded etcd instead of the external one, restore it "

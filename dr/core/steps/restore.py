@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code, text
 from dr.core.invocations import (
     ChosenBackup,
     etcd_snapshot_dir,
@@ -41,6 +41,7 @@ from dr.core.steps.base import (
     StepKind,
     yaml_text,
 )
+from dr.core.text import one_line
 
 
 def children(step: Step, ctx: BuildContext) -> list[Child]:
@@ -126,19 +127,19 @@ def object_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     manifest = child.inputs["manifest"]
     protected = ("protected against deletion (`protect`) and kept on delete" if child.protect
                  else "kept on delete" if child.retain_on_delete else "")
-    file_name = f"restore/{step.name}-{manifest['kind'].lower()}.yaml"
+    file_name = f"restore/{step.name}-{str(manifest['kind']).lower()}.yaml"
     blocks: list[Block] = [
-        Para(f"Automation: creates {manifest['kind']} `{manifest['metadata']['name']}` through Pulumi"
-             + (f", {protected}." if protected else ".") + f" By hand, save as `{file_name}` and apply:"),
+        Para(f"Automation: creates {text(str(manifest['kind']))} {code(str(manifest['metadata']['name']))} through "
+             "Pulumi" + (f", {protected}." if protected else ".") + f" By hand, save as {code(file_name)} and apply:"),
         Code(yaml_text(manifest), "yaml"),
-        Code(f"kubectl apply -f {file_name}\n", "sh")]
+        Code(shlex.join(["kubectl", "apply", "-f", file_name]) + "\n", "sh")]
     archive = manifest.get("spec", {}).get("backup", {}).get("barmanObjectStore", {})
     if manifest["kind"] == "Cluster" and archive.get("serverName"):
         source = manifest["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"]
         new = archive["serverName"]
-        blocks.append(Para(f"The recovered cluster archives under the new server name `{new}`, "
-                           f"not `{source}`: CloudNativePG refuses to write into the archive it recovers from. "
-                           f"After this recovery, set `server_name: {new}` in the graph so the "
+        blocks.append(Para(f"The recovered cluster archives under the new server name {code(new)}, "
+                           f"not {code(source)}: CloudNativePG refuses to write into the archive it recovers from. "
+                           f"After this recovery, set {code(f'server_name: {new}')} in the graph so the "
                            "next recovery reads the new timeline."))
     return blocks
 
@@ -153,19 +154,20 @@ _EXPECTED = {"Cluster": "   # STATUS: Cluster in healthy state",
 def object_verify(child: Child) -> str:
     manifest = child.inputs["manifest"]
     namespace = manifest["metadata"].get("namespace")
-    where = f" -n {namespace}" if namespace else ""
-    return (f"kubectl get {manifest['kind'].lower()}{where} {manifest['metadata']['name']}"
+    where = ["-n", str(namespace)] if namespace else []
+    return (shlex.join(["kubectl", "get", str(manifest["kind"]).lower(), *where, str(manifest["metadata"]["name"])])
             + _EXPECTED.get(manifest["kind"], ""))
 
 
 def precheck_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
     needs = child.inputs["precheck"]
-    lines = [f"kubectl -n {s['namespace']} get secret {s['name']} -o jsonpath='{{.data}}'  # keys: "
-             f"{', '.join(s['keys'])}" for s in needs.get("secrets", [])]
+    lines = [shlex.join(["kubectl", "-n", str(s["namespace"]), "get", "secret", str(s["name"]), "-o",
+                         "jsonpath={.data}"]) + f"  # keys: {one_line(', '.join(s['keys']))}"
+             for s in needs.get("secrets", [])]
     for backup in needs.get("backups", []):
         resource = kubectl_resource(str(backup["apiVersion"]), str(backup["kind"]), plural=True)
-        lines.append(f"kubectl -n {backup['namespace']} get {resource} "
-                     + (str(backup["name"]) if backup.get("name") else f"-l {backup['selector']}"))
+        which = [str(backup["name"])] if backup.get("name") else ["-l", str(backup["selector"])]
+        lines.append(shlex.join(["kubectl", "-n", str(backup["namespace"]), "get", resource, *which]))
     return [Para("Before the restore objects: the credentials they read must exist, and the backups they "
                  "restore from must have been synced from the backup target (dr waits for them; Longhorn "
                  "and Velero refuse a restore that comes too early, for good). By hand:"),
@@ -189,22 +191,25 @@ def host_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
         credentials = (" For an `s3:` repository it also reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`."
                        if repo.startswith("s3:") else "")
         note = (f"Restic needs the password in `RESTIC_PASSWORD`.{credentials} Never restore over a non-empty "
-                f"`{restore_path}`: move it aside first. If the newest snapshot is much smaller than the ones "
+                f"{code(restore_path)}: move it aside first. If the newest snapshot is much smaller than the ones "
                 "before it, a blank volume was backed up: restore the one before it.")
     elif tool == "etcd-snapshot":
         directory = etcd_snapshot_dir(inputs)
         fetch = []
         if str(inputs.get("repo", "")).startswith(("s3://", "s3:", "gs:", "azure:")) and "snapshot_dir" in variables:
             # The snapshots live in a bucket; the restore reads files on the member hosts.
-            fetch = [f"# the snapshots are in {inputs['repo']}: copy the newest to every member first, e.g.",
+            fetch = [f"# the snapshots are in {one_line(shlex.quote(str(inputs['repo'])))}: copy the newest to every "
+                     "member first, e.g.",
                      f"aws s3 cp {shlex.quote(str(inputs['repo']).rstrip('/') + '/')}{SNAPSHOT_FILE} "
                      f"{shlex.quote(directory.rstrip('/') + '/')}   # or rclone copy; with the bucket's credentials"]
         find = [*fetch, f"ls -lt {shlex.quote(directory)}   # the newest snapshot file: {SNAPSHOT_FILE}",
                 f"ETCDCTL_API=3 etcdctl snapshot status {SNAPSHOT_FILE} -w table   # refuse a damaged one"]
         members = invocation.extravars["etcd_members"]
         direct = [line for m, argv in zip(members, direct, strict=True)
-                  for line in (f"# on {m['host']}:", argv,
-                               f"systemctl start etcd   # or etcd --name {m['name']} --data-dir {m['data_dir']} ...")]
+                  for line in (f"# on {one_line(shlex.quote(str(m['host'])))}:", argv,
+                               "systemctl start etcd   # or "
+                               + one_line(shlex.join(["etcd", "--name", str(m["name"]), "--data-dir",
+                                                      str(m["data_dir"])])) + " ...")]
         note = ("Use a new cluster token for every restore. Copy the snapshot file to every member first.")
     else:
         pg = pgbackrest_settings(variables)
@@ -215,16 +220,16 @@ def host_runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
         options = pgbackrest_options(repository) if repository and not pgbackrest_problem(repository) else {}
         named = ""
         if options:
-            listed = ", ".join(f"`{key}={value}`" for key, value in options.items())
+            listed = ", ".join(code(f"{key}={value}") for key, value in options.items())
             extra = (" with its endpoint, region and key (`repo1-s3-endpoint`, `repo1-s3-region`, "
                      "`repo1-s3-key`, `repo1-s3-key-secret`: pgBackRest speaks S3 over TLS only)"
                      if options["repo1-type"] == "s3" else "")
-            named = f"`{pg.config}` on the host must name the repository as {listed}{extra}. "
-        note = (f"{named}The data directory `{pg.pg_data}` must be empty (move an old one aside, never delete it). "
+            named = f"{code(pg.config)} on the host must name the repository as {listed}{extra}. "
+        note = (f"{named}The data directory {code(pg.pg_data)} must be empty (move an old one aside, never delete it). "
                 "The server replays WAL up to the target and promotes itself; wait until "
                 "`SELECT pg_is_in_recovery()` returns `f`.")
-    return [Para(f"Automation: the {tool} driver picks the backup and runs `playbooks/{invocation.playbook}` "
-                 "through ansible-runner. By hand, find the backup:"),
+    return [Para(f"Automation: the {text(tool)} driver picks the backup and runs "
+                 f"{code('playbooks/' + invocation.playbook)} through ansible-runner. By hand, find the backup:"),
             Code("\n".join(find) + "\n", "sh"),
             Para("then run the same playbook dr runs:"),
             Code(invocation.command_line() + "\n", "sh"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from dr.core.docmodel import Block, Code, Para
+from dr.core.docmodel import Block, Code, Para, code
 from dr.core.invocations import talos_commands
 from dr.core.plan import Step
 from dr.core.spec import GraphSpec, TalosAction
@@ -31,7 +31,7 @@ def runbook(step: Step, child: Child, spec: GraphSpec) -> list[Block]:
                            snapshot=snapshot, kubeconfig="kubeconfig")
     lead = ("Automation: runs talosctl from the machine running dr (Talos has no SSH): apply the machine "
             "configuration to every node, bootstrap etcd"
-            + (f" from the newest snapshot of `{inputs['recover_from']}`" if snapshot else "")
+            + (f" from the newest snapshot of {code(inputs['recover_from'])}" if snapshot else "")
             + ", then fetch the kubeconfig. By hand:")
     return [Para(lead), Code("".join(shlex.join(c) + "\n" for c in calls), "sh")]
 
