@@ -20,7 +20,8 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
+
+from dr.process_tree import with_environment
 
 MARKER = "DR_RUN"
 PR_SET_CHILD_SUBREAPER = 36
@@ -52,18 +53,7 @@ def marked_run() -> Iterator[str]:
 
 def marked(token: str) -> list[int]:
     """The processes (not this one) whose environment carries this run's token."""
-    needle = f"{MARKER}={token}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
+    return [pid for pid in with_environment(f"{MARKER}={token}".encode()) if pid != os.getpid()]
 
 
 def current_token() -> str | None:

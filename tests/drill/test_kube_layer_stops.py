@@ -55,6 +55,23 @@ def credentials_left(tmp_path: Path) -> list[str]:
                   if p.name.startswith(("kubeconfig", "dr-gate-")))
 
 
+def start_drill(graph_file: Path, state_dir: Path, tmp_path: Path, case: str) -> subprocess.Popen[str]:
+    """`dr drill --sandbox` of this graph, in the background, its descendants marked with `case`."""
+    return subprocess.Popen([*dr_command(), "drill", "--sandbox", "--graph", str(graph_file), "--state-dir",
+                             str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**system_tmp(tmp_path), "DR_TEST_CASE": case})
+
+
+def ended_within(process: subprocess.Popen[str], seconds: float, failure: str) -> tuple[str, str]:
+    """Its output once it ended; the test fails (and the process is killed) when it runs past `seconds`."""
+    try:
+        return process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"{failure}: {err[-2000:]}")
+
+
 def graph(tmp_path: Path, components: str, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -95,9 +112,7 @@ def test_a_stop_while_the_layer_waits_on_an_object_ends_everything(tmp_path: Pat
                  {"blocked.yaml": BLOCKED})
     state_dir = tmp_path / "state"
     case = f"layer-stop-{os.getpid()}-{time.monotonic_ns()}"
-    process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--graph", str(path), "--state-dir",
-                                str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**system_tmp(tmp_path), "DR_TEST_CASE": case})
+    process = start_drill(path, state_dir, tmp_path, case)
     started = []
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
@@ -110,12 +125,7 @@ def test_a_stop_while_the_layer_waits_on_an_object_ends_everything(tmp_path: Pat
     assert process.poll() is None, process.communicate()
     assert step_state(state_dir, "blocked") == "running"
     process.send_signal(stop)
-    try:
-        _, err = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"dr did not exit within 30 s of {stop.name}: {err[-2000:]}")
+    _, err = ended_within(process, 30, f"dr did not exit within 30 s of {stop.name}")
     assert process.returncode == 130, err
     left = [pid for pid, ticks in started if process_tree.alive((pid, ticks))]
     assert left == [], f"still running: {[process_tree_exe(p) for p in left]}"
@@ -166,15 +176,8 @@ def test_a_kubernetes_step_past_its_timeout_says_what_it_waited_for_and_the_dril
                  {"blocked.yaml": BLOCKED})
     state_dir = tmp_path / "state"
     case = f"layer-timeout-{os.getpid()}-{time.monotonic_ns()}"
-    process = subprocess.Popen([*dr_command(), "drill", "--sandbox", "--graph", str(path), "--state-dir",
-                                str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "DR_TEST_CASE": case})
-    try:
-        out, err = process.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(f"the drill did not end after its step timed out: {err[-2000:]}")
+    process = start_drill(path, state_dir, tmp_path, case)
+    out, err = ended_within(process, 600, "the drill did not end after its step timed out")
     assert process.returncode == 1, out + err
     (report,) = state_dir.glob("reports/*/report.json")
     (blocked,) = [s for s in json.loads(report.read_text())["steps"] if s["name"] == "blocked"]
@@ -186,6 +189,7 @@ def test_a_kubernetes_step_past_its_timeout_says_what_it_waited_for_and_the_dril
             in detail), detail
     assert marked_processes(case) == []
     assert sandbox_processes(state_dir) == []
+    assert credentials_left(tmp_path) == []
 
 
 def test_resume_after_the_drill_and_its_engine_are_killed_in_the_kubernetes_layer(tmp_path: Path) -> None:
