@@ -261,15 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy the charts the graph pins into a directory and serve it as a Helm repository",
         description="A rebuild must not depend on chart repositories being reachable on the day. `fill` reads "
                     "each chart the graph pins (both modes) from its repository, checks it against the index's "
-                    "sha256 digest and writes it with an index.yaml into DIR; charts already there are kept. "
-                    "`serve` serves DIR read-only on 127.0.0.1 as a Helm HTTP repository until interrupted; point "
-                    "the stack at it with `pulumi config set dr:chart_mirror http://127.0.0.1:PORT`.")
+                    "sha256 digest and writes it with an index.yaml into DIR; charts already there are kept; a "
+                    "chart whose index entry has no sha256 digest is refused (see --allow-unverified). "
+                    "`serve` serves the regular files in DIR read-only on 127.0.0.1 as a Helm HTTP repository "
+                    "until interrupted (never a link, never a listing); point the stack at it with "
+                    "`pulumi config set dr:chart_mirror http://127.0.0.1:PORT`.")
     mirror.add_argument("action", choices=("fill", "serve"))
     mirror.add_argument("--dir", default=".dr/charts", metavar="DIR", help="the mirror directory (default .dr/charts)")
     mirror.add_argument("--port", type=_positive_int, default=8879, help="with serve: the port (default 8879)")
     mirror.add_argument("--upstream", action="append", default=[], metavar="REPO=URL",
                         help="with fill: fetch the charts of repository REPO from URL instead (a nearer copy); "
                              "repeatable")
+    mirror.add_argument("--allow-unverified", action="store_true",
+                        help="with fill: mirror a chart whose repository index gives no sha256 digest anyway; it is "
+                             "marked unverified in DIR/index.yaml and in what fill reports")
     mirror.set_defaults(handler=_cmd_mirror, subparser=mirror)
     return parser
 
@@ -287,7 +292,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_mirror(args: argparse.Namespace) -> int:
     from dr.charts.mirror import Server, fill
-    from dr.core.charts import chart_pins
+    from dr.core.charts import chart_pins, pin_problem
 
     directory = Path(args.dir)
     if args.action == "serve":
@@ -310,9 +315,16 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     spec = load_graph_file(args.graph)
     plan_for(spec, read_text=read_text)  # every command validates the graph the same way first (exit 2)
     pins = chart_pins(spec)
-    done = fill(directory, pins, upstream=upstream, say=lambda line: print(line, file=sys.stderr))
+    for pin in pins:
+        problem = pin_problem(pin)
+        if problem is not None:  # a name is never made a path before it is a chart name
+            raise UsageError(f"{args.graph}: {problem}; nothing was mirrored")
+    done = fill(directory, pins, upstream=upstream, allow_unverified=args.allow_unverified,
+                say=lambda line: print(line, file=sys.stderr))
     fetched = sum(1 for m in done if m.fetched)
-    print(f"{len(done)} charts in {directory} ({fetched} fetched, {len(done) - fetched} already there)")
+    unverified = [f"{m.pin.name} {m.pin.version}" for m in done if not m.verified]
+    marked = f"; {len(unverified)} unverified: {', '.join(unverified)}" if unverified else ""
+    print(f"{len(done)} charts in {directory} ({fetched} fetched, {len(done) - fetched} already there{marked})")
     return EXIT_OK
 
 
@@ -717,7 +729,8 @@ _NEEDS: dict[str, list[_Requirement]] = {  # command: (option attribute, option 
               ("resume", "--resume", "--sandbox or --hosts", lambda a: not a.stack),
               ("scenario", "--scenario", "--sandbox (and not --resume)",
                lambda a: not (a.stack or a.hosts or a.resume))],
-    "mirror": [("upstream", "--upstream", "fill", lambda a: a.action == "fill")],
+    "mirror": [("upstream", "--upstream", "fill", lambda a: a.action == "fill"),
+               ("allow_unverified", "--allow-unverified", "fill", lambda a: a.action == "fill")],
     "sandbox": [("etcd_data", "--etcd-data", "up", lambda a: a.action == "up"),
                 ("json", "--json", "status", lambda a: a.action == "status")],
 }
