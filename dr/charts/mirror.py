@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from dr.core.charts import ChartPin, find_entry, index_document, pin_problem, resolve_url, sha256_digest
+from dr.core.yaml_source import load_bounded
 from dr.errors import DrError
 
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024  # a chart larger than this is not a chart
@@ -80,14 +81,28 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def _index(text: str | bytes, where: str) -> dict[str, Any]:
+    """A Helm repository index read in bounded time and memory (an index is as hostile as its server)."""
+    try:
+        loaded = load_bounded(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError:
+        raise MirrorError(f"{where}: not read (not UTF-8 text)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = getattr(exc, "line", None) or (mark.line + 1 if mark is not None else None)
+        raise MirrorError(f"{where}: not read ({getattr(exc, 'problem', None) or exc}"
+                          f"{f', at line {line}' if line else ''})") from None
+    loaded = loaded or {}
+    if not isinstance(loaded, dict):
+        raise MirrorError(f"{where} is not a Helm repository index")
+    return loaded
+
+
 def read_index(directory: Path) -> dict[str, Any]:
     path = directory / "index.yaml"
     if not path.is_file():
         return {"apiVersion": "v1", "entries": {}}
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(loaded, dict):
-        raise MirrorError(f"{path}: not a Helm repository index")
-    return loaded
+    return _index(path.read_bytes(), str(path))
 
 
 def _entries(index: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -144,10 +159,8 @@ def fill(directory: Path, pins: Iterable[ChartPin], *, upstream: Mapping[str, st
         source = (upstream or {}).get(pin.repo, pin.repo)
         if source not in upstream_indexes:
             say(f"reading {source}/index.yaml")
-            loaded = yaml.safe_load(_get(f"{source.rstrip('/')}/index.yaml", timeout=timeout, limit=MAX_ARCHIVE_BYTES))
-            if not isinstance(loaded, dict):
-                raise MirrorError(f"{source}/index.yaml is not a Helm repository index")
-            upstream_indexes[source] = loaded
+            url = f"{source.rstrip('/')}/index.yaml"
+            upstream_indexes[source] = _index(_get(url, timeout=timeout, limit=MAX_ARCHIVE_BYTES), url)
         entry = find_entry(upstream_indexes[source], pin)
         if entry is None or not entry.get("urls"):
             raise MirrorError(f"{pin.name} {pin.version} is not in {source}/index.yaml (the graph pins it: "

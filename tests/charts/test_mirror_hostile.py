@@ -177,3 +177,23 @@ def test_dr_mirror_fill_allow_unverified_through_the_cli(tmp_path: Path, write_g
     assert "1 unverified" in allowed.out and "gitea 10.6.0" in allowed.err
     serve = run_cli("mirror", "serve", "--dir", str(tmp_path / "m"), "--allow-unverified")
     assert serve.code == 2 and "--allow-unverified only works with fill" in serve.err
+
+
+@pytest.mark.parametrize("text", [
+    "entries: " + "[" * 20_000 + "]" * 20_000 + "\n",  # a RecursionError in the YAML parser, unbounded
+    "".join(f"{chr(97 + n)}: &{chr(97 + n)} [" + ",".join(["lol"] * 9 if n == 0 else [f"*{chr(96 + n)}"] * 9) + "]\n"
+            for n in range(9)) + "entries: {gitea: [*i]}\n",  # an alias bomb
+])
+def test_an_upstream_index_written_to_stop_the_reader_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    source = _upstream(tmp_path / "up", {}, text=text)
+    pin = ChartPin("gitea", "10.6.0", "https://dl.gitea.com/charts")
+    with Server(source) as server, pytest.raises(MirrorError, match=r"index\.yaml: not read \("):
+        fill(tmp_path / "mirror", [pin], upstream={pin.repo: server.url})
+
+
+def test_a_damaged_mirror_index_is_a_clear_error(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "index.yaml").write_text("entries: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(MirrorError, match=r"mirror/index\.yaml: not read \("):
+        fill(mirror, [ChartPin("gitea", "10.6.0", "https://dl.gitea.com/charts")])
