@@ -20,7 +20,7 @@ from dr.core.plan import Plan, plan_for
 from dr.core.plan_view import render_plan
 from dr.core.spec import GraphSpec
 from dr.core.yaml_source import paused_gc
-from dr.errors import DrError, GraphError, UnknownComponents, UsageError
+from dr.errors import DrError, GraphError, NoAnswer, UnknownComponents, UsageError
 from dr.graph_file import load_graph_file, read_text
 from dr.user_files import read_user_text, write_atomic
 
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--drill-max-age", default="14d", help="longest time without a passing drill (default 14d)")
     audit.add_argument("--state-dir", default=".dr", metavar="DIR", help="drill history (default .dr)")
     audit.add_argument("--textfile", metavar="FILE", help="also write the findings as a Prometheus textfile")
+    audit.add_argument("--timeout", default="2m", metavar="DURATION",
+                       help="how long each call to a server (restic, pgBackRest, kubectl) may wait for its answer; "
+                            "past it the backup or the cluster is reported as not checked (default 2m)")
     audit.set_defaults(handler=_cmd_audit, subparser=audit)
 
     drill = commands.add_parser(
@@ -261,15 +264,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy the charts the graph pins into a directory and serve it as a Helm repository",
         description="A rebuild must not depend on chart repositories being reachable on the day. `fill` reads "
                     "each chart the graph pins (both modes) from its repository, checks it against the index's "
-                    "sha256 digest and writes it with an index.yaml into DIR; charts already there are kept. "
-                    "`serve` serves DIR read-only on 127.0.0.1 as a Helm HTTP repository until interrupted; point "
-                    "the stack at it with `pulumi config set dr:chart_mirror http://127.0.0.1:PORT`.")
+                    "sha256 digest and writes it with an index.yaml into DIR; charts already there are kept; a "
+                    "chart whose index entry has no sha256 digest is refused (see --allow-unverified). "
+                    "`serve` serves the regular files in DIR read-only on 127.0.0.1 as a Helm HTTP repository "
+                    "until interrupted (never a link, never a listing); point the stack at it with "
+                    "`pulumi config set dr:chart_mirror http://127.0.0.1:PORT`.")
     mirror.add_argument("action", choices=("fill", "serve"))
     mirror.add_argument("--dir", default=".dr/charts", metavar="DIR", help="the mirror directory (default .dr/charts)")
     mirror.add_argument("--port", type=_positive_int, default=8879, help="with serve: the port (default 8879)")
     mirror.add_argument("--upstream", action="append", default=[], metavar="REPO=URL",
                         help="with fill: fetch the charts of repository REPO from URL instead (a nearer copy); "
                              "repeatable")
+    mirror.add_argument("--allow-unverified", action="store_true",
+                        help="with fill: mirror a chart whose repository index gives no sha256 digest anyway; it is "
+                             "marked unverified in DIR/index.yaml and in what fill reports")
     mirror.set_defaults(handler=_cmd_mirror, subparser=mirror)
     return parser
 
@@ -287,7 +295,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_mirror(args: argparse.Namespace) -> int:
     from dr.charts.mirror import Server, fill
-    from dr.core.charts import chart_pins
+    from dr.core.charts import chart_pins, pin_problem
 
     directory = Path(args.dir)
     if args.action == "serve":
@@ -310,9 +318,16 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     spec = load_graph_file(args.graph)
     plan_for(spec, read_text=read_text)  # every command validates the graph the same way first (exit 2)
     pins = chart_pins(spec)
-    done = fill(directory, pins, upstream=upstream, say=lambda line: print(line, file=sys.stderr))
+    for pin in pins:
+        problem = pin_problem(pin)
+        if problem is not None:  # a name is never made a path before it is a chart name
+            raise UsageError(f"{args.graph}: {problem}; nothing was mirrored")
+    done = fill(directory, pins, upstream=upstream, allow_unverified=args.allow_unverified,
+                say=lambda line: print(line, file=sys.stderr))
     fetched = sum(1 for m in done if m.fetched)
-    print(f"{len(done)} charts in {directory} ({fetched} fetched, {len(done) - fetched} already there)")
+    unverified = [f"{m.pin.name} {m.pin.version}" for m in done if not m.verified]
+    marked = f"; {len(unverified)} unverified: {', '.join(unverified)}" if unverified else ""
+    print(f"{len(done)} charts in {directory} ({fetched} fetched, {len(done) - fetched} already there{marked})")
     return EXIT_OK
 
 
@@ -381,18 +396,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _measured_estimates(history_file: Path, cluster: str) -> tuple[dict[str, int], str]:
     """Median step durations of recent successful drills of this cluster, when there are any."""
-    from dr.drill.history import RECENT, History, HistoryDamaged
+    from dr.drill.history import History, HistoryDamaged, medians_of
 
     try:
         with History(history_file) as history:
-            medians = history.step_medians(cluster)
-            drills = len([e for e in history.entries(cluster) if e.success and e.kind != "sandbox"][-RECENT:])
+            recent = history.recent_steps(cluster)  # the recent rows only, however long the history is
     except HistoryDamaged as exc:
         print(f"warning: {exc}; the graph's estimates are used", file=sys.stderr)
         return {}, ""
+    medians = medians_of(recent)
     if not medians:
         return {}, ""
-    return medians, (f"estimates of {len(medians)} steps are the median of the last {drills} successful drill(s) "
+    return medians, (f"estimates of {len(medians)} steps are the median of the last {len(recent)} successful drill(s) "
                      f"on real hosts or clusters in {history_file} (sandbox drills never count); the graph's "
                      "estimates are used for the others")
 
@@ -604,7 +619,7 @@ def _secrets_file(path: str | None) -> dict[str, str]:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from dr.drill.history import History, draw_chart, render_trend
+    from dr.drill.history import History, HistoryEntry, draw_chart, render_trend
 
     if args.png:  # checked before the history is read: an empty history must not hide a wrong option
         target = Path(args.png)
@@ -613,10 +628,12 @@ def _cmd_history(args: argparse.Namespace) -> int:
         if not target.parent.is_dir():
             raise UsageError(f"--png {args.png}: the directory {target.parent} does not exist")
     history_file = Path(args.state_dir) / "history.sqlite"
-    entries = []
+    entries: list[HistoryEntry] = []
     if history_file.is_file():  # read-only: a mistyped --state-dir must not be created, nothing is written
         with History(history_file, read_only=True) as history:
-            entries = history.entries()
+            entries, skipped = history.read()
+        for line in skipped:  # a row that cannot be a drill is said, never the end of the command
+            print(f"warning: {line}", file=sys.stderr)
     sys.stdout.write(render_trend(entries))
     if entries and args.png:
         draw_chart(entries, Path(args.png))
@@ -649,11 +666,34 @@ def _k8s_status_file(path: str) -> dict[str, Any]:
     return k8s
 
 
+def _backup_states(spec: Any, secrets: Mapping[str, str], k8s: Mapping[str, Any] | None, unreachable: str,
+                   bound: Any, not_answered: dict[str, tuple[str, str]]
+                   ) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+    """(what each backup holds, what could not be checked and why): a check that could not run is said,
+    never a pass; a repository that did not answer in time goes into `not_answered`."""
+    from dr.audit.sources import read_state
+
+    states = {}
+    not_checked: dict[str, tuple[str, str]] = {}
+    for backup in spec.backups.values():
+        try:
+            state = read_state(spec, backup, secrets=secrets, k8s=k8s, bound=bound)
+        except NoAnswer as exc:
+            not_answered[backup.name] = ("freshness", str(exc))
+            continue
+        if state is not None:
+            states[backup.name] = state
+        else:
+            not_checked[backup.name] = ("freshness", unreachable if k8s is None else
+                                        f"dr cannot read {backup.tool} backups from here")
+    return states, not_checked
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     import os
 
     from dr.audit.checks import CHECKS, AuditInput, audit, render_table, to_json, to_prometheus
-    from dr.audit.sources import cascade_view, drill_history, inventory_from, k8s_status_from_kubectl, read_state
+    from dr.audit.sources import Bound, cascade_view, drill_history, inventory_from, k8s_status_from_kubectl
     from dr.core.durations import parse_duration
 
     unknown = [c for c in args.ignore if c not in CHECKS]
@@ -661,37 +701,48 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError(f"--ignore takes {', '.join(CHECKS)}; not {', '.join(unknown)}")
     try:
         detection, max_age = parse_duration(args.detection_delay), parse_duration(args.drill_max_age)
+        timeout_s = parse_duration(args.timeout)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if timeout_s < 1:
+        raise UsageError(f"--timeout must be at least 1s, not {args.timeout!r}")
     spec = load_graph_file(args.graph)
     plan_for(spec, read_text=read_text)  # every command validates the graph the same way first (exit 2)
     secrets: dict[str, str] = _secrets_file(args.secrets)
     if "RESTIC_PASSWORD" in os.environ:
         secrets.setdefault("restic_password", os.environ["RESTIC_PASSWORD"])
-    k8s = _k8s_status_file(args.k8s_status) if args.k8s_status else k8s_status_from_kubectl(args.kubeconfig)
-    states = {}
-    not_checked: dict[str, tuple[str, str]] = {}
+    # Every call that waits on a server says so first, on stderr, and gives up after --timeout.
+    bound = Bound(timeout_s=timeout_s, say=lambda line: print(f"audit: {line}", file=sys.stderr, flush=True))
     unreachable = "the cluster was not reachable (no kubectl, no cluster in its context, or access refused)"
-    for backup in spec.backups.values():
-        state = read_state(spec, backup, secrets=secrets, k8s=k8s)
-        if state is not None:
-            states[backup.name] = state
-        else:  # a check that could not run is said, never a pass
-            not_checked[backup.name] = ("freshness", unreachable if k8s is None else
-                                        f"dr cannot read {backup.tool} backups from here")
+    not_answered: dict[str, tuple[str, str]] = {}
+    try:
+        k8s = (_k8s_status_file(args.k8s_status) if args.k8s_status else
+               k8s_status_from_kubectl(args.kubeconfig, bound=bound))
+        silent = False
+    except NoAnswer as exc:
+        k8s, unreachable, silent = None, str(exc), True
+    states, not_checked = _backup_states(spec, secrets, k8s, unreachable, bound, not_answered)
+    if silent:  # the backups read from the cluster were not checked because it did not answer
+        not_answered.update({name: entry for name, entry in not_checked.items() if entry[1] == unreachable})
+        not_checked = {name: entry for name, entry in not_checked.items() if name not in not_answered}
+    cluster_unchecked = not_answered if silent else not_checked
     if k8s is None:
-        not_checked[f"{spec.cluster} PVCs and databases"] = ("coverage", unreachable)
+        cluster_unchecked[f"{spec.cluster} PVCs and databases"] = ("coverage", unreachable)
     cascade = cascade_view(k8s)
     if cascade is None:
-        not_checked[f"{spec.cluster} volumes and CRDs"] = ("cascade", unreachable if k8s is None else
-                                                           "the cluster's PersistentVolumes or CRDs could not be "
-                                                           "listed (no pvs/crds in the status, or access refused)")
+        cluster_unchecked[f"{spec.cluster} volumes and CRDs"] = (
+            "cascade", unreachable if k8s is None else "the cluster's PersistentVolumes or CRDs could not be listed "
+                                                       "(no pvs/crds in the status, or access refused)")
     drills = drill_history(Path(args.state_dir) / "history.sqlite", spec.cluster)
+    for line in drills.skipped:
+        print(f"warning: {line}", file=sys.stderr)
     findings = [f for f in audit(AuditInput(spec=spec, states=states, inventory=inventory_from(k8s, args.host_path),
                                             detection_delay_s=detection, last_successful_drill=drills.last_passed,
+                                            successful_drills=drills.passed,
                                             drills_recorded=drills.proving, drill_max_age_s=max_age,
                                             sandbox_drills=drills.sandbox_only, history_problem=drills.problem,
-                                            not_checked=not_checked, cascade=cascade))
+                                            not_checked=not_checked, not_answered=not_answered,
+                                            cascade=cascade))
                 if f.check not in args.ignore]
     sys.stdout.write(to_json(findings) if args.json else render_table(findings))
     if args.textfile:
@@ -723,7 +774,8 @@ _NEEDS: dict[str, list[_Requirement]] = {  # command: (option attribute, option 
               ("resume", "--resume", "--sandbox or --hosts", lambda a: not a.stack),
               ("scenario", "--scenario", "--sandbox (and not --resume)",
                lambda a: not (a.stack or a.hosts or a.resume))],
-    "mirror": [("upstream", "--upstream", "fill", lambda a: a.action == "fill")],
+    "mirror": [("upstream", "--upstream", "fill", lambda a: a.action == "fill"),
+               ("allow_unverified", "--allow-unverified", "fill", lambda a: a.action == "fill")],
     "sandbox": [("etcd_data", "--etcd-data", "up", lambda a: a.action == "up"),
                 ("json", "--json", "status", lambda a: a.action == "status")],
 }

@@ -52,3 +52,8 @@ class RestoreError(DrError):
 
 class DrillFailed(DrError):
     """A drill ran but a step, a check or a target failed."""
+
+
+class NoAnswer(DrError):
+    """A server dr asked (a backup repository, an API server) did not answer within the time allowed; the
+    call was stopped. The message names the server and the time."""

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 _local = threading.local()
@@ -73,3 +73,29 @@ def stop(step: str | None = None, *, grace_s: float = 10.0) -> int:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
     return len(targets)
+
+
+def run_bounded(argv: Sequence[str], *, timeout_s: float, env: Mapping[str, str] | None = None,
+                grace_s: float = 2.0) -> subprocess.CompletedProcess[str]:
+    """Run `argv` to its end in its own process group (filed under the current step), output captured as
+    text, no standard input. Past `timeout_s` the whole group is stopped (a child that outlives its parent,
+    as under runuser, too) and subprocess.TimeoutExpired raised; so it is when the caller is interrupted."""
+    process = start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    env=None if env is None else dict(env))
+    try:
+        out, err = process.communicate(timeout=timeout_s)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_s)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        raise
+    finally:
+        forget(process)
+    return subprocess.CompletedProcess(list(argv), process.returncode, out, err)

@@ -74,12 +74,15 @@ class AuditInput:
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     detection_delay_s: int = 48 * 3600
     last_successful_drill: dt.datetime | None = None
+    successful_drills: tuple[dt.datetime, ...] = ()  # every passing drill; () means last_successful_drill only
     drills_recorded: int = 0
     drill_max_age_s: int = 14 * 86400
     sandbox_drills: int = 0  # recorded but not counted: they rehearse dr on stand-ins, not this cluster
     history_problem: str = ""  # the drill history could not be read
     # What could not be checked, by subject: (check, why). Each becomes an "unchecked" finding.
     not_checked: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # The same for a server that did not answer within the audit's timeout (a different fix).
+    not_answered: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     cascade: CascadeView | None = None  # None: not read (the check is then listed in not_checked)
 
 
@@ -225,7 +228,11 @@ def _unchecked(data: AuditInput) -> list[Finding]:
     return [Finding(check, "unchecked", subject, f"not checked: {why}",
                     "give dr access (a reachable cluster for kubectl, or --k8s-status FILE; the repository's "
                     "credentials) and audit again")
-            for subject, (check, why) in sorted(data.not_checked.items())]
+            for subject, (check, why) in sorted(data.not_checked.items())] + [
+        Finding(check, "unchecked", subject, f"not checked: {why}",
+                "check that the server is up and answers from here (a proxy or firewall may hold connections "
+                "open), or allow it longer with --timeout, and audit again")
+        for subject, (check, why) in sorted(data.not_answered.items())]
 
 
 def _retention(data: AuditInput) -> list[Finding]:
@@ -273,15 +280,29 @@ def _drills(data: AuditInput) -> list[Finding]:
         return [Finding("drill-recency", "high", data.spec.cluster, f"no drill of this cluster's rebuild: {seen}",
                         "run `dr drill --stack` against a test cluster (or `dr drill --hosts` on drill hosts) and "
                         "schedule it with `dr schedule`")]
-    if data.last_successful_drill is None:
-        return [Finding("drill-recency", "high", data.spec.cluster, "no drill has ever passed",
-                        "fix what the last drill reported and run it again")]
-    age = (data.now - data.last_successful_drill).total_seconds()
+    passed = data.successful_drills or ((data.last_successful_drill,) if data.last_successful_drill else ())
+    # A drill dated in the future (a wrong clock where it ran, or here) proves nothing about how recent the
+    # last real drill is: like a backup, it is said, and only drills dated up to now (with skew) count.
+    ahead = [t for t in passed if (t - data.now).total_seconds() > CLOCK_SKEW_S]
+    dated = [t for t in passed if (t - data.now).total_seconds() <= CLOCK_SKEW_S]
+    findings = []
+    if ahead:
+        findings.append(Finding(
+            "drill-recency", "high", data.spec.cluster,
+            f"{len(ahead)} successful drill(s) dated up to {format_duration((max(ahead) - data.now).total_seconds())} "
+            "in the future: a drill from the future proves no recent drill, so it is not counted",
+            "check the clocks of the machine that ran the drill and of this one (NTP); a future date hides how "
+            "old the last real drill is"))
+    if not dated:
+        return findings or [Finding("drill-recency", "high", data.spec.cluster, "no drill has ever passed",
+                                    "fix what the last drill reported and run it again")]
+    age = (data.now - max(dated)).total_seconds()
     if age > data.drill_max_age_s:
-        return [Finding("drill-recency", "medium", data.spec.cluster,
-                        f"the last successful drill is {format_duration(age)} old (limit "
-                        f"{format_duration(data.drill_max_age_s)})", "run a drill; schedule them with `dr schedule`")]
-    return []
+        findings.append(Finding("drill-recency", "medium", data.spec.cluster,
+                                f"the last successful drill is {format_duration(age)} old (limit "
+                                f"{format_duration(data.drill_max_age_s)})",
+                                "run a drill; schedule them with `dr schedule`"))
+    return findings
 
 
 def render_table(findings: Sequence[Finding]) -> str:

@@ -5,28 +5,43 @@ archive, the etcd snapshot files. Kubernetes-level tools are read from their obj
 (CloudNativePG `Cluster`, Longhorn `Backup`, Velero `Backup`), either from `kubectl get -o json`
 or from a JSON file holding those lists (`--k8s-status`), which is also how the tests feed them.
 Where a tool's location comes from: the restore step's `vars` for that backup, else the backup's repo.
+
+Every call that waits on a server (restic, pgBackRest, kubectl) has a timeout of its own (`Bound`) and
+says what it waits for before it waits; a server that does not answer in time raises NoAnswer, which
+the audit reports as "not checked", never as a pass and never as a hang.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dr.audit.checks import BackupState, CascadeView, ClusterInventory
+from dr.core.durations import format_duration
 from dr.core.invocations import etcd_snapshot_dir, restic_repository
 from dr.core.restore_tools import TOOLS
 from dr.core.spec import Backup, GraphSpec, RestoreAction
-from dr.errors import RestoreError
+from dr.errors import NoAnswer, RestoreError
+from dr.process_groups import run_bounded
 from dr.restore import etcd, pgbackrest, restic
 
 _WAL = re.compile(r"^[0-9A-F]{24}")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """How long one call to a server may wait for its answer, and where to say (stderr) what it waits for."""
+
+    timeout_s: float = 120
+    say: Callable[[str], None] = field(default=lambda _: None, repr=False, compare=False)
 
 
 def restore_vars(spec: GraphSpec, backup: str) -> dict[str, Any]:
@@ -45,6 +60,8 @@ class DrillHistory:
     proving: int = 0
     sandbox_only: int = 0
     problem: str = ""  # the history could not be read: said as a finding, never a pass
+    passed: tuple[dt.datetime, ...] = ()  # when each proving drill that passed finished
+    skipped: tuple[str, ...] = ()  # rows that cannot be a drill (an absurd time, torn JSON), and why
 
 
 def drill_history(history_file: Path, cluster: str) -> DrillHistory:
@@ -55,23 +72,24 @@ def drill_history(history_file: Path, cluster: str) -> DrillHistory:
         return DrillHistory()
     try:
         with History(history_file) as history:
-            entries = history.entries(cluster)
+            entries, skipped = history.read(cluster)
     except HistoryDamaged as exc:
         return DrillHistory(problem=str(exc))
     proving = [e for e in entries if e.kind in PROVING_KINDS]
-    passed = [e.finished_at for e in proving if e.success]
-    return DrillHistory(last_passed=dt.datetime.fromtimestamp(max(passed), tz=dt.UTC) if passed else None,
-                        proving=len(proving), sandbox_only=len(entries) - len(proving))
+    passed = tuple(sorted(dt.datetime.fromtimestamp(e.finished_at, tz=dt.UTC) for e in proving if e.success))
+    return DrillHistory(last_passed=passed[-1] if passed else None, proving=len(proving),
+                        sandbox_only=len(entries) - len(proving), passed=passed, skipped=tuple(skipped))
 
 
 def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
-               k8s: Mapping[str, list[dict[str, Any]]] | None) -> BackupState | None:
-    """The state of one backup; None when dr cannot look (no access configured)."""
+               k8s: Mapping[str, list[dict[str, Any]]] | None, bound: Bound = Bound()) -> BackupState | None:
+    """The state of one backup; None when dr cannot look (no access configured). NoAnswer when its
+    repository's server did not answer within `bound`."""
     # The same view of the backup a restore step has, so the audit reads what a restore would read.
     variables = restore_vars(spec, backup.name)
     if backup.tool in HOST_READERS:
         try:
-            return HOST_READERS[backup.tool]({"repo": backup.repo, "vars": variables}, secrets)
+            return HOST_READERS[backup.tool]({"repo": backup.repo, "vars": variables}, secrets, bound)
         except RestoreError as exc:
             return BackupState(error=str(exc))
     cluster_backups = TOOLS[backup.tool].cluster_backups if backup.tool in TOOLS else None
@@ -95,20 +113,22 @@ def read_state(spec: GraphSpec, backup: Backup, *, secrets: Mapping[str, str],
     return BackupState(points=found.points, newest_restorable=newest)
 
 
-def _restic_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:
+def _restic_state(inputs: Mapping[str, Any], secrets: Mapping[str, str], bound: Bound = Bound()) -> BackupState:
     password = secrets.get("restic_password")
     if not password:
         return BackupState(error="no restic password (set RESTIC_PASSWORD or pass --secrets)")
-    repo = restic.ResticRepository(restic_repository(inputs), password, restic.s3_environment(secrets))
+    repo = restic.ResticRepository(restic_repository(inputs), password, restic.s3_environment(secrets),
+                                   timeout_s=bound.timeout_s, say=bound.say)
     return BackupState(points=tuple(s.point for s in restic.list_snapshots(repo)))
 
 
-def _etcd_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:
-    return BackupState(points=tuple(etcd.list_snapshots(Path(etcd_snapshot_dir(inputs)))))
+def _etcd_state(inputs: Mapping[str, Any], secrets: Mapping[str, str], bound: Bound = Bound()) -> BackupState:
+    return BackupState(points=tuple(etcd.list_snapshots(Path(etcd_snapshot_dir(inputs)))))  # local files
 
 
-def _pgbackrest_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> BackupState:
-    stanza = pgbackrest.stanza_for(inputs)
+def _pgbackrest_state(inputs: Mapping[str, Any], secrets: Mapping[str, str], bound: Bound = Bound()
+                      ) -> BackupState:
+    stanza = dataclasses.replace(pgbackrest.stanza_for(inputs), timeout_s=bound.timeout_s, say=bound.say)
     try:
         points = tuple(pgbackrest.list_backups(stanza))
     except RestoreError as exc:
@@ -119,7 +139,7 @@ def _pgbackrest_state(inputs: Mapping[str, Any], secrets: Mapping[str, str]) -> 
 
 
 # The host-level backups: read where the restore would read them (the repository, the snapshot directory).
-HOST_READERS: Mapping[str, Callable[[Mapping[str, Any], Mapping[str, str]], BackupState]] = {
+HOST_READERS: Mapping[str, Callable[[Mapping[str, Any], Mapping[str, str], Bound], BackupState]] = {
     "restic": _restic_state, "etcd-snapshot": _etcd_state, "pgbackrest": _pgbackrest_state}
 
 
@@ -137,10 +157,24 @@ CASCADE_KINDS = {"pvs": "persistentvolumes", "crds": "customresourcedefinitions"
 PRUNE_DISABLED = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
 
 
-def k8s_status_from_kubectl(kubeconfig: str | None = None, *, kubectl: str = "kubectl"
+_NO_ANSWER = ("Client.Timeout", "context deadline exceeded", "i/o timeout", "TLS handshake timeout",
+              "request canceled", "Timeout exceeded")
+
+
+def _api_server(kubectl: str, config: list[str]) -> str:
+    """The API server the kubeconfig points at, for messages (read locally, no request)."""
+    try:
+        done = run_bounded([kubectl, *config, "config", "view", "--minify", "-o",
+                            "jsonpath={.clusters[0].cluster.server}"], timeout_s=30)
+    except subprocess.TimeoutExpired:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def k8s_status_from_kubectl(kubeconfig: str | None = None, *, kubectl: str = "kubectl", bound: Bound = Bound()
                             ) -> dict[str, list[dict[str, Any]]] | None:
     """The status objects the audit reads, from the current kube context (or `kubeconfig`); None without
-    kubectl or access."""
+    kubectl or access; NoAnswer when the API server does not answer one request within `bound`."""
     if shutil.which(kubectl) is None:
         return None
     kinds = {"pvcs": "persistentvolumeclaims", **{t.cluster_backups.key: t.cluster_backups.resource
@@ -148,9 +182,18 @@ def k8s_status_from_kubectl(kubeconfig: str | None = None, *, kubectl: str = "ku
              **CASCADE_KINDS}
     found: dict[str, list[dict[str, Any]]] = {}
     config = ["--kubeconfig", kubeconfig] if kubeconfig else []
+    server = _api_server(kubectl, config)
+    where = f"the API server {server}" if server else "the API server"
     for key, resource in kinds.items():
-        done = subprocess.run([kubectl, *config, "get", resource, "-A", "-o", "json"], capture_output=True,
-                              text=True, check=False, timeout=60)
+        bound.say(f"kubectl get {resource}: waiting for {where} (at most {format_duration(bound.timeout_s)})")
+        argv = [kubectl, *config, f"--request-timeout={max(1, round(bound.timeout_s))}s", "get", resource, "-A",
+                "-o", "json"]
+        try:
+            done = run_bounded(argv, timeout_s=bound.timeout_s + 5)  # kubectl's own timeout comes first
+        except subprocess.TimeoutExpired:
+            done = subprocess.CompletedProcess(argv, -1, "", "Timeout exceeded")
+        if done.returncode != 0 and any(marker in done.stderr for marker in _NO_ANSWER):
+            raise NoAnswer(f"{where} did not answer within {bound.timeout_s:g} s (kubectl get {resource})")
         if done.returncode != 0:
             if key == "pvcs":
                 return None

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from dr.charts.mirror import Server, fill, package
+from dr.charts.mirror import Server, checked_pins, fill, package
 from dr.core.charts import ChartPin, index_document
 
 # The API groups whose CRDs an operator's chart installs, by chart name (as the upstream charts do).
@@ -121,7 +121,7 @@ def write_upstream(pins: Iterable[ChartPin], directory: Path, crd_dirs: Iterable
     dirs = list(crd_dirs)
     directory.mkdir(parents=True, exist_ok=True)  # a graph with no chart still gets its (empty) repository
     entries = []
-    for pin in pins:
+    for pin in checked_pins(pins):
         chart = write_chart(pin, directory / "src", dirs, (services or {}).get(pin.name, ()))
         _, entry = package(chart, directory)
         entries.append(entry)

@@ -8,6 +8,7 @@ ones), how an index entry is found and written. `dr.charts.mirror` does the down
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,40 @@ class ChartPin:
 
     @property
     def archive(self) -> str:
-        """The file name Helm gives a packaged chart."""
+        """The file name Helm gives a packaged chart; only for a pin without a `pin_problem` (a name or
+        version from a graph or an index is never trusted to be a file name)."""
+        problem = pin_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
         return f"{self.name}-{self.version}.tgz"
+
+
+# As Helm accepts them: a chart name is one path segment (Helm refuses a name that is not its own base name;
+# `helm create` allows letters, digits, '.', '_' and '-'), here also starting with a letter or digit so it is
+# never '.', '..' or a hidden file; a version is SemVer as Helm's parser reads it (an optional 'v', one to
+# three numbers, a pre-release and build metadata).
+_CHART_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", re.ASCII)
+_IDENTIFIERS = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
+_CHART_VERSION = re.compile(rf"v?\d{{1,18}}(?:\.\d{{1,18}}){{0,2}}(?:-{_IDENTIFIERS})?(?:\+{_IDENTIFIERS})?", re.ASCII)
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+
+
+def pin_problem(pin: ChartPin) -> str | None:
+    """Why this chart name or version is not one Helm would package (so never a file name), or None."""
+    if not _CHART_NAME.fullmatch(pin.name):
+        return (f"chart {pin.name!r} is not a chart name (Helm allows letters, digits, '.', '_' and '-', "
+                "one path segment)")
+    if len(pin.version) > 128 or not _CHART_VERSION.fullmatch(pin.version):
+        return f"chart {pin.name} version {pin.version!r} is not a chart version (SemVer, like 1.2.3 or v1.2.3)"
+    return None
+
+
+def sha256_digest(value: object) -> str | None:
+    """An index entry's `digest` as lower-case hex when it is a sha256 digest, else None (missing, empty, a
+    number YAML read from unquoted digits, or anything else that cannot verify an archive)."""
+    if isinstance(value, str) and _SHA256.fullmatch(value):
+        return value.lower()
+    return None
 
 
 def chart_pins(spec: GraphSpec) -> tuple[ChartPin, ...]:

@@ -214,28 +214,97 @@ class _Converter:
         return sources
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int], path: str) -> int:
+class YamlBoundError(yaml.YAMLError):
+    """YAML refused before it becomes data: nested too deep, or aliases that expand past a bound."""
+
+    def __init__(self, problem: str, line: int) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
+
+
+def expanded_size(node: yaml.Node, limit: int, memo: dict[int, int] | None = None,
+                  active: set[int] | None = None) -> int:
     """Roughly how many bytes the node becomes once aliases are expanded (memoised per node, so cheap):
-    every scalar's text plus one per value. Counting values alone let long strings through (a 554-byte
-    graph made `dr docs` write 107 MB)."""
+    every scalar's text plus one per value; counting stops past `limit`. Counting values alone let long
+    strings through (a 554-byte graph made `dr docs` write 107 MB). An alias inside the structure it names
+    is refused (YamlBoundError)."""
+    memo = {} if memo is None else memo
+    active = set() if active is None else active
     key = id(node)
     if key in memo:
         return memo[key]
     if isinstance(node, yaml.ScalarNode):
         return 1 + len(node.value)
     if key in active:
-        raise _fail(path, node.start_mark.line + 1,
-                    "an alias refers to the structure that contains it; recursive YAML is not allowed")
+        raise YamlBoundError("an alias refers to the structure that contains it; recursive YAML is not allowed",
+                             node.start_mark.line + 1)
     active.add(key)
     children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
     total = 1
     for child in children:
-        total += _expanded_size(child, memo, active, path)
-        if total > MAX_VALUES:  # enough to refuse: stop counting
+        total += expanded_size(child, limit, memo, active)
+        if total > limit:  # enough to refuse: stop counting
             break
     active.discard(key)
     memo[key] = total
     return total
+
+
+MAX_NESTING = 100  # lists and mappings inside each other; the deepest CRD schema seen (cert-manager's) is 38
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a bound on nesting: its composer recurses once per level, so a file nested
+    20,000 deep was a RecursionError (and libyaml crashes near 50,000)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise YamlBoundError(f"nested more than {MAX_NESTING} deep", mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def expansion_limit(text: str) -> int:
+    """What the documents of `text` may expand to through aliases: anchors may repeat things, not multiply
+    them (a 530-byte "billion laughs" expands to gigabytes)."""
+    return 1_000_000 + 10 * len(text)
+
+
+def load_all_bounded(text: str, *, loader: type[BoundedLoader] = BoundedLoader) -> list[Any]:
+    """Every document of `text` as plain data, like `yaml.safe_load_all`, in bounded time and memory:
+    nesting past MAX_NESTING or aliases expanding past `expansion_limit` raise YamlBoundError (a
+    yaml.YAMLError) naming the line."""
+    limit = expansion_limit(text)
+    stream = loader(text)
+    documents: list[Any] = []
+    try:
+        while stream.check_node():
+            node = stream.get_node()
+            if node is not None and "*" in text and expanded_size(node, limit) > limit:
+                raise YamlBoundError(f"its aliases expand to more than {limit:,} bytes ({len(text):,} written)",
+                                     node.start_mark.line + 1)
+            documents.append(stream.construct_document(node) if node is not None else None)
+    finally:
+        stream.dispose()
+    return documents
+
+
+def load_bounded(text: str) -> Any:
+    """The one document of `text` (None when empty), bounded as `load_all_bounded`; more than one is a
+    yaml.YAMLError as in `yaml.safe_load`."""
+    documents = load_all_bounded(text)
+    if len(documents) > 1:
+        raise yaml.YAMLError("expected a single document, found more than one")
+    return documents[0] if documents else None
 
 
 MAX_DEPTH = 100  # far deeper than any recovery graph; libyaml crashes (SIGSEGV) near 50,000
@@ -289,11 +358,13 @@ def parse_yaml(text: str, *, path: str) -> LocatedDocument:
     try:
         # Without an anchor there is no alias, so nothing can expand: skip the walk on big plain graphs.
         limit = min(MAX_VALUES, 1_000_000 + 20 * len(text))  # anchors may repeat things, not multiply them
-        if "&" in text and _expanded_size(documents[0], {}, set(), path) > limit:
+        if "&" in text and expanded_size(documents[0], limit) > limit:
             raise _fail(path, 1, f"the document expands to more than {limit:,} bytes through its aliases "
                                  f"({len(text):,} bytes written); write the graph out without alias chains")
         with paused_gc():
             data = converter.convert(documents[0])
+    except YamlBoundError as exc:
+        raise _fail(path, exc.line, exc.problem) from None
     except RecursionError:
         raise _fail(path, 1, "the YAML is nested too deeply to read") from None
     return LocatedDocument(path=path, data=data, root=documents[0])

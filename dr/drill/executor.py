@@ -145,12 +145,49 @@ class Journal:
                 "SELECT error FROM attempts WHERE run_id = ? AND name = ? AND error IS NOT NULL ORDER BY started",
                 (self.run_id, name))]
 
-    def load(self) -> dict[str, StepRecord]:
+    def _damaged(self, what: str) -> JournalError:
+        """The same error for a damaged row as for a damaged file: the file, what is wrong, what to do."""
+        return JournalError(f"the drill journal {self.path} is damaged ({what}); move it aside to start afresh "
+                            "(a damaged journal cannot be resumed)")
+
+    def _rows(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         with self._lock:
-            rows = self._db.execute("SELECT name, state, attempts, started, finished, error, outputs FROM steps "
-                                    "WHERE run_id = ?", (self.run_id,)).fetchall()
-        return {r[0]: StepRecord(name=r[0], state=StepState(r[1]), attempts=r[2], started=r[3], finished=r[4],
-                                 error=r[5] or "", outputs=json.loads(r[6] or "{}")) for r in rows}
+            try:
+                return self._db.execute(query, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(str(exc)) from None
+
+    def _record(self, row: Sequence[Any]) -> StepRecord:
+        """One step row as a record, every column checked (a row torn by a crash, or edited by hand)."""
+        name, state, attempts, started, finished, error, outputs = row
+        what = f"step {name!r}"
+        if state not in {s.value for s in StepState}:
+            raise self._damaged(f"{what}: unknown state {state!r}")
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+            raise self._damaged(f"{what}: attempts {attempts!r} is not a count")
+        for column, value in (("started", started), ("finished", finished)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise self._damaged(f"{what}: {column} {value!r} is not a time")
+        if error is not None and not isinstance(error, str):
+            raise self._damaged(f"{what}: its error {error!r} is not text")
+        return StepRecord(name=str(name), state=StepState(state), attempts=attempts, started=started,
+                          finished=finished, error=error or "",
+                          outputs=self._json_object(outputs, f"{what}: its outputs"))
+
+    def _json_object(self, text: Any, what: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text or "{}")
+        except (TypeError, ValueError):
+            raise self._damaged(f"{what} are not JSON (torn?)") from None
+        if not isinstance(value, dict):
+            raise self._damaged(f"{what} are not JSON of an object")
+        return value
+
+    def load(self) -> dict[str, StepRecord]:
+        """Every step of this run as last saved; JournalError naming the file when a row is damaged."""
+        rows = self._rows("SELECT name, state, attempts, started, finished, error, outputs FROM steps "
+                          "WHERE run_id = ?", (self.run_id,))
+        return {str(r[0]): self._record(r) for r in rows}
 
     def attempts(self) -> list[tuple[str, int]]:
         with self._lock:
@@ -163,10 +200,8 @@ class Journal:
                              (self.run_id, name, time.time(), json.dumps(dict(data or {}), default=str)))
 
     def phase(self, name: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT data FROM phases WHERE run_id = ? AND name = ?",
-                                   (self.run_id, name)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        rows = self._rows("SELECT data FROM phases WHERE run_id = ? AND name = ?", (self.run_id, name))
+        return None if not rows else self._json_object(rows[0][0], f"phase {name!r}: its data")
 
     def close(self) -> None:
         with self._lock:

@@ -7,16 +7,19 @@ prints the trend and draws RTO and RPO over time (matplotlib, written as a PNG).
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dr.core.drill_report import DrillReport
 from dr.errors import DrError
 
 RECENT = 5
+LATEST_TIME = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC, the last moment a datetime can hold
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,37 @@ def _damaged(path: Path, exc: Exception) -> HistoryDamaged:
                           "and dr starts a new one; every drill's report stays under reports/")
 
 
+def _time(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= LATEST_TIME:
+        raise ValueError(f"{what} {value!r} is not a time")
+    return float(value)
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} {value!r} is not a duration")
+    return float(value)
+
+
+def _durations(text: Any, what: str) -> dict[str, float]:
+    """A JSON object of durations in seconds (the RPO per backup, the time per step)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"its {what} are not JSON (torn?)") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"its {what} are not a JSON object")
+    return {str(k): _seconds(v, f"{what} {k!r}") for k, v in value.items()}
+
+
+def _entry(row: Sequence[Any]) -> HistoryEntry:
+    """One drill row, every value checked; ValueError saying what is wrong (an absurd time, torn JSON)."""
+    run_id, cluster, kind, finished_at, success, rto_s, rpo, steps, target = row
+    return HistoryEntry(str(run_id), str(cluster), str(kind), _time(finished_at, "finished_at"), bool(success),
+                        _seconds(rto_s, "rto_s"), _durations(rpo, "RPOs"), _durations(steps, "step times"),
+                        _seconds(target or 0, "rto_target_s"))
+
+
 class History:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         """The history at `path`; `read_only` opens an existing file without writing anything (`dr history`
@@ -57,6 +91,8 @@ class History:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(drills)")}
             if "rto_target_s" not in columns:  # a history written before targets were recorded
                 self._db.execute("ALTER TABLE drills ADD COLUMN rto_target_s REAL DEFAULT 0")
+            # The recent drills of a cluster, newest first, without reading the others (`recent_steps`).
+            self._db.execute("CREATE INDEX IF NOT EXISTS drills_by_cluster ON drills (cluster, finished_at)")
         except sqlite3.DatabaseError as exc:
             raise _damaged(path, exc) from None
 
@@ -72,28 +108,59 @@ class History:
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, exc) from None
 
-    def entries(self, cluster: str | None = None) -> list[HistoryEntry]:
+    def read(self, cluster: str | None = None) -> tuple[list[HistoryEntry], list[str]]:
+        """(every drill, oldest first; what was skipped and why): a row that cannot be a drill (an absurd
+        time, torn JSON) is skipped and named, never the end of the reader. HistoryDamaged when the file
+        itself cannot be read."""
         try:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(drills)")}
             target = "rto_target_s" if "rto_target_s" in columns else "0"
             query = f"SELECT run_id, cluster, kind, finished_at, success, rto_s, rpo, steps, {target} FROM drills"
             rows = (self._db.execute(query + " WHERE cluster = ? ORDER BY finished_at", (cluster,)) if cluster
                     else self._db.execute(query + " ORDER BY finished_at")).fetchall()
-            return [HistoryEntry(str(r[0]), str(r[1]), str(r[2]), float(r[3]), bool(r[4]), float(r[5]),
-                                 dict(json.loads(r[6])), dict(json.loads(r[7])), float(r[8] or 0)) for r in rows]
-        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, exc) from None
+        entries: list[HistoryEntry] = []
+        skipped: list[str] = []
+        for row in rows:
+            try:
+                entries.append(_entry(row))
+            except ValueError as exc:
+                skipped.append(f"drill {row[0]!r} in {self.path} skipped: {exc}")
+        return entries, skipped
+
+    def entries(self, cluster: str | None = None) -> list[HistoryEntry]:
+        """Every readable drill, oldest first (`read` also says what was skipped)."""
+        return self.read(cluster)[0]
+
+    def recent_steps(self, cluster: str, recent: int = RECENT, kinds: tuple[str, ...] = ("stack", "hosts")
+                     ) -> list[dict[str, float]]:
+        """The step times of the last `recent` successful drills of these kinds, newest first. Only those
+        rows are read and decoded (SQLite walks its index from the newest): a history of 200,000 drills
+        costs what one of five does. A row with an absurd time or torn step times is passed over."""
+        marks = ", ".join("?" * len(kinds))
+        query = (f"SELECT steps FROM drills WHERE cluster = ? AND success = 1 AND kind IN ({marks}) "
+                 "AND typeof(finished_at) IN ('integer', 'real') AND finished_at BETWEEN 0 AND ? "
+                 "ORDER BY finished_at DESC")
+        found: list[dict[str, float]] = []
+        try:
+            for (steps,) in self._db.execute(query, (cluster, *kinds, LATEST_TIME)):
+                try:
+                    found.append(_durations(steps, "step times"))
+                except ValueError:
+                    continue
+                if len(found) >= recent:
+                    break
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, exc) from None
+        return found
 
     def step_medians(self, cluster: str, recent: int = RECENT, kinds: tuple[str, ...] = ("stack", "hosts")
                      ) -> dict[str, int]:
         """Median measured duration per step over the last `recent` successful drills of these kinds, in
         whole seconds. Sandbox drills rebuild toy data on one machine: their timings never predict a
         real rebuild, so by default only drills on real hosts and clusters count."""
-        durations: dict[str, list[float]] = {}
-        for entry in [e for e in self.entries(cluster) if e.success and e.kind in kinds][-recent:]:
-            for step, seconds in entry.steps_s.items():
-                durations.setdefault(step, []).append(seconds)
-        return {step: max(1, round(statistics.median(values))) for step, values in durations.items()}
+        return medians_of(self.recent_steps(cluster, recent, kinds))
 
     def close(self) -> None:
         self._db.close()
@@ -103,6 +170,15 @@ class History:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def medians_of(drills: Sequence[dict[str, float]]) -> dict[str, int]:
+    """The median time of each step over these drills' step times, in whole seconds (at least 1)."""
+    durations: dict[str, list[float]] = {}
+    for steps in drills:
+        for step, seconds in steps.items():
+            durations.setdefault(step, []).append(seconds)
+    return {step: max(1, round(statistics.median(values))) for step, values in durations.items()}
 
 
 def record_drill(path: Path, report: DrillReport, say: Callable[[str], None]) -> bool:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dr.audit.checks import AuditInput, BackupState, Finding, audit
-from dr.audit.sources import HOST_READERS, cascade_view, k8s_status_from_kubectl
+from dr.audit.sources import HOST_READERS, Bound, cascade_view, k8s_status_from_kubectl
 from dr.core.backups import CollapsedBackup
 from dr.core.drill_report import CheckResult, ScenarioResult, scenario_step
 from dr.core.spec import GraphSpec, Retention
@@ -116,7 +116,7 @@ def restic_backups(sandbox: Sandbox) -> list[tuple[str, Mapping[str, Any]]]:
 
 def restic_state(sandbox: Sandbox, backup: str) -> BackupState:
     repo = sandbox.state.restic[backup]["repo"]
-    return HOST_READERS["restic"]({"repo": repo, "vars": {}}, {"restic_password": sandbox.password})
+    return HOST_READERS["restic"]({"repo": repo, "vars": {}}, {"restic_password": sandbox.password}, Bound())
 
 
 def timed_audit(spec: GraphSpec, read: Callable[[], Mapping[str, BackupState]]) -> tuple[list[Finding], float]:
@@ -325,7 +325,7 @@ class NamespaceDelete(Scenario):
         while not found and time.monotonic() < deadline:
             time.sleep(self.poll_s)
             findings, _ = timed_audit(sandbox.spec, lambda: {self.backup.name: HOST_READERS["pgbackrest"](
-                stanza_inputs, {})})
+                stanza_inputs, {}, Bound())})
             found = [f for f in findings if f.check == "freshness" and f.subject == self.backup.name]
         self.detect_s = time.time() - self.failing_since if found else None
         self.said = [f.message for f in found]

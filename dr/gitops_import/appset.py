@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from dr.core.yaml_source import YamlBoundError, load_bounded
 from dr.gitops_import.infer import Doc
 
 _PLACEHOLDER = re.compile(r"\{\{-?\s*\.?([A-Za-z0-9_.\[\]-]+)\s*-?\}\}")
@@ -72,6 +73,7 @@ class _Generators:
         self.files = sorted(set(files))
         self.read = read
         self.repo_urls = repo_urls
+        self.skipped: list[str] = []  # "<file>: skipped (why)", for the files a git generator could not read
 
     def params(self, generator: Mapping[str, Any]) -> tuple[list[dict[str, str]], str]:
         """(parameter sets, why it could not be expanded or "")."""
@@ -96,12 +98,26 @@ class _Generators:
         out: list[dict[str, str]] = []
         for entry in spec.get("files") or []:
             for path in (p for p in self.files if fnmatch.fnmatchcase(p, str(entry.get("path", "")))):
-                text = self.read(path)
-                loaded = (json.loads(text) if path.endswith(".json") else yaml.safe_load(text)) if text else None
-                for item in loaded if isinstance(loaded, list) else [loaded]:
-                    if isinstance(item, Mapping):
-                        out.append({**_flatten(item), **_path_params(posixpath.dirname(path))})
+                out += self.file_params(path)
         return out, ""
+
+    def file_params(self, path: str) -> list[dict[str, str]]:
+        """The parameter sets of one file a git files generator reads; a file that cannot be read in bounded
+        time and memory (an alias bomb, nested thousands deep) or is not JSON/YAML is skipped and named."""
+        text = self.read(path)
+        try:
+            loaded = (json.loads(text) if path.endswith(".json") else load_bounded(text)) if text else None
+            items = loaded if isinstance(loaded, list) else [loaded]
+            return [{**_flatten(item), **_path_params(posixpath.dirname(path))} for item in items
+                    if isinstance(item, Mapping)]
+        except YamlBoundError as exc:
+            self.skipped.append(f"{path}: skipped ({exc.problem}, at line {exc.line})")
+        except RecursionError:
+            self.skipped.append(f"{path}: skipped (nested too deeply to read)")
+        except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
+            self.skipped.append(f"{path}: skipped, not valid {'JSON' if path.endswith('.json') else 'YAML'} "
+                                f"({getattr(exc, 'problem', None) or getattr(exc, 'msg', None) or type(exc).__name__})")
+        return []
 
 
 def expand(docs: list[Doc], *, directories: Iterable[str], files: Iterable[str], read: ReadFile) -> Expanded:
@@ -137,6 +153,7 @@ def expand(docs: list[Doc], *, directories: Iterable[str], files: Iterable[str],
         if count:
             plural = "s" if count > 1 else ""
             result.notes.append(f"ApplicationSet {appset.name}: {count} Application{plural} generated")
+    result.notes[:0] = sorted(set(generators.skipped))
     return result
 
 

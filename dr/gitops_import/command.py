@@ -42,7 +42,8 @@ def read_draft(tool: str, root: Path, cluster: str | None) -> Draft:
     if tool == "argo":  # the Applications each ApplicationSet generates from this repository
         directories, files = list_paths(root)
         expanded = expand(docs, directories=directories, files=files, read=file_reader(root))
-        docs, notes = [*docs, *expanded.applications], expanded.notes
+        # A YAML file a git generator reads was read (and maybe skipped) as part of the repository already.
+        docs, notes = [*docs, *expanded.applications], [n for n in expanded.notes if n not in skipped]
         notes += helm_rendered_apps(docs, files, file_reader(root))
         for note in notes:
             say(f"import: {note}")

@@ -23,6 +23,7 @@ import yaml
 
 from dr.core.restore_tools.cnpg import BARMAN_PLUGIN
 from dr.core.spec import LAYER_INDEX, deep_merge
+from dr.core.yaml_source import load_bounded
 
 KOPIUR = "kopiur.home-operations.com"
 # The charts that install each tool's operator, and the tools that restore into a claim (after the storage).
@@ -482,6 +483,7 @@ class _FluxSources:
                            if d.is_("source.toolkit.fluxcd.io", "HelmRepository")}
         self.oci = {(d.namespace, d.name): d for d in docs if d.is_("source.toolkit.fluxcd.io", "OCIRepository")}
         self.config_maps = {(d.namespace, d.name): d for d in docs if d.is_("", "ConfigMap")}
+        self.skipped: list[str] = []  # values that could not be read, for review
 
     def git_url(self, ks: Doc) -> str:
         ref = ks.spec.get("sourceRef", {})
@@ -495,7 +497,13 @@ class _FluxSources:
                 continue
             found = self.config_maps.get((release.namespace, str(ref.get("name", ""))))
             text = (found.obj.get("data") or {}).get(str(ref.get("valuesKey", "values.yaml"))) if found else None
-            loaded = yaml.safe_load(text) if isinstance(text, str) else None
+            try:
+                loaded = load_bounded(text) if isinstance(text, str) else None
+            except (yaml.YAMLError, RecursionError) as exc:  # bounded: an alias bomb, nested thousands deep
+                assert found is not None
+                self.skipped.append(f"{found.path}: the values of ConfigMap {found.name} are not read "
+                                    f"({getattr(exc, 'problem', None) or type(exc).__name__})")
+                continue
             if isinstance(loaded, Mapping):
                 merged = deep_merge(merged, loaded)
         values = release.spec.get("values")
@@ -564,6 +572,7 @@ def infer_flux(docs: Iterable[Doc], cluster: str) -> Draft:
         _component(draft, name_of(release), layer=guess_layer(release.name, chart["chart"]), kind="HelmRelease",
                    obj=release, source=chart["repo"], path="", namespace=release.namespace, charts=[chart],
                    depends_on=_dependencies(release, names), controller="flux")
+    draft.review += sorted(set(sources.skipped))
     _Inference(docs, draft, "flux").data()
     _finish(draft, "flux", "Flux")
     return draft

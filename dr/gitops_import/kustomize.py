@@ -78,12 +78,32 @@ class _Repository:
     def __init__(self, docs: list[Doc]) -> None:
         self.docs = docs
         self.kustomizations = {posixpath.dirname(d.path): d for d in docs if is_kustomize_file(d)}
+        self.by_path: dict[str, list[int]] = {}
+        for index, doc in enumerate(docs):
+            self.by_path.setdefault(doc.path, []).append(index)
+        self._built: dict[tuple[str, str | None], list[tuple[int, str | None]]] = {}
+        self._building: set[str] = set()
 
-    def build(self, path: str, namespace: str | None = None, seen: frozenset[str] = frozenset()
-              ) -> list[tuple[int, str | None]]:
-        """(doc index, namespace kustomize gives it) of what building `path` yields."""
-        if path in seen:
+    def build(self, path: str, namespace: str | None = None) -> list[tuple[int, str | None]]:
+        """(doc index, namespace kustomize gives it) of what building `path` yields, each once.
+
+        Each (path, namespace) is built once and remembered: kustomizations that list each other twice per
+        level would otherwise be built 2^n times. A kustomization that includes itself, directly or
+        through others, yields nothing the second time (kustomize refuses such a cycle)."""
+        key = (path, namespace)
+        if key in self._built:
+            return self._built[key]
+        if path in self._building:
             return []
+        self._building.add(path)
+        try:
+            built = list(dict.fromkeys(self._build(path, namespace)))
+        finally:
+            self._building.discard(path)
+        self._built[key] = built
+        return built
+
+    def _build(self, path: str, namespace: str | None) -> list[tuple[int, str | None]]:
         kustomization = self.kustomizations.get(path)
         if kustomization is None:  # Flux generates one holding every manifest under the path
             return [(i, namespace) for i, d in enumerate(self.docs) if _under(d.path, path)
@@ -92,13 +112,13 @@ class _Repository:
         namespace = namespace or (own if isinstance(own, str) and own else None)  # the outer one wins
         built: list[tuple[int, str | None]] = []
         for key in ("resources", "components"):
-            for entry in kustomization.obj.get(key) or []:
+            entries = kustomization.obj.get(key)
+            for entry in entries if isinstance(entries, list) else []:
                 if not isinstance(entry, str) or "://" in entry:
                     continue  # a remote base is not in the repository
                 target = _join(path, entry)
-                files = [i for i, d in enumerate(self.docs) if d.path == target]
-                built += [(i, namespace) for i in files] if files else \
-                    self.build(target, namespace, seen | {path})
+                files = self.by_path.get(target)
+                built += [(i, namespace) for i in files] if files else self.build(target, namespace)
         return built
 
     def variables(self, flux: Doc, notes: list[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from dr.core.yaml_source import BoundedLoader, YamlBoundError, load_all_bounded
 from dr.errors import UsageError
 from dr.gitops_import.infer import Doc
 
@@ -16,9 +17,10 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 SKIPPED_DIRS = {".git", "node_modules", ".terraform", "vendor"}
 
 
-class _GoYamlLoader(yaml.SafeLoader):
+class _GoYamlLoader(BoundedLoader):
     """PyYAML refuses an anchor defined twice; Go's YAML (what Flux and kubectl read with) takes the
-    later definition, and so does import."""
+    later definition, and so does import. Nesting and alias expansion are bounded (a repository's file
+    could be an alias bomb, or nested 20,000 deep)."""
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]
@@ -28,7 +30,9 @@ class _GoYamlLoader(yaml.SafeLoader):
 
 
 def load_all(text: str) -> list[object]:
-    return list(yaml.load_all(text, Loader=_GoYamlLoader))
+    """Every document of a repository's file, as Go's YAML reads them, in bounded time and memory
+    (YamlBoundError, a yaml.YAMLError, past the bounds)."""
+    return load_all_bounded(text, loader=_GoYamlLoader)
 
 
 def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
@@ -63,6 +67,12 @@ def read_repository(root: Path) -> tuple[list[Doc], list[str]]:
                 loaded = load_all(text)
             except UnicodeDecodeError:
                 problems.append(f"{relative}: skipped, not UTF-8 text")
+                continue
+            except YamlBoundError as exc:  # written to stop whoever reads it
+                problems.append(f"{relative}: skipped ({exc.problem}, at line {exc.line})")
+                continue
+            except RecursionError:
+                problems.append(f"{relative}: skipped (nested too deeply to read)")
                 continue
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)

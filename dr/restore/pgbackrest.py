@@ -12,14 +12,16 @@ import datetime as dt
 import json
 import os
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dr.core.backups import BackupPoint, choose_backup
+from dr.core.durations import format_duration
 from dr.core.invocations import PGBACKREST_DEFAULTS, ChosenBackup, pgbackrest_settings, run_as
-from dr.errors import RestoreError
+from dr.errors import NoAnswer, RestoreError
+from dr.process_groups import run_bounded
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,24 @@ class PgBackRestStanza:
     config: str
     stanza: str = "main"
     os_user: str = "postgres"
+    timeout_s: float = 600  # one pgbackrest call; past it the call is stopped (NoAnswer)
+    say: Callable[[str], None] | None = field(default=None, repr=False, compare=False)  # a line before each wait
 
     def command(self, *args: str) -> list[str]:
         return run_as(self.os_user, ["pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args],
                       am_root=os.geteuid() == 0)
 
-    def run(self, *args: str, timeout: float = 600) -> str:
+    def run(self, *args: str) -> str:
+        if self.say is not None:
+            self.say(f"pgbackrest {args[-1]} (stanza {self.stanza}): waiting for its repository (at most "
+                     f"{format_duration(self.timeout_s)})")
         try:
-            done = subprocess.run(self.command(*args), capture_output=True, text=True, check=False, timeout=timeout)
+            done = run_bounded(self.command(*args), timeout_s=self.timeout_s)
         except FileNotFoundError:
             raise RestoreError("pgbackrest is not installed; run `make system` (Debian package pgbackrest)") from None
+        except subprocess.TimeoutExpired:
+            raise NoAnswer(f"the pgBackRest repository of stanza {self.stanza} ({self.config}) did not answer "
+                           f"within {self.timeout_s:g} s (pgbackrest {args[-1]})") from None
         if done.returncode != 0:
             detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
             raise RestoreError(f"pgbackrest {args[-1]} (stanza {self.stanza}) failed: "

@@ -13,17 +13,24 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dr.core.backups import BackupPoint, choose_backup
+from dr.core.durations import format_duration
 from dr.core.invocations import S3_CREDENTIALS, ChosenBackup, restic_repository
 from dr.core.spec import Retention
-from dr.errors import RestoreError
+from dr.errors import NoAnswer, RestoreError
+from dr.process_groups import run_bounded
 
 _READ_ONLY_COMMANDS = frozenset({"snapshots", "stats", "ls", "restore", "cat"})
+
+
+def shown_repository(repository: str) -> str:
+    """A repository as dr may print it: credentials in its URL (`rest:https://user:pass@host/`) hidden."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", repository)
 
 
 @dataclass(frozen=True)
@@ -31,21 +38,31 @@ class ResticRepository:
     repository: str
     password: str = field(repr=False)
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # AWS_* for an s3: repository
+    timeout_s: float = 3600  # one restic call; past it the call is stopped (NoAnswer)
+    say: Callable[[str], None] | None = field(default=None, repr=False, compare=False)  # a line before each wait
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, **self.credentials, "RESTIC_PASSWORD": self.password}
 
     def run(self, *args: str) -> str:
-        """Run restic against this repository and return stdout; RestoreError with its reason otherwise."""
+        """Run restic against this repository and return stdout; RestoreError with its reason otherwise,
+        NoAnswer when it has not finished within `timeout_s` (a server that accepts and never answers)."""
+        shown = shown_repository(self.repository)
+        if self.say is not None:
+            self.say(f"restic {args[0]} on {shown}: waiting for the repository (at most "
+                     f"{format_duration(self.timeout_s)})")
         try:
             # Reading must work on a repository dr may not write to (a drill reads production backups).
             lock = ["--no-lock"] if args and args[0] in _READ_ONLY_COMMANDS else []
-            done = subprocess.run(["restic", *lock, "-r", self.repository, *args], env=self._env(),
-                                  capture_output=True, text=True, check=False, timeout=3600)
+            done = run_bounded(["restic", *lock, "-r", self.repository, *args], env=self._env(),
+                               timeout_s=self.timeout_s)
         except FileNotFoundError:
             raise RestoreError("restic is not installed; run `make system` (Debian package restic)") from None
+        except subprocess.TimeoutExpired:
+            raise NoAnswer(f"the restic repository {shown} did not answer within {self.timeout_s:g} s "
+                           f"(restic {args[0]})") from None
         if done.returncode != 0:
-            raise RestoreError(f"restic {args[0]} on {self.repository} failed: {_reason(done.stderr)}")
+            raise RestoreError(f"restic {args[0]} on {shown} failed: {_reason(done.stderr)}")
         return done.stdout
 
 
