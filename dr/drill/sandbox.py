@@ -277,7 +277,7 @@ class Sandbox:
             self._workload.wait()
             self._workload = None
         if self.state.pg_base:
-            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
+            self.pg.stop()
 
     def production_cluster(self) -> SandboxCluster:
         """Production's control plane, started if the graph did not need one (no etcd restore)."""
@@ -511,7 +511,7 @@ class Sandbox:
         elif tool == "pgbackrest":
             pg = self.pg
             if rerun:
-                as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "stop", check=False)
+                pg.stop()
             variables.update({"pgbackrest_config": str(pg.config), "pg_data": str(pg.data), "pg_port": pg.port,
                               "pg_socket_dir": str(pg.base)})
         return local
@@ -628,7 +628,7 @@ class Sandbox:
 
     def _remove_postgres(self) -> None:
         if self.state.pg_base:
-            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg.data), "-m", "immediate", "stop", check=False)
+            self.pg.stop()
             shutil.rmtree(self.state.pg_base, ignore_errors=True)
 
     def _remove_files(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dr import process_tree
 from dr.core.invocations import PGBACKREST_DEFAULTS, run_as
 from dr.kube.sandbox_cluster import free_port
 
@@ -86,8 +87,26 @@ class PgSandbox:
                            "-v", "ON_ERROR_STOP=1", "-Atc", statement)
         return done.stdout.strip()
 
+    def postmaster(self) -> int | None:
+        """The server's pid from its `postmaster.pid`, while that file exists."""
+        try:
+            first = (self.data / "postmaster.pid").read_text(encoding="ascii", errors="replace").split("\n", 1)[0]
+            return int(first)
+        except (OSError, ValueError):
+            return None
+
     def stop(self) -> None:
-        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop", check=False)
+        """Stop the server now (immediate mode), waiting at most 15 s. A server that already died is not
+        waited for: after a stop signal the postmaster may be a zombie that dr, as subreaper, inherited, and
+        `pg_ctl stop` took it for running and waited its full minute."""
+        pid = self.postmaster()
+        if pid is not None and not process_tree.alive((pid, None)):
+            process_tree.reap([pid])
+            return
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-t", "15", "stop", check=False,
+                    timeout=30)
+        if pid is not None:
+            process_tree.reap([pid])
 
     def destroy(self) -> None:
         self.stop()

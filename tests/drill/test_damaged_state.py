@@ -163,3 +163,27 @@ def test_plan_decodes_only_the_recent_rows_of_a_long_history(tmp_path: Path, run
     plan = json.loads(result.out)
     (etcd,) = [s for s in plan["steps"] if s["name"] == "etcd"]
     assert etcd["estimate_s"] == expected, etcd
+
+
+def test_a_dead_postgres_is_not_waited_for_on_the_way_out(tmp_path: Path) -> None:
+    """After a stop signal the sandbox's PostgreSQL may already be dead, its postmaster a zombie dr inherited as
+    subreaper: `pg_ctl stop` took it for running and waited a full minute. The dead server is collected and
+    not waited for."""
+    import os
+    import subprocess
+
+    from dr.drill.sandbox_pg import PgSandbox
+
+    zombie = subprocess.Popen(["true"])
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet collected: a zombie
+    data = tmp_path / "pgdata"
+    data.mkdir()
+    (data / "postmaster.pid").write_text(f"{zombie.pid}\n{data}\n")
+    PgSandbox(base=tmp_path, port=1).stop()
+    try:
+        os.waitpid(zombie.pid, os.WNOHANG)
+        collected = False
+    except ChildProcessError:
+        collected = True
+    assert collected, "the dead postmaster was collected"
+    zombie.returncode = 0  # collected by stop(): Popen must not wait for it again
