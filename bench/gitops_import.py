@@ -93,7 +93,7 @@ else:
     from dr.gitops_import.write import render
     from dr.graph_file import read_text
     draft = read_draft("flux", root, None)
-    refused, _ = refusals(render(draft, source=str(root)), where=str(root / "g.yaml"), read_text=read_text)
+    refused, _, _ = refusals(render(draft, source=str(root)), where=str(root / "g.yaml"), read_text=read_text)
     assert not [r for r in refused if "kopiur" in r], refused
     print(len(draft.backups), file=sys.stderr)
 print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
