@@ -398,8 +398,11 @@ def _measured_estimates(history_file: Path, cluster: str) -> tuple[dict[str, int
     """Median step durations of recent successful drills of this cluster, when there are any."""
     from dr.drill.history import History, HistoryDamaged, medians_of
 
+    if not history_file.is_file():
+        return {}, ""
     try:
-        with History(history_file) as history:
+        # Read-only: planning never writes the state dir (nor migrates or indexes its history).
+        with History(history_file, read_only=True) as history:
             recent = history.recent_steps(cluster)  # the recent rows only, however long the history is
     except HistoryDamaged as exc:
         print(f"warning: {exc}; the graph's estimates are used", file=sys.stderr)
