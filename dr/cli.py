@@ -844,6 +844,10 @@ def console() -> None:
     thread still blocked on something that will never answer must not keep the process alive: after a few
     seconds' grace the process exits anyway, with the same code."""
     code = main()
+    try:  # what is still buffered goes out now, not in the interpreter's exit, where a gone reader is exit 120
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if code == 130:
         import threading
         import time

@@ -204,7 +204,15 @@ class Engine:
         return self.state_dir / "tmp"
 
     def remove_tmp(self) -> None:
-        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        """Empty the engine's temporary directory (it stays: the stack's environment names it, and the next
+        operation of the same stack, a destroy after an up, writes there again)."""
+        if not self.tmp_dir.is_dir() or self.tmp_dir.is_symlink():
+            return
+        for entry in self.tmp_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
     def env(self) -> dict[str, str]:
         self.tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
