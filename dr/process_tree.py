@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,8 +15,8 @@ from dr.process_identity import start_ticks
 
 Process = tuple[int, int | None]  # pid, start time in clock ticks after boot
 
-__all__ = ["Process", "alive", "children", "descendants", "reap", "signal_if_same", "start_ticks", "wait_gone",
-           "with_environment"]
+__all__ = ["Process", "alive", "children", "descendants", "reap", "signal_if_same", "start_ticks", "stop",
+           "wait_gone", "with_argument", "with_environment"]
 
 
 def _parents() -> dict[int, int]:
@@ -50,19 +51,29 @@ def descendants(pid: int) -> list[Process]:
     return found
 
 
-def with_environment(entry: bytes) -> list[int]:
-    """The processes whose environment holds exactly this `NAME=value` entry."""
+def _holding(name: str, entry: bytes) -> list[int]:
+    """The processes whose /proc/PID/<name> (NUL-separated: environ, cmdline) holds exactly `entry`."""
     found = []
     for directory in Path("/proc").iterdir():
         if not directory.name.isdigit():
             continue
         try:
-            environ = (directory / "environ").read_bytes()
+            entries = (directory / name).read_bytes()
         except OSError:
             continue
-        if entry in environ.split(b"\0"):
+        if entry in entries.split(b"\0"):
             found.append(int(directory.name))
     return found
+
+
+def with_environment(entry: bytes) -> list[int]:
+    """The processes whose environment holds exactly this `NAME=value` entry."""
+    return _holding("environ", entry)
+
+
+def with_argument(argument: str) -> list[int]:
+    """The processes (not zombies: they have no command line) one of whose arguments is exactly `argument`."""
+    return _holding("cmdline", argument.encode())
 
 
 def alive(process: Process) -> bool:
@@ -106,3 +117,13 @@ def wait_gone(processes: list[Process], timeout_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+
+
+def stop(processes: list[Process], grace_s: float, first: int = signal.SIGTERM) -> None:
+    """`first` to each process still the one recorded, SIGKILL to those left after `grace_s`."""
+    for process in processes:
+        signal_if_same(process, first)
+    if not wait_gone(processes, grace_s):
+        for process in processes:
+            signal_if_same(process, signal.SIGKILL)
+        wait_gone(processes, 5.0)

@@ -72,18 +72,12 @@ data:
 """
 
 
-def chart_crds(groups: Iterable[str], dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """(the CustomResourceDefinitions of these API groups, ready to install; the groups none was found for)."""
+def chart_crds(groups: Iterable[str], dirs: Iterable[Path]) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions of these API groups, ready to install (a group dr has none for adds
+    none: the Kubernetes layer then names the kind it cannot serve, `Sandbox.crd_hint`)."""
     from dr.kube import crds
 
-    found: list[dict[str, Any]] = []
-    missing: list[str] = []
-    for group in sorted(set(groups)):
-        definitions = [dict(crd.definition) for crd in crds.of_group(group, extra_dirs=dirs)]
-        found += definitions
-        if not definitions:
-            missing.append(group)
-    return found, missing
+    return [dict(crd.definition) for group in sorted(set(groups)) for crd in crds.of_group(group, extra_dirs=dirs)]
 
 
 def write_chart(pin: ChartPin, root: Path, crd_dirs: Iterable[Path], services: Iterable[tuple[str, int]] = ()
@@ -105,7 +99,7 @@ def write_chart(pin: ChartPin, root: Path, crd_dirs: Iterable[Path], services: I
     if extra:
         (chart / "templates" / "checked-services.yaml").write_text(yaml.safe_dump_all(extra, sort_keys=False),
                                                                    encoding="utf-8")
-    definitions, _ = chart_crds(OPERATOR_CRD_GROUPS.get(pin.name, ()), crd_dirs)
+    definitions = chart_crds(OPERATOR_CRD_GROUPS.get(pin.name, ()), crd_dirs)
     if definitions:
         (chart / "crds").mkdir(exist_ok=True)
         for definition in definitions:

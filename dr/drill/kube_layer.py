@@ -248,8 +248,6 @@ class KubeLayer:
         self._thread: threading.Thread | None = None
         self._engine: Any = None
         self.runs = 0  # engine runs so far (one, unless a step failed and was retried)
-        self.left_behind: list[str] = []   # processes of an engine run a crash left, stopped before the first run
-        self.locks_cleared: list[Path] = []  # that run's stack locks, removed once its holder was found dead
 
     def check_available(self) -> None:
         from dr.kube.toolchain import ENGINE
@@ -352,12 +350,12 @@ class KubeLayer:
 
         engine = self._engine = Engine.at(self.root / "engine", self.toolchain)
         if self.runs == 0:  # what a run killed before this process started left: its processes, its lock
-            self.left_behind = engine.stop_leftovers()
-            self.locks_cleared = engine.clear_dead_locks(PROJECT, STACK)
-            if self.left_behind:
-                self.say(f"stopped what an interrupted engine run left running: {', '.join(self.left_behind)}")
-            if self.locks_cleared:
-                self.say(f"removed {len(self.locks_cleared)} lock(s) on the Kubernetes layer's stack whose engine is "
+            left_behind = engine.stop_leftovers()
+            locks_cleared = engine.clear_dead_locks(PROJECT, STACK)
+            if left_behind:
+                self.say(f"stopped what an interrupted engine run left running: {', '.join(left_behind)}")
+            if locks_cleared:
+                self.say(f"removed {len(locks_cleared)} lock(s) on the Kubernetes layer's stack whose engine is "
                          "dead")
         stack = engine.stack(project=PROJECT, stack=STACK, program=program, work_dir=self.work_dir)
 

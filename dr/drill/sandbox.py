@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dr import process_tree
 from dr.core.durations import engine_margin_s
 from dr.core.plan import Plan
 from dr.core.resources import ResourcePlan
@@ -194,7 +195,7 @@ class Sandbox:
         """Kill production's etcd members by name (found by their data directory on the command line)."""
         for member in self.state.production_etcd:
             if member["name"] in names:
-                for pid in _pids_with_argument(str(member["data_dir"])):
+                for pid in process_tree.with_argument(str(member["data_dir"])):
                     _kill(pid)
 
     def _etcd_writer(self, client: str) -> None:
@@ -526,7 +527,7 @@ class Sandbox:
         for member in self.state.etcd_members:
             # By its data directory on its command line, never by the number in its pid file: after a
             # reboot that number may be any process's.
-            for pid in _pids_with_argument(str(member["data_dir"])):
+            for pid in process_tree.with_argument(str(member["data_dir"])):
                 _kill(pid)
 
     # -- after the rebuild -----------------------------------------------------------------
@@ -662,21 +663,6 @@ def _etcd_put(client: str, key: str, value: str) -> None:
     request = urllib.request.Request(f"{client}/v3/kv/put", data=body, method="POST")
     with urllib.request.urlopen(request, timeout=5):
         pass
-
-
-def _pids_with_argument(argument: str) -> list[int]:
-    """Processes (not zombies) one of whose command-line arguments is exactly `argument`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argument.encode() in args:
-            found.append(int(entry.name))
-    return found
 
 
 def _etcd_values(members: list[dict[str, Any]], prefix: str, *, decode: bool = True) -> list[Any]:

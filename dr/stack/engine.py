@@ -111,16 +111,12 @@ class Engine:
             if pid not in ours:
                 found.append((pid, process_tree.start_ticks(pid)))
         names = []
-        for process in found:
+        for pid, _ in found:
             try:
-                names.append(os.path.basename(os.readlink(f"/proc/{process[0]}/exe")))
+                names.append(os.path.basename(os.readlink(f"/proc/{pid}/exe")))
             except OSError:
-                names.append(str(process[0]))
-            process_tree.signal_if_same(process, signal.SIGTERM)
-        if not process_tree.wait_gone(found, 5.0):
-            for process in found:
-                process_tree.signal_if_same(process, signal.SIGKILL)
-            process_tree.wait_gone(found, 5.0)
+                names.append(str(pid))
+        process_tree.stop(found, 5.0)
         process_tree.reap(pid for pid, _ in found)
         return names
 
@@ -168,19 +164,14 @@ class Engine:
         are the command's descendants, recorded with their start times before any signal, so a plugin
         reparented after its engine died is still found, and a pid reused since is never signalled.
         Returns how many commands were running."""
-        commands = self.commands_running(work_dir)
-        plugins = [p for pid in commands for p in process_tree.descendants(pid)]
-        for pid in commands:
-            process_tree.signal_if_same((pid, process_tree.start_ticks(pid)), signal.SIGINT)
-        process_tree.wait_gone([(pid, process_tree.start_ticks(pid)) for pid in commands], grace_s)
-        for pid in commands:  # a command that would not cancel, and what it started since
-            plugins += process_tree.descendants(pid)
-            process_tree.signal_if_same((pid, process_tree.start_ticks(pid)), signal.SIGKILL)
-        for plugin in plugins:
-            process_tree.signal_if_same(plugin, signal.SIGTERM)
-        process_tree.wait_gone(plugins, 3.0)
-        for plugin in plugins:
-            process_tree.signal_if_same(plugin, signal.SIGKILL)
+        commands = [(pid, process_tree.start_ticks(pid)) for pid in self.commands_running(work_dir)]
+        plugins = [p for pid, _ in commands for p in process_tree.descendants(pid)]
+        for command in commands:
+            process_tree.signal_if_same(command, signal.SIGINT)
+        if not process_tree.wait_gone(commands, grace_s):
+            plugins += [p for pid, _ in commands for p in process_tree.descendants(pid)]  # started since
+            process_tree.stop(commands, 0.0, first=signal.SIGKILL)
+        process_tree.stop(list(dict.fromkeys(plugins)), 3.0)
         process_tree.reap(pid for pid, _ in plugins)  # the commands themselves: the Automation API waits for them
         return len(commands)
 
